@@ -1,0 +1,295 @@
+// Package config reads the original's config.yaml and secrets.yaml: the
+// settings of the Redis store, the local output files, the HTTP handlers and
+// the body templates, plus free-form data templates reach as configData.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+)
+
+// RootKey is the top-level key of both files.
+const RootKey = "cicdstatemgr"
+
+// Config is a parsed config.yaml with its secrets.yaml.
+type Config struct {
+	// Data is the whole cicdstatemgr block of config.yaml (templates see it as
+	// configData). Datasource credentials from the secrets are not in it.
+	Data *document.Map
+	// Secrets is the cicdstatemgr block of secrets.yaml (templates see it as
+	// secretData, in trigger headers only).
+	Secrets *document.Map
+	// datasources is config's datasources with the secrets' merged in.
+	datasources *document.Map
+}
+
+// Parse reads config.yaml and secrets.yaml texts. Secrets may be empty.
+func Parse(configYAML, secretsYAML []byte) (*Config, error) {
+	data, err := rootBlock(configYAML, "config.yaml")
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := rootBlock(secretsYAML, "secrets.yaml")
+	if err != nil {
+		return nil, err
+	}
+	ds := mapAt(data, "datasources")
+	sds := mapAt(secrets, "datasources")
+	merged, err := document.Merge(ds, sds)
+	if err != nil {
+		return nil, fmt.Errorf("secrets.yaml datasources: %w", err)
+	}
+	return &Config{Data: data, Secrets: secrets, datasources: merged}, nil
+}
+
+// Load reads both files from disk.
+func Load(configPath, secretsPath string) (*Config, error) {
+	c, err := os.ReadFile(configPath)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read config file: %w", err)
+	}
+	var s []byte
+	if secretsPath != "" {
+		s, err = os.ReadFile(secretsPath)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read secrets file: %w", err)
+		}
+	}
+	return Parse(c, s)
+}
+
+func rootBlock(text []byte, name string) (*document.Map, error) {
+	if len(strings.TrimSpace(string(text))) == 0 {
+		return document.NewMap(), nil
+	}
+	m, err := document.ParseYAMLMap(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	v, ok := m.Get(RootKey)
+	if !ok || v == nil {
+		return nil, fmt.Errorf("%s: missing the top-level key %q", name, RootKey)
+	}
+	block, ok := v.(*document.Map)
+	if !ok {
+		return nil, fmt.Errorf("%s: %q must be a map, not a %s", name, RootKey, document.TypeName(v))
+	}
+	return block, nil
+}
+
+func mapAt(m *document.Map, path string) *document.Map {
+	v, ok, _ := document.Lookup(m, path)
+	if mm, isMap := v.(*document.Map); ok && isMap {
+		return mm
+	}
+	return document.NewMap()
+}
+
+// MapAt returns the map at a dotted path of the config data (empty if absent).
+func (c *Config) MapAt(path string) *document.Map { return mapAt(c.Data, path) }
+
+// StringAt returns the string at a dotted path of the config data.
+func (c *Config) StringAt(path string) string {
+	v, ok, _ := document.Lookup(c.Data, path)
+	if !ok || v == nil {
+		return ""
+	}
+	if s, isStr := v.(string); isStr {
+		return s
+	}
+	return fmt.Sprint(v)
+}
+
+// SecretStringAt returns the string at a dotted path of the secrets.
+func (c *Config) SecretStringAt(path string) string {
+	v, ok, _ := document.Lookup(c.Secrets, path)
+	if !ok || v == nil {
+		return ""
+	}
+	if s, isStr := v.(string); isStr {
+		return s
+	}
+	return fmt.Sprint(v)
+}
+
+// Redis is the connection settings of the primary store.
+type Redis struct {
+	Addr                  string
+	DB                    int
+	Username, Password    string
+	TLS                   bool
+	TLSCAFile             string
+	TLSInsecureSkipVerify bool
+	TLSServerName         string
+	KeyPrefix             string
+	// TTL, when set, makes contexts expire that long after init.
+	TTL time.Duration
+}
+
+// Redis returns the redis datasource settings. It is an error when no redis
+// datasource is configured or another datasource is the primary: this
+// implementation keeps documents in Redis only.
+func (c *Config) Redis() (Redis, error) {
+	r, ok := c.datasources.GetMap("redis")
+	if !ok {
+		return Redis{}, fmt.Errorf("config.yaml: no datasources.redis block: a redis datasource is required")
+	}
+	for _, name := range c.datasources.Keys() {
+		ds, _ := c.datasources.GetMap(name)
+		if name != "redis" && ds != nil {
+			if p, _ := ds.Get("isPrimary"); p == true {
+				return Redis{}, fmt.Errorf("config.yaml: datasource %q is marked isPrimary, but only redis can be the primary store", name)
+			}
+		}
+	}
+	host := str(r, "host")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	port := str(r, "port")
+	if port == "" {
+		port = "6379"
+	}
+	out := Redis{
+		Addr:      host + ":" + port,
+		Username:  str(r, "username"),
+		Password:  str(r, "password"),
+		KeyPrefix: str(r, "keyPrefix"),
+	}
+	if db := str(r, "db"); db != "" {
+		n, err := strconv.Atoi(db)
+		if err != nil {
+			return Redis{}, fmt.Errorf("config.yaml: datasources.redis.db %q is not a number", db)
+		}
+		out.DB = n
+	}
+	if ttl := str(r, "ttl"); ttl != "" {
+		d, err := parseDuration(ttl)
+		if err != nil {
+			return Redis{}, fmt.Errorf("config.yaml: datasources.redis.ttl: %w", err)
+		}
+		out.TTL = d
+	}
+	if t, ok := r.GetMap("tls"); ok {
+		out.TLS = str(t, "enabled") != "false"
+		out.TLSCAFile = str(t, "caFile")
+		out.TLSInsecureSkipVerify = str(t, "insecureSkipVerify") == "true"
+		out.TLSServerName = str(t, "serverName")
+	} else if v, _ := r.Get("tls"); v == true {
+		out.TLS = true
+	}
+	return out, nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is neither seconds nor a duration like 72h", s)
+	}
+	return d, nil
+}
+
+func str(m *document.Map, k string) string {
+	v, ok := m.Get(k)
+	if !ok || v == nil {
+		return ""
+	}
+	if s, isStr := v.(string); isStr {
+		return s
+	}
+	return fmt.Sprint(v)
+}
+
+// LocalFile is a non-primary datasource: an output file the CLI writes.
+type LocalFile struct {
+	Kind            string // yamlfile, jsonfile, shellfile, idfile
+	Path            string
+	ExcludeKeyNames []string
+}
+
+// LocalFiles returns the local output files in config order. Relative paths
+// are resolved against baseDir (the CLI's working directory).
+func (c *Config) LocalFiles(baseDir string) ([]LocalFile, error) {
+	var out []LocalFile
+	for _, name := range c.datasources.Keys() {
+		if name == "redis" {
+			continue
+		}
+		ds, ok := c.datasources.GetMap(name)
+		if !ok {
+			continue
+		}
+		switch name {
+		case "yamlfile", "jsonfile", "shellfile", "idfile":
+		default:
+			return nil, fmt.Errorf("config.yaml: unknown datasource %q (known: redis, yamlfile, jsonfile, shellfile, idfile)", name)
+		}
+		p := str(ds, "path")
+		if p == "" {
+			return nil, fmt.Errorf("config.yaml: datasources.%s.path is required", name)
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(baseDir, p)
+		}
+		lf := LocalFile{Kind: name, Path: p}
+		if ex, ok := ds.Get("excludeKeyNames"); ok {
+			if l, isList := ex.([]any); isList {
+				for _, e := range l {
+					lf.ExcludeKeyNames = append(lf.ExcludeKeyNames, fmt.Sprint(e))
+				}
+			}
+		}
+		out = append(out, lf)
+	}
+	return out, nil
+}
+
+// SecretValues lists the secret strings, longest first, so that they can be
+// redacted from anything that leaves the process.
+func (c *Config) SecretValues() []string {
+	seen := map[string]bool{}
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch t := v.(type) {
+		case *document.Map:
+			t.Range(func(_ string, c any) bool { walk(c); return true })
+		case []any:
+			for _, e := range t {
+				walk(e)
+			}
+		case string:
+			if len(t) >= 4 && !seen[t] {
+				seen[t] = true
+				out = append(out, t)
+			}
+		case nil, bool:
+		default:
+			if s := fmt.Sprint(t); len(s) >= 4 && !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	walk(c.Secrets)
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// Redact replaces every secret value in s.
+func (c *Config) Redact(s string) string {
+	for _, v := range c.SecretValues() {
+		s = strings.ReplaceAll(s, v, "[REDACTED]")
+	}
+	return s
+}
