@@ -1,0 +1,104 @@
+// Command controller reconciles cicdstatemgr.dev/v1alpha1 CicdState
+// CustomRuns (see pkg/reconciler) and serves health and metrics.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	kubeclient "knative.dev/pkg/client/injection/kube/client"
+	"knative.dev/pkg/controller"
+	"knative.dev/pkg/injection"
+	"knative.dev/pkg/injection/sharedmain"
+	"knative.dev/pkg/logging"
+	"knative.dev/pkg/signals"
+	"knative.dev/pkg/system"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/reconciler"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/settings"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
+)
+
+func main() {
+	threads := flag.Int("threads", 8, "reconcile workers (CustomRuns processed in parallel)")
+	httpAddr := flag.String("http-addr", ":8090", "address of the HTTP server: /healthz, /readyz, /metrics, Slack interactions")
+	redisAddr := flag.String("redis-addr", "", "override datasources.redis host:port of config.yaml")
+	disableHA := flag.Bool("disable-ha", false, "run without leader election (single replica)")
+	cfg := injection.ParseAndGetRESTConfigOrDie()
+	// Defaults sized for hundreds of CustomRuns a minute: each run costs a
+	// status update and an event.
+	if cfg.QPS == 0 {
+		cfg.QPS = 50
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = 100
+	}
+	controller.DefaultThreadsPerController = *threads
+	if os.Getenv("SYSTEM_NAMESPACE") == "" {
+		os.Setenv("SYSTEM_NAMESPACE", "cicdstatemgr")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := reconciler.NewMetrics(reg)
+	templates := tmpl.New(tmpl.Options{})
+	src := settings.NewSource(func(st *store.Store, c *config.Config) *engine.Engine {
+		r := render.New(templates)
+		return &engine.Engine{Store: st, Renderer: r, Events: events.NewRunner(st, r, nil)}
+	})
+	if *redisAddr != "" {
+		src.StoreOptions = func(o *store.Options) { o.Addr = *redisAddr }
+	}
+
+	ctx := signals.NewContext()
+	if *disableHA {
+		ctx = sharedmain.WithHADisabled(ctx)
+	}
+	go serveHTTP(ctx, *httpAddr, reg, src)
+	sharedmain.MainWithConfig(ctx, reconciler.ControllerName, cfg, reconciler.NewController(reconciler.Options{
+		Source:  src,
+		Metrics: metrics,
+		Setup: func(ctx context.Context) error {
+			logger := logging.FromContext(ctx)
+			return src.Watch(ctx, kubeclient.Get(ctx), system.Namespace(), func(err error) {
+				logger.Errorw("configuration rejected", "error", err)
+			})
+		},
+	}))
+}
+
+func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, src *settings.Source) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if _, _, err := src.Current(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok"))
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Fatalf("http server on %s: %v", addr, err)
+	}
+}

@@ -1,0 +1,381 @@
+// Package engine runs the operations of cicdstatemgr (init, load, set, get,
+// generate, handle-event) on cicd context documents kept in the store. The
+// CLI and the CustomRun reconciler are thin front ends over it.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+)
+
+// Op names an operation.
+type Op string
+
+// The operations.
+const (
+	OpInit        Op = "init"
+	OpLoad        Op = "load"
+	OpSet         Op = "set"
+	OpGet         Op = "get"
+	OpGenerate    Op = "generate"
+	OpHandleEvent Op = "handle-event"
+)
+
+// Ops lists every operation, for messages.
+var Ops = []Op{OpInit, OpLoad, OpSet, OpGet, OpHandleEvent, OpGenerate}
+
+// ParseOp validates an operation name.
+func ParseOp(s string) (Op, error) {
+	for _, op := range Ops {
+		if string(op) == s {
+			return op, nil
+		}
+	}
+	names := make([]string, len(Ops))
+	for i, op := range Ops {
+		names[i] = string(op)
+	}
+	return "", Errorf(ReasonInvalidParams, "unknown op %q: use one of %s", s, strings.Join(names, ", "))
+}
+
+// Store is what the engine needs of the Redis store.
+type Store interface {
+	Get(ctx context.Context, id string) (*document.Map, error)
+	Put(ctx context.Context, id string, doc *document.Map, opts store.PutOptions) ([]byte, bool, error)
+	Update(ctx context.Context, id, opKey string, fn store.UpdateFunc) ([]byte, bool, error)
+}
+
+// EventInput is one handle-event call: the handlers of Pipeline's Event run
+// against Doc, mutating it in place.
+type EventInput struct {
+	ID       string
+	Doc      *document.Map
+	Config   *config.Config
+	Pipeline string
+	Event    string
+	Vars     []render.Var
+	// JournalKey scopes the side-effect journal: a handler's HTTP call is
+	// made once per JournalKey, however often the operation is retried.
+	JournalKey string
+}
+
+// EventRunner runs event handlers. It returns a JSON summary of what ran.
+type EventRunner interface {
+	HandleEvent(ctx context.Context, in EventInput) (handled string, err error)
+}
+
+// Engine runs operations.
+type Engine struct {
+	Store    Store
+	Renderer *render.Renderer
+	// Events runs handle-event; nil means handle-event is unavailable.
+	Events EventRunner
+	Log    *slog.Logger
+}
+
+// Event names a pipeline's event.
+type Event struct {
+	Pipeline, Name string
+}
+
+// ParseEvent parses "pipeline=event".
+func ParseEvent(s string) (*Event, error) {
+	parts := strings.Split(s, "=")
+	if len(parts) != 2 || strings.TrimSpace(parts[0]) == "" || strings.TrimSpace(parts[1]) == "" {
+		return nil, Errorf(ReasonInvalidParams, "event %q is not of the form pipeline=event", s)
+	}
+	return &Event{Pipeline: strings.TrimSpace(parts[0]), Name: strings.TrimSpace(parts[1])}, nil
+}
+
+// GetSpec is one value to read: Name is the result name, Expr the path.
+// Format "csv" prints a list as its items joined by commas.
+type GetSpec struct {
+	Name, Expr, Format string
+}
+
+// BaseLoader returns the text of a base file named in an app config.
+type BaseLoader func(name string) ([]byte, error)
+
+// Request is one operation.
+type Request struct {
+	Op     Op
+	ID     string
+	Config *config.Config
+
+	// init
+	CicdContext string
+	AppConfig   []byte
+	Bases       BaseLoader
+	TTL         time.Duration
+
+	// Sets are applied in order before the operation (all operations).
+	Sets  []document.Assignment
+	Gets  []GetSpec
+	Vars  []render.Var
+	Event *Event
+	// Generator is the path of the generator object.
+	Generator string
+	// OpKey makes the operation exactly-once: a second request with the same
+	// key applies nothing and returns the first outcome. Empty: no record.
+	OpKey string
+}
+
+// Result is one named output value.
+type Result struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Outcome is what an operation produced.
+type Outcome struct {
+	ID      string   `json:"id"`
+	Results []Result `json:"results,omitempty"`
+	// Handled is the JSON summary of the event handlers that ran.
+	Handled string `json:"handled,omitempty"`
+	// Replayed is true when the outcome was recorded by an earlier run.
+	Replayed bool `json:"-"`
+	// Doc is the document after the operation (nil when replayed).
+	Doc *document.Map `json:"-"`
+}
+
+// Result returns the value of the named result.
+func (o *Outcome) Result(name string) (string, bool) {
+	for _, r := range o.Results {
+		if r.Name == name {
+			return r.Value, true
+		}
+	}
+	return "", false
+}
+
+// Do runs one operation.
+func (e *Engine) Do(ctx context.Context, req Request) (*Outcome, error) {
+	if strings.TrimSpace(req.ID) == "" {
+		return nil, Errorf(ReasonInvalidParams, "an id is required for %s", req.Op)
+	}
+	if req.Config == nil {
+		return nil, Errorf(ReasonInvalidConfig, "no configuration loaded")
+	}
+	if req.Event != nil && e.Events == nil {
+		return nil, Errorf(ReasonInvalidParams, "handle-event is not supported by this build")
+	}
+	var out *Outcome
+	var err error
+	switch req.Op {
+	case OpInit:
+		out, err = e.init(ctx, req)
+	case OpLoad, OpSet, OpHandleEvent:
+		if req.Op == OpHandleEvent && req.Event == nil {
+			return nil, Errorf(ReasonInvalidParams, "handle-event needs an event (pipeline=event)")
+		}
+		out, err = e.update(ctx, req, nil)
+	case OpGet:
+		out, err = e.get(ctx, req)
+	case OpGenerate:
+		if strings.TrimSpace(req.Generator) == "" {
+			return nil, Errorf(ReasonInvalidParams, "generate needs the path of a generator object")
+		}
+		out, err = e.update(ctx, req, e.generate)
+	default:
+		_, err = ParseOp(string(req.Op))
+	}
+	if err != nil {
+		return nil, AsError(err, ReasonInvalidParams)
+	}
+	return out, nil
+}
+
+func (e *Engine) log() *slog.Logger {
+	if e.Log == nil {
+		return slog.Default()
+	}
+	return e.Log
+}
+
+func newJournalKey(opKey string) string {
+	if opKey != "" {
+		return opKey
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "cli-" + hex.EncodeToString(b[:])
+}
+
+// applySets applies assignments in order.
+func applySets(doc *document.Map, sets []document.Assignment) error {
+	for _, a := range sets {
+		if err := document.SetPath(doc, a.Path, a.Value); err != nil {
+			return Errorf(ReasonInvalidParams, "set %s: %v", a.Path, err)
+		}
+	}
+	return nil
+}
+
+// runEvent runs the event handlers against doc when the request has an event.
+func (e *Engine) runEvent(ctx context.Context, req Request, doc *document.Map, journalKey string) (string, error) {
+	if req.Event == nil {
+		return "", nil
+	}
+	return e.Events.HandleEvent(ctx, EventInput{
+		ID: req.ID, Doc: doc, Config: req.Config, Pipeline: req.Event.Pipeline, Event: req.Event.Name,
+		Vars: req.Vars, JournalKey: journalKey,
+	})
+}
+
+// update is load, set, handle-event and generate: read-modify-write of an
+// existing document under the store's optimistic concurrency. extra runs
+// after the sets (generate).
+func (e *Engine) update(ctx context.Context, req Request, extra func(context.Context, Request, *document.Map) error) (*Outcome, error) {
+	journalKey := newJournalKey(req.OpKey)
+	var final *document.Map
+	result, replayed, err := e.Store.Update(ctx, req.ID, req.OpKey, func(doc *document.Map) (bool, []byte, error) {
+		if err := applySets(doc, req.Sets); err != nil {
+			return false, nil, err
+		}
+		if extra != nil {
+			if err := extra(ctx, req, doc); err != nil {
+				return false, nil, err
+			}
+		}
+		handled, err := e.runEvent(ctx, req, doc, journalKey)
+		if err != nil {
+			return false, nil, err
+		}
+		out := &Outcome{ID: req.ID, Handled: handled}
+		if req.Event != nil {
+			out.Results = append(out.Results, Result{Name: "handled", Value: handled})
+		}
+		final = doc
+		b, err := json.Marshal(out)
+		return true, b, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return decodeOutcome(result, replayed, final)
+}
+
+func decodeOutcome(result []byte, replayed bool, doc *document.Map) (*Outcome, error) {
+	out := &Outcome{}
+	if len(result) > 0 {
+		if err := json.Unmarshal(result, out); err != nil {
+			return nil, fmt.Errorf("stored operation record is unreadable: %w", err)
+		}
+	}
+	out.Replayed = replayed
+	out.Doc = doc
+	return out, nil
+}
+
+// get reads values. With sets it is a read-modify-write; without, a read.
+func (e *Engine) get(ctx context.Context, req Request) (*Outcome, error) {
+	compute := func(doc *document.Map) (*Outcome, error) {
+		out := &Outcome{ID: req.ID, Doc: doc}
+		for _, g := range req.Gets {
+			v, err := e.getFormatted(doc, req.Config, g, req.Vars)
+			if err != nil {
+				return nil, err
+			}
+			out.Results = append(out.Results, Result{Name: g.Name, Value: v})
+		}
+		return out, nil
+	}
+	if len(req.Sets) == 0 && req.OpKey == "" {
+		doc, err := e.Store.Get(ctx, req.ID)
+		if err != nil {
+			return nil, err
+		}
+		return compute(doc)
+	}
+	var final *document.Map
+	result, replayed, err := e.Store.Update(ctx, req.ID, req.OpKey, func(doc *document.Map) (bool, []byte, error) {
+		if err := applySets(doc, req.Sets); err != nil {
+			return false, nil, err
+		}
+		out, err := compute(doc)
+		if err != nil {
+			return false, nil, err
+		}
+		final = doc
+		b, err := json.Marshal(out)
+		return len(req.Sets) > 0, b, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return decodeOutcome(result, replayed, final)
+}
+
+// GetValue evaluates one get expression the original's way (§1.5, with the
+// output formats of design §3.4): a string is rendered as a template, a
+// number or boolean prints as JSON, maps and lists as JSON with Python's
+// separators, a missing or null value as "".
+func (e *Engine) GetValue(doc *document.Map, cfg *config.Config, expr string, vars []render.Var) (string, error) {
+	p, err := document.ParsePath(expr)
+	if err != nil {
+		return "", Errorf(ReasonInvalidParams, "get %q: %v", expr, err)
+	}
+	v, ok := p.Value(doc)
+	if !ok || v == nil {
+		return "", nil
+	}
+	s, isString := v.(string)
+	if !isString {
+		return FormatValue(v), nil
+	}
+	if s == "" {
+		return "", nil
+	}
+	tctx, err := render.Context(doc, cfg.Data, vars)
+	if err != nil {
+		return "", Errorf(ReasonInvalidParams, "%v", err)
+	}
+	out, err := e.Renderer.Render(s, tctx)
+	if err != nil {
+		return "", AsError(fmt.Errorf("get %s: %w", expr, err), ReasonTemplateError)
+	}
+	return out, nil
+}
+
+func (e *Engine) getFormatted(doc *document.Map, cfg *config.Config, g GetSpec, vars []render.Var) (string, error) {
+	if g.Format == "csv" {
+		if v, ok, err := document.Lookup(doc, g.Expr); err == nil && ok {
+			if l, isList := v.([]any); isList {
+				items := make([]string, len(l))
+				for i, it := range l {
+					items[i] = FormatValue(it)
+				}
+				return strings.Join(items, ","), nil
+			}
+		}
+	}
+	return e.GetValue(doc, cfg, g.Expr, vars)
+}
+
+// FormatValue prints a non-string value for --get and results.
+func FormatValue(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return t
+	case bool:
+		if t {
+			return "true"
+		}
+		return "false"
+	default:
+		return document.MustJSON(t, document.PythonJSON)
+	}
+}

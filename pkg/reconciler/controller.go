@@ -1,0 +1,54 @@
+package reconciler
+
+import (
+	"context"
+
+	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun"
+	customrunreconciler "github.com/tektoncd/pipeline/pkg/client/injection/reconciler/pipeline/v1beta1/customrun"
+	tkncontroller "github.com/tektoncd/pipeline/pkg/controller"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+	kubeclient "knative.dev/pkg/client/injection/kube/client"
+	"knative.dev/pkg/configmap"
+	"knative.dev/pkg/controller"
+	"knative.dev/pkg/injection"
+)
+
+// ControllerName is the agent name on events and the leader-election lease.
+const ControllerName = "cicdstatemgr-controller"
+
+// Options configure NewController.
+type Options struct {
+	Source  EngineSource
+	Metrics *Metrics
+	Clock   clock.PassiveClock
+	// Setup runs once with the controller's context before informers start
+	// (the config watcher starts here).
+	Setup func(ctx context.Context) error
+}
+
+// NewController returns the constructor sharedmain runs.
+func NewController(o Options) injection.ControllerConstructor {
+	return func(ctx context.Context, _ configmap.Watcher) *controller.Impl {
+		if o.Setup != nil {
+			if err := o.Setup(ctx); err != nil {
+				panic(err)
+			}
+		}
+		clk := o.Clock
+		if clk == nil {
+			clk = clock.RealClock{}
+		}
+		r := &Reconciler{Clock: clk, Source: o.Source, KubeClient: kubeclient.Get(ctx), Metrics: o.Metrics}
+		impl := customrunreconciler.NewImpl(ctx, r, func(*controller.Impl) controller.Options {
+			return controller.Options{AgentName: ControllerName}
+		})
+		if _, err := customruninformer.Get(ctx).Informer().AddEventHandler(cache.FilteringResourceEventHandler{
+			FilterFunc: tkncontroller.FilterCustomRunRef(APIVersion, Kind),
+			Handler:    controller.HandleAll(impl.Enqueue),
+		}); err != nil {
+			panic(err)
+		}
+		return impl
+	}
+}

@@ -1,0 +1,47 @@
+package reconciler
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+)
+
+// Metrics are the controller's Prometheus metrics. A nil *Metrics records
+// nothing, which keeps tests free of registries.
+type Metrics struct {
+	ops         *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	redisErrors prometheus.Counter
+}
+
+// NewMetrics registers the metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cicdstatemgr_ops_total", Help: "Operations run, by op and outcome (succeeded, failed, transient).",
+		}, []string{"op", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cicdstatemgr_op_duration_seconds", Help: "Time to run one operation against Redis and endpoints.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"op"}),
+		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cicdstatemgr_redis_errors_total", Help: "Operations that failed because Redis was unreachable.",
+		}),
+	}
+	reg.MustRegister(m.ops, m.duration, m.redisErrors)
+	return m
+}
+
+func (m *Metrics) observe(op, outcome string, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.ops.WithLabelValues(op, outcome).Inc()
+	m.duration.WithLabelValues(op).Observe(d.Seconds())
+	if errors.Is(err, store.ErrUnavailable) {
+		m.redisErrors.Inc()
+	}
+}

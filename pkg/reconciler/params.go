@@ -1,0 +1,233 @@
+package reconciler
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
+)
+
+// Param names of the CustomRun contract (design.md §2).
+const (
+	ParamOp           = "op"
+	ParamID           = "id"
+	ParamCicdContext  = "cicd-context"
+	ParamAppConfig    = "app-config"
+	ParamAppConfigRef = "app-config-ref"
+	ParamBasesRef     = "bases-ref"
+	ParamSet          = "set"
+	ParamSetYAML      = "set-yaml"
+	ParamGet          = "get"
+	ParamTmplCtxVar   = "tmpl-ctx-var"
+	ParamEvent        = "event"
+	ParamGenerator    = "generator"
+	ParamTTL          = "ttl"
+)
+
+var stringParams = map[string]bool{
+	ParamOp: true, ParamID: true, ParamCicdContext: true, ParamAppConfig: true, ParamAppConfigRef: true,
+	ParamBasesRef: true, ParamEvent: true, ParamGenerator: true, ParamTTL: true,
+}
+
+var arrayParams = map[string]bool{ParamSet: true, ParamSetYAML: true, ParamGet: true, ParamTmplCtxVar: true}
+
+// ResultID is always written; ResultHandled for handle-event.
+const (
+	ResultID      = "id"
+	ResultHandled = "handled"
+)
+
+// resultName is what Tekton accepts as a result name.
+var resultName = regexp.MustCompile(`^[a-zA-Z0-9][-a-zA-Z0-9_.]*$`)
+
+// params is a validated set of CustomRun params.
+type params struct {
+	op           engine.Op
+	id           string
+	cicdContext  string
+	appConfig    string
+	appConfigRef *configMapKeyRef
+	basesRef     string
+	sets         []document.Assignment
+	gets         []getEntry
+	vars         []render.Var
+	event        *engine.Event
+	generator    string
+	ttl          string
+}
+
+type getEntry struct {
+	name, expr, format string
+}
+
+type configMapKeyRef struct {
+	name, key string
+}
+
+func invalid(format string, args ...any) error {
+	return engine.Errorf(engine.ReasonInvalidParams, format, args...)
+}
+
+// parseParams validates the params of a CustomRun. Every problem is a
+// permanent InvalidParams error that names the param.
+func parseParams(run *v1beta1.CustomRun) (*params, error) {
+	byName := map[string]v1beta1.ParamValue{}
+	for _, p := range run.Spec.Params {
+		switch {
+		case stringParams[p.Name]:
+			if p.Value.Type == v1beta1.ParamTypeArray || p.Value.Type == v1beta1.ParamTypeObject {
+				return nil, invalid("param %q must be a string", p.Name)
+			}
+		case arrayParams[p.Name]:
+			if p.Value.Type == v1beta1.ParamTypeObject {
+				return nil, invalid("param %q must be an array of strings", p.Name)
+			}
+		default:
+			return nil, invalid("unknown param %q (known: op, id, cicd-context, app-config, app-config-ref, bases-ref, set, set-yaml, get, tmpl-ctx-var, event, generator, ttl)", p.Name)
+		}
+		byName[p.Name] = p.Value
+	}
+	str := func(n string) string { return strings.TrimSpace(byName[n].StringVal) }
+	list := func(n string) []string {
+		v := byName[n]
+		if v.Type == v1beta1.ParamTypeString && v.StringVal != "" {
+			// a single string is accepted as a one-item array
+			return []string{v.StringVal}
+		}
+		return v.ArrayVal
+	}
+
+	if _, ok := byName[ParamOp]; !ok {
+		return nil, invalid("param %q is required: one of init, load, set, get, handle-event, generate", ParamOp)
+	}
+	op, err := engine.ParseOp(str(ParamOp))
+	if err != nil {
+		return nil, err
+	}
+	p := &params{op: op, id: str(ParamID), cicdContext: str(ParamCicdContext), appConfig: byName[ParamAppConfig].StringVal,
+		basesRef: str(ParamBasesRef), generator: str(ParamGenerator), ttl: str(ParamTTL)}
+	if p.id == "" {
+		return nil, invalid("param %q is required and must not be empty", ParamID)
+	}
+	if err := p.parseAppConfig(str(ParamAppConfigRef)); err != nil {
+		return nil, err
+	}
+	if p.sets, err = parseSetParams(list(ParamSet), list(ParamSetYAML)); err != nil {
+		return nil, err
+	}
+	if p.gets, err = parseGets(list(ParamGet)); err != nil {
+		return nil, err
+	}
+	if p.vars, err = render.ParseVars(list(ParamTmplCtxVar)); err != nil {
+		return nil, invalid("param %q: %v", ParamTmplCtxVar, err)
+	}
+	if ev := str(ParamEvent); ev != "" {
+		if p.event, err = engine.ParseEvent(ev); err != nil {
+			return nil, invalid("param %q: %v", ParamEvent, err)
+		}
+	}
+	return p, p.checkOpNeeds()
+}
+
+func (p *params) parseAppConfig(ref string) error {
+	if ref == "" {
+		return nil
+	}
+	parts := strings.Split(ref, "/")
+	if len(parts) != 3 || parts[0] != "configmap" || parts[1] == "" || parts[2] == "" {
+		return invalid("param %q must be configmap/<name>/<key>, got %q", ParamAppConfigRef, ref)
+	}
+	if p.appConfig != "" {
+		return invalid("give either %q or %q, not both", ParamAppConfig, ParamAppConfigRef)
+	}
+	p.appConfigRef = &configMapKeyRef{name: parts[1], key: parts[2]}
+	return nil
+}
+
+func (p *params) checkOpNeeds() error {
+	switch p.op {
+	case engine.OpInit:
+		if p.appConfig == "" && p.appConfigRef == nil {
+			return invalid("op init needs param %q (inline YAML) or %q (configmap/<name>/<key>)", ParamAppConfig, ParamAppConfigRef)
+		}
+	case engine.OpGet:
+		if len(p.gets) == 0 {
+			return invalid("op get needs param %q: an array of result-name=path", ParamGet)
+		}
+	case engine.OpHandleEvent:
+		if p.event == nil {
+			return invalid("op handle-event needs param %q: pipeline=event", ParamEvent)
+		}
+	case engine.OpGenerate:
+		if p.generator == "" {
+			return invalid("op generate needs param %q: the path of a generator object", ParamGenerator)
+		}
+	}
+	if p.op != engine.OpGet && len(p.gets) > 0 {
+		return invalid("param %q is only for op get", ParamGet)
+	}
+	return nil
+}
+
+// parseSetParams parses `set` (values stored as strings, no '|' splitting)
+// then `set-yaml` (values parsed as YAML or JSON).
+func parseSetParams(sets, setYAML []string) ([]document.Assignment, error) {
+	var out []document.Assignment
+	for i, s := range sets {
+		a, err := document.ParseAssignment(s, true)
+		if err != nil {
+			return nil, invalid("param %q item %d: %v", ParamSet, i, err)
+		}
+		out = append(out, a)
+	}
+	for i, s := range setYAML {
+		a, err := document.ParseAssignment(s, true)
+		if err != nil {
+			return nil, invalid("param %q item %d: %v", ParamSetYAML, i, err)
+		}
+		v, err := document.ParseYAML([]byte(a.Value.(string)))
+		if err != nil {
+			return nil, invalid("param %q item %d (%s): %v", ParamSetYAML, i, a.Path, err)
+		}
+		a.Value = v
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// parseGets parses `result-name=path` entries; `result-name:csv=path` joins
+// a list with commas instead of printing it as JSON.
+func parseGets(items []string) ([]getEntry, error) {
+	seen := map[string]bool{ResultID: true}
+	var out []getEntry
+	for i, it := range items {
+		name, expr, ok := strings.Cut(it, "=")
+		name, expr = strings.TrimSpace(name), strings.TrimSpace(expr)
+		if !ok || name == "" || expr == "" {
+			return nil, invalid("param %q item %d: %q is not of the form result-name=path", ParamGet, i, it)
+		}
+		format := ""
+		if n, f, has := strings.Cut(name, ":"); has {
+			name, format = n, f
+			if format != "csv" && format != "json" {
+				return nil, invalid("param %q item %d: unknown format %q (use csv or json)", ParamGet, i, format)
+			}
+		}
+		if !resultName.MatchString(name) {
+			return nil, invalid("param %q item %d: %q is not a valid result name", ParamGet, i, name)
+		}
+		if seen[name] {
+			return nil, invalid("param %q item %d: result %q is given twice (or is the reserved result %q)", ParamGet, i, name, ResultID)
+		}
+		seen[name] = true
+		out = append(out, getEntry{name: name, expr: expr, format: format})
+	}
+	return out, nil
+}
+
+func (g getEntry) String() string { return fmt.Sprintf("%s=%s", g.name, g.expr) }

@@ -1,0 +1,118 @@
+// Package render builds the template contexts of the original (the document,
+// configData and tmpl-ctx-vars, §5.2) and renders values against them, so
+// that operations and event handlers see exactly the same variables.
+package render
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
+)
+
+// Var is one tmpl-ctx-var: Key is a dotted path in the template context,
+// Expr a path into the document or, when it matches nothing, a literal.
+type Var struct {
+	Key, Expr string
+}
+
+// ParseVars parses "K=V" items, splitting on the first '='.
+func ParseVars(items []string) ([]Var, error) {
+	out := make([]Var, 0, len(items))
+	for _, it := range items {
+		k, v, ok := strings.Cut(it, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("tmpl-ctx-var %q is not of the form key=value", it)
+		}
+		out = append(out, Var{Key: strings.TrimSpace(k), Expr: v})
+	}
+	return out, nil
+}
+
+// Resolve evaluates a tmpl-ctx-var expression against the document: a path
+// that matches gives the matched value (several matches give a list), a path
+// that does not parse or matches nothing is taken literally.
+func (v Var) Resolve(doc *document.Map) any {
+	p, err := document.ParsePath(v.Expr)
+	if err != nil {
+		return v.Expr
+	}
+	if val, ok := p.Value(doc); ok {
+		return val
+	}
+	return v.Expr
+}
+
+// Renderer renders templates of a document.
+type Renderer struct {
+	Env *tmpl.Env
+}
+
+// New returns a Renderer over env.
+func New(env *tmpl.Env) *Renderer { return &Renderer{Env: env} }
+
+// Context is the template context of §5.2: a deep copy of the document, the
+// config data as configData, and the tmpl-ctx-vars on top. Only truthy var
+// values are set, as in the original (a falsy one leaves its key undefined).
+func Context(doc, configData *document.Map, vars []Var) (*document.Map, error) {
+	ctx := document.CloneMap(doc)
+	if configData != nil {
+		ctx.Set("configData", configData)
+	}
+	for _, v := range vars {
+		val := v.Resolve(doc)
+		if !document.Truthy(val) {
+			continue
+		}
+		if s, ok := val.(string); ok {
+			val = strings.TrimSpace(s)
+		} else {
+			val = document.Clone(val)
+		}
+		if err := document.SetPath(ctx, v.Key, val); err != nil {
+			return nil, fmt.Errorf("tmpl-ctx-var %q: %w", v.Key, err)
+		}
+	}
+	return ctx, nil
+}
+
+// Render renders src against ctx.
+func (r *Renderer) Render(src string, ctx *document.Map) (string, error) {
+	return r.Env.Render(src, ctx)
+}
+
+// Condition renders an `if` value the way the original does: a render error
+// counts as blank (the original's blankOnError), and blank means false.
+// strip says whether surrounding whitespace is ignored.
+func (r *Renderer) Condition(src string, ctx *document.Map, strip bool) (bool, error) {
+	out, err := r.Env.Render(src, ctx)
+	if err != nil {
+		return false, err
+	}
+	if strip {
+		out = strings.TrimSpace(out)
+	}
+	return out != "", nil
+}
+
+// RenderAny renders a config value that should be a template: strings are
+// rendered, other scalars are turned into their text first (the original
+// str()-s trigger args and headers), nil renders as "".
+func (r *Renderer) RenderAny(v any, ctx *document.Map) (string, error) {
+	switch t := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return r.Env.Render(t, ctx)
+	case bool:
+		if t {
+			return r.Env.Render("True", ctx)
+		}
+		return r.Env.Render("False", ctx)
+	case int, float64:
+		return document.MustJSON(t, document.JSONStyle{}), nil
+	default:
+		return r.Env.Render(document.MustJSON(t, document.PythonJSON), ctx)
+	}
+}

@@ -1,0 +1,73 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+)
+
+// benchDoc is a context whose state holds about size bytes of JSON in entries of ~100
+// bytes (a realistic shape: many small values, not one big string).
+func benchDoc(size int) *document.Map {
+	state := document.NewMap()
+	state.Set("counter", 0)
+	entries := document.NewMap()
+	for i := 0; i*100 < size; i++ {
+		e := document.NewMap()
+		e.Set("name", fmt.Sprintf("step-%06d", i))
+		e.Set("status", "Succeeded")
+		e.Set("url", fmt.Sprintf("https://ci.example.com/runs/%06d/logs", i))
+		entries.Set(fmt.Sprintf("k%06d", i), e)
+	}
+	state.Set("entries", entries)
+	d := document.NewMap()
+	d.Set("cicdContextDataId", "bench")
+	d.Set("state", state)
+	return d
+}
+
+func benchStore(b *testing.B, size int) *store.Store {
+	st := newStore(b, opts(b, srv))
+	doc := benchDoc(size)
+	raw, _ := document.MarshalJSON(doc, document.JSONStyle{})
+	if _, _, err := st.Put(context.Background(), "bench", doc, store.PutOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ResetTimer()
+	return st
+}
+
+func benchUpdate(b *testing.B, size int) {
+	st := benchStore(b, size)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		_, _, err := st.Update(ctx, "bench", "", func(d *document.Map) (bool, []byte, error) {
+			s, _ := d.GetMap("state")
+			c, _ := s.Get("counter")
+			s.Set("counter", c.(int)+1)
+			return true, nil, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchGet(b *testing.B, size int) {
+	st := benchStore(b, size)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		if _, err := st.Get(ctx, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUpdate1KB(b *testing.B) { benchUpdate(b, 1<<10) }
+func BenchmarkUpdate1MB(b *testing.B) { benchUpdate(b, 1<<20) }
+func BenchmarkGet1KB(b *testing.B)    { benchGet(b, 1<<10) }
+func BenchmarkGet1MB(b *testing.B)    { benchGet(b, 1<<20) }

@@ -1,0 +1,555 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+)
+
+// DocKey is the Redis key of the document of id.
+func (s *Store) DocKey(id string) string { return s.prefix + ":ctx:" + id }
+
+// OpKey is the Redis key of the op record of opKey.
+func (s *Store) OpKey(opKey string) string { return s.prefix + ":op:" + opKey }
+
+// ClaimKey is the Redis key of the claim of key.
+func (s *Store) ClaimKey(key string) string { return s.prefix + ":claim:" + key }
+
+func checkID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty cicd context id", ErrInvalidKey)
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("%w: cicd context id is %d bytes long, at most %d allowed", ErrInvalidKey, len(id), MaxIDLen)
+	}
+	return nil
+}
+
+func checkOpKey(kind, k string) error {
+	switch {
+	case k == "":
+		return fmt.Errorf("%w: empty %s", ErrInvalidKey, kind)
+	case len(k) > MaxOpKeyLen:
+		return fmt.Errorf("%w: %s is %d bytes long, at most %d allowed", ErrInvalidKey, kind, len(k), MaxOpKeyLen)
+	}
+	return nil
+}
+
+func (s *Store) notFound(id string) error {
+	return fmt.Errorf("%w: id %q (Redis key %s at %s)", ErrNotFound, id, s.DocKey(id), s.addr)
+}
+
+// decode parses a stored document.
+func (s *Store) decode(key string, data []byte) (*document.Map, error) {
+	v, err := document.ParseJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Redis key %s at %s: %v", ErrMalformed, key, s.addr, err)
+	}
+	m, ok := v.(*document.Map)
+	if !ok {
+		return nil, fmt.Errorf("%w: Redis key %s at %s holds a JSON %s, not an object",
+			ErrMalformed, key, s.addr, document.TypeName(v))
+	}
+	return m, nil
+}
+
+func encode(id string, doc *document.Map) ([]byte, error) {
+	if doc == nil {
+		return nil, fmt.Errorf("store: nil document for cicd context %q", id)
+	}
+	b, err := document.MarshalJSON(doc, document.JSONStyle{})
+	if err != nil {
+		return nil, fmt.Errorf("store: encoding cicd context %q: %w", id, err)
+	}
+	return b, nil
+}
+
+// Get reads the document of id: ErrNotFound when it does not exist. One GET of one key,
+// so never a half-written document.
+func (s *Store) Get(ctx context.Context, id string) (*document.Map, error) {
+	data, err := s.GetRaw(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.decode(s.DocKey(id), data)
+}
+
+// GetRaw reads the stored JSON of id without decoding it.
+func (s *Store) GetRaw(ctx context.Context, id string) ([]byte, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	key := s.DocKey(id)
+	data, err := s.rdb.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, s.notFound(id)
+	}
+	if err != nil {
+		return nil, s.wrap(err, "GET", key)
+	}
+	return data, nil
+}
+
+// PutOptions tune Put.
+type PutOptions struct {
+	// TTL expires the document after this long; 0 keeps it forever. Later Updates keep
+	// the TTL.
+	TTL time.Duration
+	// OpKey makes the Put exactly-once: when the op record exists nothing is written and
+	// its stored result is returned with replayed=true; otherwise the document and the
+	// op record (= Result, kept for DoneTTL) are written atomically.
+	OpKey  string
+	Result []byte
+}
+
+// Put writes (creates or replaces) the document of id; see PutOptions. Without OpKey
+// it returns (nil, false, err).
+func (s *Store) Put(ctx context.Context, id string, doc *document.Map, o PutOptions) (result []byte, replayed bool, err error) {
+	if err := checkID(id); err != nil {
+		return nil, false, err
+	}
+	if o.TTL < 0 || (o.TTL > 0 && o.TTL < time.Millisecond) {
+		return nil, false, fmt.Errorf("store: invalid TTL %v (0, or at least 1ms)", o.TTL)
+	}
+	if o.OpKey != "" {
+		if err := checkOpKey("op key", o.OpKey); err != nil {
+			return nil, false, err
+		}
+	}
+	data, err := encode(id, doc)
+	if err != nil {
+		return nil, false, err
+	}
+	key := s.DocKey(id)
+	if o.OpKey == "" {
+		if err := s.rdb.Set(ctx, key, data, o.TTL).Err(); err != nil {
+			return nil, false, s.wrap(err, "SET", key)
+		}
+		return nil, false, nil
+	}
+	opKey := s.OpKey(o.OpKey)
+	res := o.Result
+	if res == nil {
+		res = []byte{}
+	}
+	for attempt := 0; ; attempt++ {
+		var prev []byte
+		var found bool
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			b, err := tx.Get(ctx, opKey).Bytes()
+			if err == nil {
+				prev, found = b, true
+				return nil
+			}
+			if !errors.Is(err, redis.Nil) {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, data, o.TTL)
+				p.Set(ctx, opKey, res, s.ttl)
+				return nil
+			})
+			return err
+		}, opKey)
+		switch {
+		case err == nil && found:
+			return prev, true, nil
+		case err == nil:
+			return res, false, nil
+		case errors.Is(err, redis.TxFailedErr):
+			if err := backoff(ctx, attempt); err != nil {
+				return nil, false, s.wrap(err, "PUT", key)
+			}
+		default:
+			return nil, false, s.wrap(err, "PUT", key)
+		}
+	}
+}
+
+// UpdateFunc mutates doc in place and says whether it changed it; result is stored as
+// the op record of an exactly-once Update. It may run several times (once per attempt),
+// always on a freshly read document, so it must not have effects beyond doc.
+type UpdateFunc func(doc *document.Map) (changed bool, result []byte, err error)
+
+// fnError carries the error of an UpdateFunc out of the transaction unchanged.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+
+// Update atomically reads, modifies (fn) and writes the document of id, retrying lost
+// races (with jittered backoff) until ctx ends. The document keeps its TTL.
+//
+// With opKey != "", the update is exactly-once: if the op record exists, fn is not
+// called and its stored result is returned with replayed=true; otherwise the document
+// (if changed) and the op record (= fn's result, kept for DoneTTL) are written in one
+// transaction. A missing document is ErrNotFound (fn not called); fn's error is returned
+// as is and nothing is written.
+func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (result []byte, replayed bool, err error) {
+	if err := checkID(id); err != nil {
+		return nil, false, err
+	}
+	if opKey != "" {
+		if err := checkOpKey("op key", opKey); err != nil {
+			return nil, false, err
+		}
+	}
+	key := s.DocKey(id)
+	keys := []string{key}
+	var opK string
+	if opKey != "" {
+		opK = s.OpKey(opKey)
+		keys = append(keys, opK)
+	}
+	for attempt := 0; ; attempt++ {
+		var res []byte
+		var replay bool
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			var opCmd *redis.StringCmd
+			var docCmd *redis.StringCmd
+			_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+				if opK != "" {
+					opCmd = p.Get(ctx, opK)
+				}
+				docCmd = p.Get(ctx, key)
+				return nil
+			})
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			if opCmd != nil {
+				b, err := opCmd.Bytes()
+				if err == nil {
+					res, replay = b, true
+					return nil
+				}
+				if !errors.Is(err, redis.Nil) {
+					return err
+				}
+			}
+			data, err := docCmd.Bytes()
+			if errors.Is(err, redis.Nil) {
+				return s.notFound(id)
+			}
+			if err != nil {
+				return err
+			}
+			doc, err := s.decode(key, data)
+			if err != nil {
+				return err
+			}
+			changed, r, err := fn(doc)
+			if err != nil {
+				return fnError{err}
+			}
+			res = r
+			var enc []byte
+			if changed {
+				if enc, err = encode(id, doc); err != nil {
+					return err
+				}
+			}
+			if opK == "" && !changed {
+				return nil
+			}
+			if opK != "" && r == nil {
+				r = []byte{}
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				if changed {
+					p.SetArgs(ctx, key, enc, redis.SetArgs{KeepTTL: true})
+				}
+				if opK != "" {
+					p.Set(ctx, opK, r, s.ttl)
+				}
+				return nil
+			})
+			return err
+		}, keys...)
+		var fe fnError
+		switch {
+		case err == nil:
+			return res, replay, nil
+		case errors.As(err, &fe):
+			return nil, false, fe.err
+		case errors.Is(err, ErrNotFound), errors.Is(err, ErrMalformed):
+			return nil, false, err
+		case errors.Is(err, redis.TxFailedErr):
+			if err := backoff(ctx, attempt); err != nil {
+				return nil, false, s.wrap(err, "UPDATE", key)
+			}
+		default:
+			return nil, false, s.wrap(err, "UPDATE", key)
+		}
+	}
+}
+
+// backoff sleeps a random duration in [0, min(25ms, 0.5ms<<attempt)] (full jitter), or
+// returns ctx's error.
+func backoff(ctx context.Context, attempt int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ceiling := 25 * time.Millisecond
+	if attempt < 6 {
+		ceiling = min(ceiling, 500*time.Microsecond<<attempt)
+	}
+	d := rand.N(ceiling + 1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// OpResult reads the op record of opKey: (result, true, nil) when it exists.
+func (s *Store) OpResult(ctx context.Context, opKey string) ([]byte, bool, error) {
+	if err := checkOpKey("op key", opKey); err != nil {
+		return nil, false, err
+	}
+	k := s.OpKey(opKey)
+	b, err := s.rdb.Get(ctx, k).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, s.wrap(err, "GET", k)
+	}
+	return b, true, nil
+}
+
+// SetOpResult records result for opKey (kept for DoneTTL), overwriting any record.
+func (s *Store) SetOpResult(ctx context.Context, opKey string, result []byte) error {
+	if err := checkOpKey("op key", opKey); err != nil {
+		return err
+	}
+	if result == nil {
+		result = []byte{}
+	}
+	k := s.OpKey(opKey)
+	return s.wrap(s.rdb.Set(ctx, k, result, s.ttl).Err(), "SET", k)
+}
+
+// SetOpResultNX records result for opKey only if there is no record yet; it returns the
+// record in force afterwards and whether it was stored by this call. (After a retried
+// network error stored may be false although current is this call's result.)
+func (s *Store) SetOpResultNX(ctx context.Context, opKey string, result []byte) (current []byte, stored bool, err error) {
+	if err := checkOpKey("op key", opKey); err != nil {
+		return nil, false, err
+	}
+	if result == nil {
+		result = []byte{}
+	}
+	k := s.OpKey(opKey)
+	ok, err := s.rdb.SetNX(ctx, k, result, s.ttl).Result()
+	if err != nil {
+		return nil, false, s.wrap(err, "SET NX", k)
+	}
+	if ok {
+		return result, true, nil
+	}
+	prev, err := s.rdb.Get(ctx, k).Bytes()
+	if errors.Is(err, redis.Nil) { // expired or deleted in between
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, s.wrap(err, "GET", k)
+	}
+	return prev, false, nil
+}
+
+// DeleteOpResult removes the op record of opKey (so the operation may apply again).
+func (s *Store) DeleteOpResult(ctx context.Context, opKey string) error {
+	if err := checkOpKey("op key", opKey); err != nil {
+		return err
+	}
+	k := s.OpKey(opKey)
+	return s.wrap(s.rdb.Del(ctx, k).Err(), "DEL", k)
+}
+
+// Claim takes key for ttl (DoneTTL when ttl <= 0): true when this call got it, false
+// when someone else holds it. Use it to make a side effect happen at most once; Release
+// gives the claim back, e.g. when the side effect failed and may be retried. A caller
+// that retries Claim after an error should use ClaimAs with a stable owner instead.
+func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	return s.ClaimAs(ctx, key, fmt.Sprintf("anon-%016x%016x", rand.Uint64(), rand.Uint64()), ttl)
+}
+
+// ClaimAs takes key for owner (SET NX): true when it was free or owner holds it already
+// (so a retry after a lost reply, or a repeated reconcile of the same run, still gets
+// it), false when another owner holds it.
+func (s *Store) ClaimAs(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
+	if err := checkOpKey("claim key", key); err != nil {
+		return false, err
+	}
+	if owner == "" {
+		return false, fmt.Errorf("%w: empty claim owner", ErrInvalidKey)
+	}
+	if ttl <= 0 {
+		ttl = s.ttl
+	}
+	ttl = max(ttl, time.Millisecond)
+	k := s.ClaimKey(key)
+	ok, err := s.rdb.SetNX(ctx, k, owner, ttl).Result()
+	if err != nil {
+		return false, s.wrap(err, "SET NX", k)
+	}
+	if ok {
+		return true, nil
+	}
+	cur, err := s.rdb.Get(ctx, k).Result()
+	switch {
+	case errors.Is(err, redis.Nil): // expired or released in between: try once more
+		ok, err = s.rdb.SetNX(ctx, k, owner, ttl).Result()
+		if err != nil {
+			return false, s.wrap(err, "SET NX", k)
+		}
+		return ok, nil
+	case err != nil:
+		return false, s.wrap(err, "GET", k)
+	}
+	return cur == owner, nil
+}
+
+// ClaimOwner is the owner holding key ("" and false when nobody does).
+func (s *Store) ClaimOwner(ctx context.Context, key string) (string, bool, error) {
+	if err := checkOpKey("claim key", key); err != nil {
+		return "", false, err
+	}
+	k := s.ClaimKey(key)
+	cur, err := s.rdb.Get(ctx, k).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, s.wrap(err, "GET", k)
+	}
+	return cur, true, nil
+}
+
+// Release drops a claim, whoever holds it.
+func (s *Store) Release(ctx context.Context, key string) error {
+	if err := checkOpKey("claim key", key); err != nil {
+		return err
+	}
+	k := s.ClaimKey(key)
+	return s.wrap(s.rdb.Del(ctx, k).Err(), "DEL", k)
+}
+
+// ReleaseAs drops the claim only if owner holds it; false when it did not.
+func (s *Store) ReleaseAs(ctx context.Context, key, owner string) (bool, error) {
+	if err := checkOpKey("claim key", key); err != nil {
+		return false, err
+	}
+	k := s.ClaimKey(key)
+	for attempt := 0; ; attempt++ {
+		released := false
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			cur, err := tx.Get(ctx, k).Result()
+			if errors.Is(err, redis.Nil) {
+				return nil
+			}
+			if err != nil || cur != owner {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Del(ctx, k)
+				return nil
+			})
+			released = err == nil
+			return err
+		}, k)
+		switch {
+		case err == nil:
+			return released, nil
+		case errors.Is(err, redis.TxFailedErr):
+			if err := backoff(ctx, attempt); err != nil {
+				return false, s.wrap(err, "RELEASE", k)
+			}
+		default:
+			return false, s.wrap(err, "RELEASE", k)
+		}
+	}
+}
+
+// Exists says whether the document of id exists.
+func (s *Store) Exists(ctx context.Context, id string) (bool, error) {
+	if err := checkID(id); err != nil {
+		return false, err
+	}
+	k := s.DocKey(id)
+	n, err := s.rdb.Exists(ctx, k).Result()
+	if err != nil {
+		return false, s.wrap(err, "EXISTS", k)
+	}
+	return n > 0, nil
+}
+
+// Delete removes the document of id; false when there was none.
+func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
+	if err := checkID(id); err != nil {
+		return false, err
+	}
+	k := s.DocKey(id)
+	n, err := s.rdb.Del(ctx, k).Result()
+	if err != nil {
+		return false, s.wrap(err, "DEL", k)
+	}
+	return n > 0, nil
+}
+
+// TTL is the remaining time to live of the document of id: 0 when it never expires,
+// ErrNotFound when it does not exist.
+func (s *Store) TTL(ctx context.Context, id string) (time.Duration, error) {
+	if err := checkID(id); err != nil {
+		return 0, err
+	}
+	k := s.DocKey(id)
+	ms, err := s.rdb.Do(ctx, "PTTL", k).Int64()
+	if err != nil {
+		return 0, s.wrap(err, "PTTL", k)
+	}
+	switch {
+	case ms == -2:
+		return 0, s.notFound(id)
+	case ms < 0:
+		return 0, nil
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// Expire sets the time to live of the document of id (ttl <= 0: never expires).
+func (s *Store) Expire(ctx context.Context, id string, ttl time.Duration) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	k := s.DocKey(id)
+	var ok bool
+	var err error
+	if ttl > 0 {
+		ok, err = s.rdb.PExpire(ctx, k, max(ttl, time.Millisecond)).Result()
+	} else {
+		ok, err = s.rdb.Persist(ctx, k).Result()
+		if err == nil && !ok {
+			// PERSIST is false both for a missing key and one without TTL.
+			var n int64
+			n, err = s.rdb.Exists(ctx, k).Result()
+			ok = n > 0
+		}
+	}
+	if err != nil {
+		return s.wrap(err, "EXPIRE", k)
+	}
+	if !ok {
+		return s.notFound(id)
+	}
+	return nil
+}

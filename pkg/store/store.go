@@ -1,0 +1,184 @@
+// Package store keeps cicd context documents in Redis, one compact JSON value per
+// context (key order kept, see package document), with atomic read-modify-write and
+// exactly-once records.
+//
+// Keys (prefix defaults to "cicdstatemgr"):
+//
+//	<prefix>:ctx:<id>      the cicd context data document of id
+//	<prefix>:op:<opKey>    the result of an operation that must apply once (Put, Update,
+//	                       SetOpResult); expires after Options.DoneTTL
+//	<prefix>:claim:<key>   a claim (Claim / Release)
+//
+// Every write of a document is one SET of one key, inside MULTI/EXEC with its op record
+// when there is one, so a reader never sees a half-written document and a repeated
+// operation never applies twice. Update is optimistic (WATCH) and retries lost races
+// until its context ends.
+//
+// Errors: errors.Is(err, ErrNotFound) for a missing context, ErrUnavailable for a Redis
+// that cannot be reached or timed out (transient: retry later), ErrAuth for rejected
+// credentials or permissions (not transient), ErrInvalidKey for a bad id or op key.
+// Messages name the Redis address and key, never the password.
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults of Options.
+const (
+	DefaultAddr         = "127.0.0.1:6379"
+	DefaultKeyPrefix    = "cicdstatemgr"
+	DefaultDialTimeout  = 2 * time.Second
+	DefaultReadTimeout  = 3 * time.Second
+	DefaultWriteTimeout = 3 * time.Second
+	DefaultDoneTTL      = 7 * 24 * time.Hour
+
+	// MaxIDLen is the longest context id accepted, in bytes.
+	MaxIDLen = 253
+	// MaxOpKeyLen is the longest op or claim key accepted, in bytes.
+	MaxOpKeyLen = 1024
+)
+
+// Options say how to reach Redis and how to name keys. Zero values take the defaults.
+type Options struct {
+	Addr     string // host:port; default 127.0.0.1:6379
+	DB       int
+	Username string // ACL user; empty: "default"
+	Password string
+
+	// TLS enables TLS. TLSCAFile (PEM) replaces the system roots; TLSServerName
+	// defaults to the host of Addr. Setting any TLS* field without TLS is an error.
+	TLS                   bool
+	TLSCAFile             string
+	TLSInsecureSkipVerify bool
+	TLSServerName         string
+
+	KeyPrefix string // default "cicdstatemgr"
+
+	DialTimeout  time.Duration // default 2s
+	ReadTimeout  time.Duration // default 3s
+	WriteTimeout time.Duration // default 3s
+
+	// DoneTTL is how long op records (exactly-once results) are kept; default 7 days.
+	DoneTTL time.Duration
+}
+
+// Store is a Redis-backed document store. It is safe for concurrent use.
+type Store struct {
+	rdb    *redis.Client
+	addr   string
+	user   string
+	secret string
+	prefix string
+	ttl    time.Duration // op records
+}
+
+// New validates o and makes a Store. It does not connect; use Ping to check the
+// connection.
+func New(o Options) (*Store, error) {
+	if o.Addr == "" {
+		o.Addr = DefaultAddr
+	}
+	host, _, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("store: invalid Redis address %q (want host:port): %v", o.Addr, err)
+	}
+	if o.DB < 0 {
+		return nil, fmt.Errorf("store: invalid Redis db %d", o.DB)
+	}
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = DefaultKeyPrefix
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultReadTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.DoneTTL <= 0 {
+		o.DoneTTL = DefaultDoneTTL
+	}
+	var tlsConf *tls.Config
+	if o.TLS {
+		tlsConf = &tls.Config{
+			MinVersion:         tls.VersionTLS12,
+			ServerName:         o.TLSServerName,
+			InsecureSkipVerify: o.TLSInsecureSkipVerify, //nolint:gosec // explicit opt-in
+		}
+		if tlsConf.ServerName == "" {
+			tlsConf.ServerName = host
+		}
+		if o.TLSCAFile != "" {
+			pem, err := os.ReadFile(o.TLSCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("store: reading Redis TLS CA file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("store: Redis TLS CA file %s holds no PEM certificate", o.TLSCAFile)
+			}
+			tlsConf.RootCAs = pool
+		}
+	} else if o.TLSCAFile != "" || o.TLSInsecureSkipVerify || o.TLSServerName != "" {
+		return nil, errors.New("store: Redis TLS settings (CA file, server name or insecure-skip-verify) are given but TLS is off")
+	}
+	user := o.Username
+	if user == "" {
+		user = "default"
+	}
+	s := &Store{
+		addr:   o.Addr,
+		user:   user,
+		secret: o.Password,
+		prefix: o.KeyPrefix,
+		ttl:    o.DoneTTL,
+	}
+	s.rdb = redis.NewClient(&redis.Options{
+		Addr:                  o.Addr,
+		DB:                    o.DB,
+		Username:              o.Username,
+		Password:              o.Password,
+		TLSConfig:             tlsConf,
+		DialTimeout:           o.DialTimeout,
+		ReadTimeout:           o.ReadTimeout,
+		WriteTimeout:          o.WriteTimeout,
+		ContextTimeoutEnabled: true,
+		// Fail fast on an unreachable Redis: one dial per attempt, one retry.
+		DialerRetries:   1,
+		MaxRetries:      1,
+		MinRetryBackoff: 10 * time.Millisecond,
+		MaxRetryBackoff: 100 * time.Millisecond,
+		DisableIdentity: true,
+	})
+	return s, nil
+}
+
+// Close closes the connections.
+func (s *Store) Close() error { return s.rdb.Close() }
+
+// Addr is the Redis address.
+func (s *Store) Addr() string { return s.addr }
+
+// Client is the underlying go-redis client, for callers needing more than Store offers.
+// Keys of the store are built with DocKey and OpKey.
+func (s *Store) Client() *redis.Client { return s.rdb }
+
+// Ping checks that Redis answers and accepts the credentials.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return s.wrap(err, "PING", "")
+	}
+	return nil
+}

@@ -1,0 +1,275 @@
+package tmpl
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+	"github.com/flosch/pongo2/v6"
+	"gopkg.in/yaml.v3"
+)
+
+// The custom filters of the original's jinja2 environment, plus jinja2's
+// tojson and an `items` filter for ordered iteration. pongo2 filters are
+// global and take at most one argument (`value|name:arg`).
+var customFilters = map[string]pongo2.FilterFunction{
+	"json_dumps":             filterJSONDumps,
+	"from_json":              filterFromJSON,
+	"to_nice_yaml":           filterToNiceYAML,
+	"kv_comma_pairs_to_json": filterKVCommaPairsToJSON,
+	"to_base64":              filterToBase64,
+	"tojson":                 filterToJSON,
+	"items":                  filterItems,
+}
+
+func init() {
+	for name, fn := range customFilters {
+		if pongo2.FilterExists(name) {
+			if err := pongo2.ReplaceFilter(name, fn); err != nil {
+				panic(err)
+			}
+			continue
+		}
+		if err := pongo2.RegisterFilter(name, fn); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func filterError(name string, err error) *pongo2.Error {
+	return &pongo2.Error{Sender: "filter:" + name, OrigError: fmt.Errorf("%s: %w", name, err)}
+}
+
+// jsonDumpsArgs reads the json_dumps argument: none = compact; an integer N =
+// indent N; a string of comma-separated options "strip" and "indent=N" (a
+// bare number is an indent too).
+func jsonDumpsArgs(param *pongo2.Value) (indent int, strip bool, err error) {
+	switch {
+	case param == nil || param.IsNil():
+		return 0, false, nil
+	case param.IsInteger():
+		return param.Integer(), false, nil
+	case param.IsString():
+		for _, opt := range strings.Split(param.String(), ",") {
+			opt = strings.TrimSpace(opt)
+			name, val, hasVal := strings.Cut(opt, "=")
+			name = strings.TrimSpace(name)
+			switch {
+			case opt == "":
+			case name == "strip" && !hasVal:
+				strip = true
+			case name == "indent" && hasVal:
+				if indent, err = strconv.Atoi(strings.TrimSpace(val)); err != nil {
+					return 0, false, fmt.Errorf("bad indent %q", val)
+				}
+			case !hasVal && isDigits(opt):
+				indent, _ = strconv.Atoi(opt)
+			default:
+				return 0, false, fmt.Errorf("unknown option %q (use \"strip\", \"indent=N\" or both: \"strip,indent=2\")", opt)
+			}
+		}
+		return indent, strip, nil
+	default:
+		return 0, false, fmt.Errorf("argument must be an integer indent or a string of options, not %s", typeName(param.Interface()))
+	}
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// filterJSONDumps is Python's json.dumps(value, indent=N): ", " and ": "
+// separators, non-ASCII escaped, key order kept; "strip" drops the first and
+// last character (the quotes around a JSON string).
+func filterJSONDumps(in, param *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
+	indent, strip, err := jsonDumpsArgs(param)
+	if err != nil {
+		return nil, filterError("json_dumps", err)
+	}
+	out, err := marshalJSON(in, document.JSONStyle{Python: true, ASCII: true, Indent: indent})
+	if err != nil {
+		return nil, filterError("json_dumps", err)
+	}
+	if strip {
+		if len(out) < 2 {
+			out = ""
+		} else {
+			out = out[1 : len(out)-1] // ASCII only: ensure_ascii escaped the rest
+		}
+	}
+	return pongo2.AsValue(out), nil
+}
+
+// filterToJSON is jinja2's tojson: json.dumps(value, sort_keys=True) with
+// < > & ' escaped as \u003c \u003e \u0026 \u0027; an integer argument indents.
+func filterToJSON(in, param *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
+	indent := 0
+	if param != nil && !param.IsNil() {
+		if !param.IsInteger() {
+			return nil, filterError("tojson", fmt.Errorf("argument must be an integer indent, not %s", typeName(param.Interface())))
+		}
+		indent = param.Integer()
+	}
+	out, err := marshalJSON(in, document.JSONStyle{Python: true, ASCII: true, SortKeys: true, HTMLSafe: true, Indent: indent})
+	if err != nil {
+		return nil, filterError("tojson", err)
+	}
+	return pongo2.AsSafeValue(out), nil
+}
+
+func marshalJSON(in *pongo2.Value, style document.JSONStyle) (string, error) {
+	v, err := toDocument(in.Interface())
+	if err != nil {
+		return "", err
+	}
+	b, err := document.MarshalJSON(v, style)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// filterFromJSON parses JSON text (json.loads) into a value whose maps keep
+// the text's key order.
+func filterFromJSON(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
+	s, ok := in.Interface().(string)
+	if !ok {
+		return nil, filterError("from_json", fmt.Errorf("expected a JSON string, got %s", typeName(in.Interface())))
+	}
+	v, err := document.ParseJSON([]byte(s))
+	if err != nil {
+		return nil, filterError("from_json", err)
+	}
+	return pongo2.AsValue(fromFilter(v)), nil
+}
+
+// filterToNiceYAML is PyYAML's yaml.dump(value, default_flow_style=False,
+// sort_keys=False, indent=N): block style, key order kept; the indent is 2
+// unless the argument is an integer from 2 to 9.
+func filterToNiceYAML(in, param *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
+	indent := 2
+	if param != nil && !param.IsNil() {
+		if !param.IsInteger() {
+			return nil, filterError("to_nice_yaml", fmt.Errorf("argument must be an integer indent, not %s", typeName(param.Interface())))
+		}
+		if n := param.Integer(); n > 1 && n < 10 { // PyYAML ignores other values
+			indent = n
+		}
+	}
+	v, err := toDocument(in.Interface())
+	if err != nil {
+		return nil, filterError("to_nice_yaml", err)
+	}
+	out, err := document.MarshalYAML(v)
+	if err != nil {
+		return nil, filterError("to_nice_yaml", err)
+	}
+	if indent != 2 {
+		if out, err = reindentYAML(out, indent); err != nil {
+			return nil, filterError("to_nice_yaml", err)
+		}
+	}
+	return pongo2.AsValue(string(out)), nil
+}
+
+// reindentYAML re-encodes YAML text with another indent, keeping every node
+// (and so the order and the scalar styles document.MarshalYAML chose).
+func reindentYAML(in []byte, indent int) ([]byte, error) {
+	var n yaml.Node
+	if err := yaml.Unmarshal(in, &n); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(indent)
+	if err := enc.Encode(&n); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// filterKVCommaPairsToJSON turns "a=1,b=2,c" into {"a": "1", "b": "2"}: pairs
+// without "=" are dropped, "a=b=c" gives "a": "b", a repeated key keeps its
+// first place and its last value (the original's Python dict).
+func filterKVCommaPairsToJSON(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
+	m := document.NewMap()
+	for _, pair := range strings.Split(in.String(), ",") {
+		if !strings.Contains(pair, "=") {
+			continue
+		}
+		parts := strings.Split(pair, "=")
+		m.Set(parts[0], parts[1])
+	}
+	out, err := document.MarshalJSON(m, document.PythonJSON)
+	if err != nil {
+		return nil, filterError("kv_comma_pairs_to_json", err)
+	}
+	return pongo2.AsValue(string(out)), nil
+}
+
+// filterToBase64 is the standard base64 of the value's UTF-8 text.
+func filterToBase64(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
+	return pongo2.AsValue(base64.StdEncoding.EncodeToString([]byte(in.String()))), nil
+}
+
+// filterItems lists a map's entries as [key, value] pairs in document order
+// (sorted by key for maps with no known order): {% for p in m|items %}
+// {{ p.0 }}={{ p.1 }}{% endfor %}. Null gives an empty list.
+func filterItems(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
+	var out []any
+	switch t := in.Interface().(type) {
+	case nil:
+		out = []any{}
+	case tmap:
+		return filterItems(pongo2.AsValue(map[string]any(t)), nil)
+	case map[string]any:
+		keys := orderedKeys(t)
+		out = make([]any, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, tlist{k, t[k]})
+		}
+	case *document.Map:
+		conv, _ := fromFilter(t).(tmap)
+		out = make([]any, 0, t.Len())
+		for _, k := range t.Keys() {
+			out = append(out, tlist{k, conv[k]})
+		}
+	default:
+		d, err := toDocument(t)
+		m, ok := d.(*document.Map)
+		if err != nil || !ok {
+			return nil, filterError("items", fmt.Errorf("expected a map, got %s", typeName(t)))
+		}
+		return filterItems(pongo2.AsValue(m), nil)
+	}
+	return pongo2.AsValue(tlist(out)), nil
+}
+
+// typeName names a template value's type for error messages.
+func typeName(v any) string {
+	switch t := v.(type) {
+	case map[string]any, tmap:
+		return "map"
+	case tlist:
+		return "list"
+	case *pongo2.Value:
+		return typeName(t.Interface())
+	case []any:
+		return "list"
+	}
+	return document.TypeName(v)
+}
