@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
@@ -102,6 +104,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	applyEnv(&o)
+	// go-redis logs every failed dial; our error line says it once.
+	redis.SetLogger(quietRedisLogger{})
 	log := newLogger(o.LogLevel, stderr)
 	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 	defer cancel()
@@ -111,6 +115,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+type quietRedisLogger struct{}
+
+func (quietRedisLogger) Printf(context.Context, string, ...any) {}
 
 func errorLine(err error) string {
 	e := engine.AsError(err, "Error")

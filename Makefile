@@ -1,0 +1,67 @@
+# cicdstatemgr for Tekton. The two commands a newcomer needs:
+#   make demo   bring up Kubernetes + Tekton + Redis + our controller locally and run the examples
+#   make test   run every test (unit, CLI acceptance, controller, end to end)
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/.cache/bin
+GOTEST_FLAGS ?= -count=1 -p 2
+# packages whose tests also run under the race detector
+RACE_PKGS := ./pkg/document/... ./pkg/tmpl/... ./pkg/store/... ./pkg/engine/... ./pkg/events/... ./pkg/render/...
+
+.PHONY: all deps build test test-unit test-race test-e2e fuzz fuzz-short bench demo demo-down cluster-up cluster-down clean
+
+all: build
+
+## deps: install what the tests and the demo need (redis-server via apt-get; Go modules)
+deps:
+	@bash hack/redis.sh install
+	@$(GO) mod download
+
+## build: the CLI and the controller into .cache/bin
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/cicdstatemgr ./cmd/cicdstatemgr
+	$(GO) build -o $(BIN)/cicdstatemgr-controller ./cmd/controller
+
+## test: every test, as CI runs it
+test: deps
+	@bash hack/test.sh
+
+test-unit: deps
+	$(GO) test $(GOTEST_FLAGS) $$($(GO) list ./... | grep -v /test/e2e)
+
+test-race: deps
+	$(GO) test $(GOTEST_FLAGS) -race $(RACE_PKGS)
+
+## test-e2e: the end-to-end suite against a local control plane (built on first use)
+test-e2e: deps
+	@bash hack/cluster/build.sh
+	$(GO) test $(GOTEST_FLAGS) -timeout 30m ./test/e2e/...
+
+## fuzz-short: a few seconds of each fuzz target (part of make test)
+fuzz-short:
+	@bash hack/fuzz.sh 8s
+
+## fuzz: longer fuzzing
+fuzz:
+	@bash hack/fuzz.sh 2m
+
+## bench: benchmarks with ratios against baselines measured in the same run
+bench: deps
+	@bash hack/bench.sh
+
+## demo: everything up, the example pipelines run, results printed; the cluster keeps running
+demo: deps
+	@bash hack/demo.sh
+
+demo-down:
+	@bash hack/demo.sh down
+
+cluster-up:
+	@bash hack/cluster/up.sh
+
+cluster-down:
+	@bash hack/cluster/down.sh
+
+clean:
+	rm -rf .cache/bin/cicdstatemgr .cache/bin/cicdstatemgr-controller

@@ -1,0 +1,283 @@
+// Package httpclient is the one HTTP client of the event handlers: every
+// request gets a timeout, connection errors, 429 and 5xx replies are retried
+// a bounded number of times with exponential backoff, bodies are UTF-8 and a
+// reply is returned whatever its content type.
+//
+// Errors never carry the request URL's path or query (a Slack response_url or
+// a webhook URL is a credential), only its host.
+package httpclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Version is the version in the default User-Agent (set with
+// -ldflags "-X github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient.Version=...").
+var Version = "dev"
+
+// Defaults of Client.
+const (
+	DefaultTimeout      = 10 * time.Second
+	DefaultAttempts     = 3
+	DefaultBackoff      = 250 * time.Millisecond
+	DefaultMaxBackoff   = 5 * time.Second
+	DefaultMaxBodyBytes = 4 << 20
+)
+
+// UserAgent is the default User-Agent header.
+func UserAgent() string { return "cicdstatemgr/" + Version }
+
+// Header is one request header; order is kept.
+type Header struct {
+	Name, Value string
+}
+
+// Request is one HTTP request.
+type Request struct {
+	Method  string // default POST
+	URL     string
+	Headers []Header
+	Body    []byte
+}
+
+// Response is a reply.
+type Response struct {
+	Status      int
+	ContentType string
+	// Body is the reply as UTF-8 text (invalid bytes replaced by U+FFFD),
+	// cut at the client's MaxBodyBytes.
+	Body string
+}
+
+// Client sends requests. The zero value uses the defaults; it is safe for
+// concurrent use.
+type Client struct {
+	// HTTP sends the requests; nil means a client over a clone of
+	// http.DefaultTransport (proxy settings from the environment).
+	HTTP *http.Client
+	// Timeout bounds each attempt (connect, send, read the reply).
+	Timeout time.Duration
+	// Attempts is the number of tries of a retryable failure.
+	Attempts int
+	// Backoff is the wait before the second attempt; it doubles for each
+	// further attempt (with jitter), up to MaxBackoff.
+	Backoff, MaxBackoff time.Duration
+	// UserAgent is sent unless the request sets one; default UserAgent().
+	UserAgent string
+	// MaxBodyBytes caps how much of a reply is read.
+	MaxBodyBytes int64
+}
+
+var defaultHTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
+// New returns a client with the defaults.
+func New() *Client { return &Client{} }
+
+// Error is a failed request.
+type Error struct {
+	Method string
+	Host   string
+	// Status is the HTTP status of the last reply, 0 when there was none.
+	Status int
+	// Body is the start of the last reply's body.
+	Body     string
+	Attempts int
+	// Err is the transport error when there was no reply.
+	Err error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s to host %s", e.Method, e.Host)
+	if e.Status != 0 {
+		fmt.Fprintf(&b, " got HTTP %d %s", e.Status, http.StatusText(e.Status))
+	} else if e.Err != nil {
+		fmt.Fprintf(&b, " failed: %v", e.Err)
+	}
+	if e.Attempts > 1 {
+		fmt.Fprintf(&b, " (after %d attempts)", e.Attempts)
+	}
+	if body := strings.TrimSpace(e.Body); body != "" {
+		fmt.Fprintf(&b, ": %s", clip(body, 300))
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Transient says whether the failure may go away: no reply, 429 or 5xx.
+func (e *Error) Transient() bool {
+	return e.Status == 0 || e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// Host returns the host[:port] of a URL, or a placeholder when it does not parse.
+func Host(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return "(invalid URL)"
+	}
+	return u.Host
+}
+
+// Do sends req, retrying retryable failures. A 2xx reply is returned with a
+// nil error; any other outcome returns an *Error (and the last reply, if
+// there was one).
+func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
+	method := req.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, &Error{Method: method, Host: Host(req.URL), Attempts: 1,
+			Err: errors.New("the URL must be an absolute http:// or https:// URL")}
+	}
+	attempts := c.Attempts
+	if attempts <= 0 {
+		attempts = DefaultAttempts
+	}
+	for attempt := 1; ; attempt++ {
+		resp, retryAfter, err := c.once(ctx, method, u, req)
+		if err == nil && resp.Status >= 200 && resp.Status < 300 {
+			return resp, nil
+		}
+		e := &Error{Method: method, Host: u.Host, Attempts: attempt}
+		if resp != nil {
+			e.Status, e.Body = resp.Status, resp.Body
+		} else {
+			e.Err = err
+		}
+		if !e.Transient() || attempt >= attempts || ctx.Err() != nil {
+			return resp, e
+		}
+		if err := c.sleep(ctx, attempt, retryAfter); err != nil {
+			return resp, e
+		}
+	}
+}
+
+// once makes one attempt. It returns the reply, or the transport error with
+// the URL removed.
+func (c *Client) once(ctx context.Context, method string, u *url.URL, req Request) (*Response, time.Duration, error) {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	hr, err := http.NewRequestWithContext(actx, method, u.String(), bytes.NewReader(req.Body))
+	if err != nil {
+		return nil, 0, errors.New("cannot build the request")
+	}
+	for _, h := range req.Headers {
+		hr.Header.Set(h.Name, h.Value)
+	}
+	if hr.Header.Get("User-Agent") == "" {
+		ua := c.UserAgent
+		if ua == "" {
+			ua = UserAgent()
+		}
+		hr.Header.Set("User-Agent", ua)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = defaultHTTP
+	}
+	res, err := hc.Do(hr)
+	if err != nil {
+		return nil, 0, scrub(err, ctx, actx, timeout)
+	}
+	defer res.Body.Close()
+	limit := c.MaxBodyBytes
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	b, err := io.ReadAll(io.LimitReader(res.Body, limit))
+	if err != nil {
+		return nil, 0, scrub(err, ctx, actx, timeout)
+	}
+	return &Response{
+		Status:      res.StatusCode,
+		ContentType: res.Header.Get("Content-Type"),
+		Body:        strings.ToValidUTF8(string(b), "\uFFFD"),
+	}, retryAfter(res), nil
+}
+
+// scrub drops the URL from a transport error (url.Error prints it whole).
+func scrub(err error, ctx, actx context.Context, timeout time.Duration) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("gave up: %w", ctx.Err())
+	}
+	if errors.Is(actx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no reply within %s", timeout)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return fmt.Errorf("cannot connect: %w", oe.Err)
+	}
+	return err
+}
+
+func retryAfter(res *http.Response) time.Duration {
+	if res.StatusCode != http.StatusTooManyRequests && res.StatusCode != http.StatusServiceUnavailable {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(res.Header.Get("Retry-After"))); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	return 0
+}
+
+func (c *Client) sleep(ctx context.Context, attempt int, retryAfter time.Duration) error {
+	base, ceiling := c.Backoff, c.MaxBackoff
+	if base <= 0 {
+		base = DefaultBackoff
+	}
+	if ceiling <= 0 {
+		ceiling = DefaultMaxBackoff
+	}
+	d := base << (attempt - 1)
+	if d <= 0 || d > ceiling {
+		d = ceiling
+	}
+	// jitter: between d/2 and d
+	d = d/2 + rand.N(d/2+1)
+	if retryAfter > d {
+		d = min(retryAfter, ceiling)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
