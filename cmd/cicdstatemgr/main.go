@@ -3,11 +3,19 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/cli"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
 func main() {
+	cli.EventRunnerFactory = func(st *store.Store, r *render.Renderer, log *slog.Logger) engine.EventRunner {
+		return events.NewRunner(st, r, log)
+	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

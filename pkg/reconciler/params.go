@@ -231,3 +231,30 @@ func parseGets(items []string) ([]getEntry, error) {
 }
 
 func (g getEntry) String() string { return fmt.Sprintf("%s=%s", g.name, g.expr) }
+
+// lenientParams is what can be read of params that did not validate: the
+// id, the get result names and the event, so that a failed run still writes
+// every result a pipeline may reference.
+func lenientParams(run *v1beta1.CustomRun) *params {
+	if p, err := parseParams(run); err == nil {
+		return p
+	}
+	p := &params{}
+	for _, prm := range run.Spec.Params {
+		switch prm.Name {
+		case ParamID:
+			p.id = strings.TrimSpace(prm.Value.StringVal)
+		case ParamEvent:
+			p.event = &engine.Event{}
+		case ParamGet:
+			for _, it := range prm.Value.ArrayVal {
+				name, _, _ := strings.Cut(it, "=")
+				name, _, _ = strings.Cut(strings.TrimSpace(name), ":")
+				if resultName.MatchString(name) && name != ResultID {
+					p.gets = append(p.gets, getEntry{name: name})
+				}
+			}
+		}
+	}
+	return p
+}

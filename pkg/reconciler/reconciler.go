@@ -236,9 +236,9 @@ func (r *Reconciler) succeed(run *v1beta1.CustomRun, p *params, out *engine.Outc
 func (r *Reconciler) fail(run *v1beta1.CustomRun, p *params, err error) kreconciler.Event {
 	e := engine.AsError(err, engine.ReasonInvalidParams)
 	if p == nil {
-		p, _ = parseParams(run)
+		p = lenientParams(run)
 	}
-	if p != nil && r.retryLeft(run) && e.Reason != engine.ReasonInvalidParams && e.Reason != ReasonCancelled {
+	if p.op != "" && r.retryLeft(run) && e.Reason != engine.ReasonInvalidParams && e.Reason != ReasonCancelled {
 		r.retry(run, e.Reason, e.Message)
 		return controller.NewRequeueImmediately()
 	}
@@ -255,7 +255,7 @@ func (r *Reconciler) timedOut(run *v1beta1.CustomRun) kreconciler.Event {
 		r.retry(run, ReasonTimedOut, msg)
 		return controller.NewRequeueImmediately()
 	}
-	p, _ := parseParams(run)
+	p := lenientParams(run)
 	r.attempts.Delete(run.UID)
 	run.Status.Results = buildResults(p, nil)
 	run.Status.CompletionTime = &metav1.Time{Time: r.Clock.Now()}
