@@ -168,7 +168,7 @@ wait_for_log() {
 # pid_of NAME: print the pid recorded in $RUN_DIR/NAME.pid (empty if none).
 pid_of() {
   local f="$RUN_DIR/$1.pid"
-  [[ -f "$f" ]] && cat "$f" || true
+  if [[ -f "$f" ]]; then cat "$f"; fi
 }
 
 # is_running NAME: the pid in NAME.pid is alive AND still runs the binary recorded in

@@ -12,7 +12,8 @@
 # Only a redis this script started (pid file in dir, process is redis-server) is ever
 # stopped; any other redis on the machine is left alone.
 #
-# Environment: REDIS_USER, REDIS_PASSWORD override the ACL user.
+# Environment: REDIS_USER, REDIS_PASSWORD override the ACL user; REDIS_PERSIST=yes keeps
+# the data in an append-only file in dir, so a stop and start loses nothing.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -96,7 +97,8 @@ pidfile $dir/redis.pid
 logfile $dir/redis.log
 dir $dir
 save ""
-appendonly no
+appendonly ${REDIS_PERSIST:-no}
+appendfsync everysec
 protected-mode yes
 user default off
 user $REDIS_USER on >$REDIS_PASSWORD ~* &* +@all

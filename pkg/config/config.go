@@ -263,7 +263,14 @@ func (c *Config) SecretValues() []string {
 	walk = func(v any) {
 		switch t := v.(type) {
 		case *document.Map:
-			t.Range(func(_ string, c any) bool { walk(c); return true })
+			t.Range(func(k string, c any) bool {
+				// a login name is not a secret, and redacting it would mangle
+				// ordinary text such as a user agent
+				if k != "username" {
+					walk(c)
+				}
+				return true
+			})
 		case []any:
 			for _, e := range t {
 				walk(e)

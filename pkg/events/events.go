@@ -257,7 +257,7 @@ func (r *Runner) HandleEvent(ctx context.Context, in engine.EventInput) (string,
 		if splitErr != nil {
 			return "", engine.Errorf(engine.ReasonInvalidAppConfig, "%s.%s: %v", where, typ, splitErr)
 		}
-		handlerOptional := hcfg != nil && isTrue(hcfg, "optional")
+		handlerOptional := isTrue(hcfg, "optional")
 		for _, nb := range blocks {
 			e := &Entry{Type: typ, Name: nb.name}
 			b := &blockRun{in: in, typ: typ, name: nb.name, spec: spec, block: nb.block, entry: e, redact: redact,

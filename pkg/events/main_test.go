@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cicdstatemgr/cicdstatemgr/internal/redistest"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
@@ -32,7 +34,12 @@ import (
 // each test uses a key prefix of its own.
 var srv *redistest.Server
 
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
 func TestMain(m *testing.M) {
+	redis.SetLogger(quietLogger{}) // go-redis logs every failed dial while the server starts
 	var err error
 	srv, err = redistest.StartProcess(redistest.WithDefaultUserDisabled())
 	if err != nil {

@@ -111,6 +111,8 @@ func (h *harness) copyFixtures(src string, redisPort int) {
 			return err
 		}
 		b = bytes.ReplaceAll(b, []byte(fixtureEchoAddr), []byte(h.echo.Addr))
+		// the same address inside $regex expected values
+		b = bytes.ReplaceAll(b, []byte(regexp.QuoteMeta(fixtureEchoAddr)), []byte(regexp.QuoteMeta(h.echo.Addr)))
 		if rel == "config.yaml" {
 			b = bytes.ReplaceAll(b, []byte(fixtureRedisPort), []byte("port: "+strconv.Itoa(redisPort)))
 		}

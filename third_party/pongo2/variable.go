@@ -338,6 +338,18 @@ func (vr *variableResolver) resolve(ctx *ExecutionContext) (*Value, error) {
 						current = current.FieldByName(part.s)
 					case reflect.Map:
 						current = current.MapIndex(reflect.ValueOf(part.s))
+					case reflect.String, reflect.Slice, reflect.Array, reflect.Bool,
+						reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+						reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+						reflect.Float32, reflect.Float64:
+						// cicdstatemgr patch: like jinja2, a missing attribute of a
+						// defined value is undefined ("" when printed, false in an
+						// if); only going further into it is an error.
+						if !more {
+							return AsValue(nil), nil
+						}
+						return nil, fmt.Errorf("%s has no attribute %q (variable %s)",
+							current.Kind().String(), part.s, vr.String())
 					default:
 						return nil, fmt.Errorf("can't access a field by name on type %s (variable %s)",
 							current.Kind().String(), vr.String())

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# hack/stack.sh: the whole product on one machine, on top of hack/cluster/up.sh:
+# the control plane (etcd, kube-apiserver, Tekton controller), a Redis, our
+# config/ manifests, and our controller running out of cluster under its own
+# ServiceAccount token (so config/'s RBAC is what it gets, not admin).
+#
+#   hack/stack.sh up                    everything up (idempotent)
+#   hack/stack.sh down [--purge]        stop everything this script and up.sh started
+#   hack/stack.sh start-controller      (re)start only our controller
+#   hack/stack.sh stop-controller [--kill]
+#   hack/stack.sh start-redis | stop-redis
+#   hack/stack.sh env                   print the variables tests and users need
+#
+# Env: CLUSTER_DIR (default .cache/cluster), REDIS_PORT (16379), CONTROLLER_HTTP_PORT (18090),
+# CONTROLLER_PROBES_PORT (18091), plus the port variables of hack/lib.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+REDIS_PORT="${REDIS_PORT:-16379}"
+CONTROLLER_HTTP_PORT="${CONTROLLER_HTTP_PORT:-18090}"
+CONTROLLER_PROBES_PORT="${CONTROLLER_PROBES_PORT:-18091}"
+REDIS_DIR="$CLUSTER_DIR/redis"
+NS=cicdstatemgr
+SA=cicdstatemgr-controller
+CONTROLLER_BIN="$BIN_DIR/cicdstatemgr-controller"
+CLI_BIN="$BIN_DIR/cicdstatemgr"
+SA_KUBECONFIG="$CLUSTER_DIR/controller.kubeconfig"
+ENV_FILE="$CLUSTER_DIR/stack.env"
+
+kc() { "$(kubectl_bin)" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
+
+build_ours() {
+  log "building cicdstatemgr and its controller into $BIN_DIR"
+  mkdir -p "$BIN_DIR"
+  (cd "$ROOT" && go build -o "$CLI_BIN" ./cmd/cicdstatemgr && go build -o "$CONTROLLER_BIN" ./cmd/controller)
+}
+
+start_redis() { REDIS_PERSIST=yes bash "$ROOT/hack/redis.sh" start "$REDIS_PORT" "$REDIS_DIR"; }
+stop_redis() { bash "$ROOT/hack/redis.sh" stop "$REDIS_PORT" "$REDIS_DIR"; }
+
+# local_config prints config/'s ConfigMap and Secret pointed at the local Redis.
+apply_config() {
+  log "applying config/ (namespace, RBAC, configuration) for a controller out of cluster"
+  for f in 100-namespace.yaml 200-serviceaccount.yaml 201-clusterrole.yaml 202-role.yaml 302-config-logging.yaml 303-config-leader-election.yaml; do
+    kc apply -f "$ROOT/config/$f" >/dev/null
+  done
+  kc -n "$NS" create configmap config-cicdstatemgr --from-file=config.yaml=/dev/stdin --dry-run=client -o yaml <<YAML | kc apply -f - >/dev/null
+cicdstatemgr:
+  datasources:
+    redis:
+      host: 127.0.0.1
+      port: $REDIS_PORT
+      isPrimary: true
+  slack:
+    url: http://127.0.0.1:${ECHO_PORT:-18099}/slack
+  trigger:
+    url: http://127.0.0.1:${ECHO_PORT:-18099}/trigger
+    headers:
+      - name: x-cicdstatemgr-autotrigger-key
+        value: "{{ secretData.trigger.token }}"
+  templates:
+    notify: |
+      {"channel": "{{ channel }}", "text": "{{ notify.message|json_dumps:"strip" }}"}
+    manual-choice: |
+      {"channel": "{{ channel }}", "text": "{{ manualChoice.title|json_dumps:"strip" }}", "choices": {{ manualChoice.choices|tojson }}}
+    respond: |
+      {"text": "{{ respond.message|json_dumps:"strip" }}"}
+YAML
+  kc -n "$NS" create secret generic cicdstatemgr-secrets --from-file=secrets.yaml=/dev/stdin --dry-run=client -o yaml <<YAML | kc apply -f - >/dev/null
+cicdstatemgr:
+  datasources:
+    redis:
+      username: cicdstatemgr
+      password: "123\$aBcZ"
+  slack:
+    token: local-demo-token
+    signingSecret: local-signing-secret
+  trigger:
+    token: local-trigger-token
+YAML
+}
+
+# sa_kubeconfig writes a kubeconfig that authenticates as our ServiceAccount.
+sa_kubeconfig() {
+  local token server ca
+  token="$(kc -n "$NS" create token "$SA" --duration=24h)"
+  server="$(kc config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
+  ca="$(kc config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')"
+  cat >"$SA_KUBECONFIG" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster: {server: $server, certificate-authority-data: $ca}
+users:
+- name: $SA
+  user: {token: $token}
+contexts:
+- name: $SA
+  context: {cluster: local, user: $SA}
+current-context: $SA
+KC
+  chmod 600 "$SA_KUBECONFIG"
+}
+
+start_controller() {
+  if is_running cicdstatemgr-controller; then
+    log "our controller already runs (pid $(pid_of cicdstatemgr-controller))"
+    return 0
+  fi
+  [[ -x "$CONTROLLER_BIN" ]] || build_ours
+  sa_kubeconfig
+  START_BG_EXE="$CONTROLLER_BIN" start_bg cicdstatemgr-controller env \
+    SYSTEM_NAMESPACE="$NS" PROBES_PORT="$CONTROLLER_PROBES_PORT" METRICS_PROTOCOL=none \
+    "$CONTROLLER_BIN" --kubeconfig "$SA_KUBECONFIG" --disable-ha \
+    --http-addr "127.0.0.1:$CONTROLLER_HTTP_PORT"
+  wait_for_http "http://127.0.0.1:$CONTROLLER_HTTP_PORT/readyz" 60 ||
+    { tail -30 "$LOG_DIR/cicdstatemgr-controller.log" >&2; die "our controller did not become ready"; }
+  log "our controller is ready (http :$CONTROLLER_HTTP_PORT, log $LOG_DIR/cicdstatemgr-controller.log)"
+}
+
+stop_controller() {
+  if [[ "${1:-}" == "--kill" ]]; then
+    local pid
+    pid="$(pid_of cicdstatemgr-controller)"
+    if [[ -n "$pid" ]] && is_running cicdstatemgr-controller; then
+      log "killing our controller (SIGKILL, pid $pid)"
+      kill -KILL "$pid"
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    fi
+    rm -f "$RUN_DIR/cicdstatemgr-controller.pid" "$RUN_DIR/cicdstatemgr-controller.bin"
+  else
+    stop_pid cicdstatemgr-controller 10
+  fi
+}
+
+write_env() {
+  cat >"$ENV_FILE" <<ENV
+KUBECONFIG=$KUBECONFIG_FILE
+CICDSTATEMGR_STACK_DIR=$CLUSTER_DIR
+CICDSTATEMGR_REDIS_ADDR=127.0.0.1:$REDIS_PORT
+CICDSTATEMGR_CONTROLLER_URL=http://127.0.0.1:$CONTROLLER_HTTP_PORT
+CICDSTATEMGR_CLI=$CLI_BIN
+ENV
+}
+
+case "${1:-}" in
+up)
+  bash "$ROOT/hack/redis.sh" install
+  bash "$ROOT/hack/cluster/up.sh"
+  start_redis
+  build_ours
+  apply_config
+  start_controller
+  write_env
+  log "stack is up. Use it with: export KUBECONFIG=$KUBECONFIG_FILE"
+  ;;
+down)
+  stop_controller || true
+  stop_redis || true
+  bash "$ROOT/hack/cluster/down.sh" "${@:2}"
+  ;;
+start-controller) start_controller ;;
+stop-controller) stop_controller "${2:-}" ;;
+start-redis) start_redis ;;
+stop-redis) stop_redis ;;
+apply-config) apply_config ;;
+env) cat "$ENV_FILE" ;;
+*) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
