@@ -55,6 +55,7 @@ func run(m *testing.M) int {
 	stackEnv["CLUSTER_DIR"] = filepath.Join(root, ".cache", "e2e-cluster")
 	if err := stack("up"); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: bringing up the stack failed:", err)
+		stack("down")
 		return 1
 	}
 	defer func() {
