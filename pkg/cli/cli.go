@@ -91,6 +91,9 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 
 // Main runs the CLI and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "choose" {
+		return Choose(args[1:], stdout, stderr)
+	}
 	var o Options
 	fs := newFlagSet(&o, stderr)
 	if err := fs.Parse(args); err != nil {

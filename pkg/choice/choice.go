@@ -1,0 +1,612 @@
+// Package choice keeps the pending interactive choices ("approval gates") in Redis.
+//
+// A waiter (a CustomRun of a manual-choice handler with wait: true, or a CLI journal
+// key) registers a Pending under its Key: what is asked, the options, who may answer and,
+// once the question is posted to Slack, the channel and ts of that message. Anyone who
+// answers (a Slack button click, `cicdstatemgr choose`, an HTTP call with the pending
+// choice's Token) calls Decide; exactly one decision is ever recorded per Key, later ones
+// get ErrAlreadyDecided together with the first decision. A waiter that gives up (the
+// CustomRun was cancelled or timed out) calls Cancel, after which decisions get
+// ErrCancelled ("no longer waiting").
+//
+// Keys (prefix = the store's key prefix; everything expires after Store.TTL):
+//
+//	<prefix>:choice:<key>                        hash: pending (JSON), slackChannel,
+//	                                             slackTS, decision (JSON), cancelledAt
+//	<prefix>:choice-by-slack:<channel>:<ts>      -> key of the choice posted as that message
+//	<prefix>:choice-by-context:<contextID>       -> key of the latest choice registered for
+//	                                             that cicd context
+//	<prefix>:choice-by-token:<token>             -> key of the choice with that token
+//	<prefix>:choice-decided                      pub/sub channel: the key of every decision
+//
+// Register, AttachSlackMessage, Decide and Cancel are single Lua scripts, so they are
+// atomic; the scripts name index keys they derive themselves, so the store must be a
+// single Redis (or a primary with replicas), not a Redis Cluster.
+//
+// Waking the waiter: Store.OnDecision is called after a successful Decide made through
+// that Store value (same process); every decision is also published on
+// <prefix>:choice-decided, which Subscribe delivers, so a decision made by the CLI or by
+// another replica wakes the controller too. Pub/sub is fire-and-forget: a subscriber
+// that was disconnected when a decision was published misses it, so waiters should also
+// poll Get now and then.
+//
+// The allow-list (Pending.AllowedUsers) is checked against the identity the caller
+// reports (Decision.ChosenBy and Decision.UserID): it is authoritative for Slack clicks
+// (whose identity Slack signs) and advisory for the CLI and API-token callers, who can
+// name anyone.
+package choice
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+)
+
+// DefaultTTL is how long pending choices, their decisions and their indexes are kept.
+const DefaultTTL = 7 * 24 * time.Hour
+
+// MaxKeyLen is the longest Key accepted, in bytes.
+const MaxKeyLen = 1024
+
+// Via values of a Decision.
+const (
+	ViaSlack = "slack"
+	ViaCLI   = "cli"
+	ViaHTTP  = "http"
+)
+
+// Sentinel errors; test with errors.Is.
+var (
+	// ErrNotFound: no such pending choice (never registered, expired, or nothing
+	// pending for that context, Slack message or token).
+	ErrNotFound = errors.New("no pending choice")
+	// ErrAlreadyDecided: someone decided first; Decide returns that first decision.
+	ErrAlreadyDecided = errors.New("already decided")
+	// ErrInvalidChoice: the choice is not one of the options (see *InvalidChoiceError).
+	ErrInvalidChoice = errors.New("invalid choice")
+	// ErrNotAllowed: the user is not in the allow-list.
+	ErrNotAllowed = errors.New("not allowed to choose")
+	// ErrCancelled: the waiter gave up (cancelled or timed out); nobody waits any more.
+	ErrCancelled = errors.New("no longer waiting: the choice was cancelled")
+	// ErrInvalid: a malformed Pending, Lookup or Decision (empty key, no options, no
+	// ChosenBy, ...).
+	ErrInvalid = errors.New("invalid request")
+)
+
+// InvalidChoiceError is returned for a choice that is not among the options.
+type InvalidChoiceError struct {
+	Choice  string
+	Options []Option
+}
+
+func (e *InvalidChoiceError) Error() string {
+	vals := make([]string, len(e.Options))
+	for i, o := range e.Options {
+		vals[i] = fmt.Sprintf("%q", o.Value)
+	}
+	return fmt.Sprintf("invalid choice %q: the options are %s", e.Choice, strings.Join(vals, ", "))
+}
+
+// Is makes errors.Is(err, ErrInvalidChoice) true.
+func (e *InvalidChoiceError) Is(target error) bool { return target == ErrInvalidChoice }
+
+// Option is one answer of a choice.
+type Option struct {
+	Value string `json:"value"`
+	Text  string `json:"text,omitempty"`
+}
+
+// Pending is a choice someone waits for.
+type Pending struct {
+	// Key identifies the waiter: the CustomRun UID or the CLI journal key.
+	Key       string `json:"key"`
+	ContextID string `json:"contextId,omitempty"`
+	Pipeline  string `json:"pipeline,omitempty"`
+	Event     string `json:"event,omitempty"`
+	Title     string `json:"title,omitempty"`
+	// Options are the accepted answers (at least one).
+	Options []Option `json:"options"`
+	// AllowedUsers are Slack user ids or usernames (or CLI/API names); empty = anyone.
+	AllowedUsers []string `json:"allowedUsers,omitempty"`
+	// SlackChannel and SlackTS name the posted Slack message, when known.
+	SlackChannel string `json:"slackChannel,omitempty"`
+	SlackTS      string `json:"slackTs,omitempty"`
+	// Token is a random secret (hex) for non-Slack callers; Register makes one when
+	// empty.
+	Token     string    `json:"token"`
+	CreatedAt time.Time `json:"createdAt"`
+	// CancelledAt is set (by Get) once Cancel was called.
+	CancelledAt time.Time `json:"cancelledAt,omitzero"`
+}
+
+// HasOption reports whether v is one of the option values.
+func (p Pending) HasOption(v string) bool {
+	for _, o := range p.Options {
+		if o.Value == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Allows reports whether any of the identities may choose (always true without an
+// allow-list). Comparison ignores case and a leading '@'.
+func (p Pending) Allows(identities ...string) bool {
+	if len(p.AllowedUsers) == 0 {
+		return true
+	}
+	for _, id := range identities {
+		id = strings.TrimPrefix(strings.TrimSpace(id), "@")
+		if id == "" {
+			continue
+		}
+		for _, a := range p.AllowedUsers {
+			if strings.EqualFold(strings.TrimPrefix(strings.TrimSpace(a), "@"), id) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Decision is the answer to a choice.
+type Decision struct {
+	Choice   string `json:"choice"`
+	ChosenBy string `json:"chosenBy"`
+	// UserID is the Slack user id of a Slack decision (ChosenBy is the username).
+	UserID string    `json:"userId,omitempty"`
+	Via    string    `json:"via"` // slack, cli or http
+	At     time.Time `json:"at"`
+}
+
+// Lookup names a pending choice: by Key, else by Token, else by SlackChannel+SlackTS,
+// else by ContextID (the latest choice registered for that context).
+type Lookup struct {
+	Key          string
+	ContextID    string
+	SlackChannel string
+	SlackTS      string
+	Token        string
+}
+
+// String describes the lookup for messages (never the token itself).
+func (l Lookup) String() string {
+	switch {
+	case l.Key != "":
+		return fmt.Sprintf("key %q", l.Key)
+	case l.Token != "":
+		return "that token"
+	case l.SlackChannel != "" || l.SlackTS != "":
+		return fmt.Sprintf("Slack message %s/%s", l.SlackChannel, l.SlackTS)
+	case l.ContextID != "":
+		return fmt.Sprintf("cicd context %q", l.ContextID)
+	}
+	return "an empty lookup"
+}
+
+// Store keeps pending choices in the Redis of a *store.Store. Set the exported fields
+// before use; the Store is then safe for concurrent use.
+type Store struct {
+	// OnDecision, when set, is called after every successful Decide made through this
+	// Store (synchronously, in the caller's goroutine).
+	OnDecision func(p Pending, d Decision)
+	// TTL of the records; DefaultTTL when <= 0.
+	TTL time.Duration
+	// Clock defaults to time.Now.
+	Clock func() time.Time
+
+	rdb    *redis.Client
+	prefix string
+	addr   string
+}
+
+// New makes a Store over st's Redis client and key prefix.
+func New(st *store.Store) *Store {
+	return &Store{
+		rdb:    st.Client(),
+		prefix: keyPrefix(st),
+		addr:   st.Addr(),
+	}
+}
+
+// keyPrefix recovers the store's key prefix from its key pattern
+// (<prefix>:<kind>:<id>, e.g. <prefix>:ctx:<id>).
+func keyPrefix(st *store.Store) string {
+	k := strings.TrimSuffix(st.OpKey(""), ":")
+	if i := strings.LastIndex(k, ":"); i > 0 {
+		return k[:i]
+	}
+	return store.DefaultKeyPrefix
+}
+
+func (s *Store) now() time.Time {
+	if s.Clock != nil {
+		return s.Clock()
+	}
+	return time.Now()
+}
+
+func (s *Store) ttl() time.Duration {
+	if s.TTL > 0 {
+		return s.TTL
+	}
+	return DefaultTTL
+}
+
+// Key names of the store (exported for tests and tools).
+
+// RecordKey is the Redis key of the pending choice key.
+func (s *Store) RecordKey(key string) string { return s.prefix + ":choice:" + key }
+
+func (s *Store) slackIndex(channel, ts string) string {
+	return s.prefix + ":choice-by-slack:" + channel + ":" + ts
+}
+func (s *Store) contextIndex(id string) string { return s.prefix + ":choice-by-context:" + id }
+func (s *Store) tokenIndex(tok string) string  { return s.prefix + ":choice-by-token:" + tok }
+
+// Channel is the pub/sub channel decisions are published on.
+func (s *Store) Channel() string { return s.prefix + ":choice-decided" }
+
+func checkKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("%w: empty pending choice key", ErrInvalid)
+	}
+	if len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: pending choice key longer than %d bytes", ErrInvalid, MaxKeyLen)
+	}
+	return nil
+}
+
+func newToken() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// registerScript creates the record and its indexes unless the record exists.
+// KEYS: record, token index, context index, slack index.
+// ARGV: pending JSON, ttl ms, key, has context, slack channel, slack ts.
+var registerScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], 'pending', ARGV[1]) == 0 then
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
+end
+if ARGV[5] ~= '' and ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[1], 'slackChannel', ARGV[5], 'slackTS', ARGV[6])
+  redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[2])
+end
+return 1
+`)
+
+// Register records p unless a choice with p.Key exists already, in which case it
+// returns that one unchanged (same token, same options). It fills Token and CreatedAt
+// when empty and points the context's index at p.Key.
+func (s *Store) Register(ctx context.Context, p Pending) (Pending, error) {
+	if err := checkKey(p.Key); err != nil {
+		return Pending{}, err
+	}
+	if len(p.Options) == 0 {
+		return Pending{}, fmt.Errorf("%w: pending choice %q has no options", ErrInvalid, p.Key)
+	}
+	seen := map[string]bool{}
+	for _, o := range p.Options {
+		if o.Value == "" {
+			return Pending{}, fmt.Errorf("%w: pending choice %q has an option with an empty value", ErrInvalid, p.Key)
+		}
+		if seen[o.Value] {
+			return Pending{}, fmt.Errorf("%w: pending choice %q has the option %q twice", ErrInvalid, p.Key, o.Value)
+		}
+		seen[o.Value] = true
+	}
+	if p.Token == "" {
+		tok, err := newToken()
+		if err != nil {
+			return Pending{}, fmt.Errorf("choice: making a token: %w", err)
+		}
+		p.Token = tok
+	}
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = s.now().UTC()
+	}
+	p.CancelledAt = time.Time{}
+	slackCh, slackTS := p.SlackChannel, p.SlackTS
+	if slackCh == "" || slackTS == "" {
+		slackCh, slackTS = "", ""
+	}
+	rec := p
+	rec.SlackChannel, rec.SlackTS = "", "" // kept in their own hash fields
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return Pending{}, fmt.Errorf("choice: encoding %q: %w", p.Key, err)
+	}
+	hasCtx := "0"
+	if p.ContextID != "" {
+		hasCtx = "1"
+	}
+	k := s.RecordKey(p.Key)
+	created, err := registerScript.Run(ctx, s.rdb,
+		[]string{k, s.tokenIndex(p.Token), s.contextIndex(p.ContextID), s.slackIndex(slackCh, slackTS)},
+		string(b), s.ttl().Milliseconds(), p.Key, hasCtx, slackCh, slackTS).Int()
+	if err != nil {
+		return Pending{}, s.wrap(err, "REGISTER", k)
+	}
+	if created == 1 {
+		p.SlackChannel, p.SlackTS = slackCh, slackTS
+		return p, nil
+	}
+	existing, _, err := s.Get(ctx, p.Key)
+	return existing, err
+}
+
+// attachScript records the Slack message of a choice and indexes it.
+// KEYS: record, new slack index. ARGV: channel, ts, key, slack index prefix, ttl ms.
+var attachScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+local oc = redis.call('HGET', KEYS[1], 'slackChannel')
+local ot = redis.call('HGET', KEYS[1], 'slackTS')
+if oc and ot then
+  local old = ARGV[4] .. oc .. ':' .. ot
+  if old ~= KEYS[2] and redis.call('GET', old) == ARGV[3] then
+    redis.call('DEL', old)
+  end
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then
+  ttl = tonumber(ARGV[5])
+end
+redis.call('HSET', KEYS[1], 'slackChannel', ARGV[1], 'slackTS', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl)
+return 1
+`)
+
+// AttachSlackMessage records that the choice key was posted as the Slack message
+// channel/ts, so a click on it finds the choice. A previous message's index is dropped.
+func (s *Store) AttachSlackMessage(ctx context.Context, key, channel, ts string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if channel == "" || ts == "" {
+		return fmt.Errorf("%w: a Slack message needs a channel and a ts", ErrInvalid)
+	}
+	k := s.RecordKey(key)
+	n, err := attachScript.Run(ctx, s.rdb, []string{k, s.slackIndex(channel, ts)},
+		channel, ts, key, s.prefix+":choice-by-slack:", s.ttl().Milliseconds()).Int()
+	if err != nil {
+		return s.wrap(err, "ATTACH", k)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w for key %q", ErrNotFound, key)
+	}
+	return nil
+}
+
+// Get returns the choice key and its decision (nil while undecided). A cancelled
+// choice has CancelledAt set.
+func (s *Store) Get(ctx context.Context, key string) (Pending, *Decision, error) {
+	if err := checkKey(key); err != nil {
+		return Pending{}, nil, err
+	}
+	k := s.RecordKey(key)
+	h, err := s.rdb.HGetAll(ctx, k).Result()
+	if err != nil {
+		return Pending{}, nil, s.wrap(err, "HGETALL", k)
+	}
+	return parseRecord(key, h)
+}
+
+func parseRecord(key string, h map[string]string) (Pending, *Decision, error) {
+	raw, ok := h["pending"]
+	if !ok {
+		return Pending{}, nil, fmt.Errorf("%w for key %q", ErrNotFound, key)
+	}
+	var p Pending
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return Pending{}, nil, fmt.Errorf("choice: malformed record of %q: %w", key, err)
+	}
+	p.SlackChannel, p.SlackTS = h["slackChannel"], h["slackTS"]
+	if c := h["cancelledAt"]; c != "" {
+		p.CancelledAt, _ = time.Parse(time.RFC3339Nano, c)
+	}
+	var d *Decision
+	if raw, ok := h["decision"]; ok {
+		d = new(Decision)
+		if err := json.Unmarshal([]byte(raw), d); err != nil {
+			return Pending{}, nil, fmt.Errorf("choice: malformed decision of %q: %w", key, err)
+		}
+	}
+	return p, d, nil
+}
+
+// resolve finds the key a lookup names.
+func (s *Store) resolve(ctx context.Context, l Lookup) (string, error) {
+	var idx string
+	switch {
+	case l.Key != "":
+		return l.Key, checkKey(l.Key)
+	case l.Token != "":
+		idx = s.tokenIndex(l.Token)
+	case l.SlackChannel != "" && l.SlackTS != "":
+		idx = s.slackIndex(l.SlackChannel, l.SlackTS)
+	case l.ContextID != "":
+		idx = s.contextIndex(l.ContextID)
+	default:
+		return "", fmt.Errorf("%w: a lookup needs a key, a token, a Slack channel and ts, or a context id", ErrInvalid)
+	}
+	key, err := s.rdb.Get(ctx, idx).Result()
+	if errors.Is(err, redis.Nil) || (err == nil && key == "") {
+		return "", fmt.Errorf("%w for %s", ErrNotFound, l)
+	}
+	if err != nil {
+		return "", s.wrap(err, "GET", idx)
+	}
+	return key, nil
+}
+
+// decideScript records the first decision and publishes the key.
+// KEYS: record. ARGV: decision JSON, channel, key.
+// Returns {status, payload}: 0 not found, 1 already decided (first decision),
+// 2 cancelled (cancelledAt), 3 decided now.
+var decideScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {0, ''}
+end
+local c = redis.call('HGET', KEYS[1], 'cancelledAt')
+if c then
+  return {2, c}
+end
+local d = redis.call('HGET', KEYS[1], 'decision')
+if d then
+  return {1, d}
+end
+redis.call('HSET', KEYS[1], 'decision', ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return {3, ARGV[1]}
+`)
+
+// Decide records d as the answer to the choice l names. Exactly one decision wins:
+// after the first, Decide returns that first decision with ErrAlreadyDecided and
+// changes nothing. Errors: ErrNotFound, ErrCancelled, ErrInvalidChoice (an
+// *InvalidChoiceError), ErrNotAllowed, ErrInvalid (no ChosenBy, bad lookup).
+// d.At defaults to now, d.Via to "cli".
+func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Pending, Decision, error) {
+	if strings.TrimSpace(d.ChosenBy) == "" && d.UserID == "" {
+		return Pending{}, Decision{}, fmt.Errorf("%w: a decision needs a ChosenBy", ErrInvalid)
+	}
+	if d.ChosenBy == "" {
+		d.ChosenBy = d.UserID
+	}
+	if d.Via == "" {
+		d.Via = ViaCLI
+	}
+	if d.At.IsZero() {
+		d.At = s.now().UTC()
+	}
+	key, err := s.resolve(ctx, l)
+	if err != nil {
+		return Pending{}, Decision{}, err
+	}
+	p, first, err := s.Get(ctx, key)
+	if err != nil {
+		return Pending{}, Decision{}, err
+	}
+	if !p.CancelledAt.IsZero() {
+		return p, Decision{}, fmt.Errorf("%w (key %q, cancelled at %s)", ErrCancelled, key, p.CancelledAt.Format(time.RFC3339))
+	}
+	if first != nil {
+		return p, *first, alreadyDecided(*first)
+	}
+	if !p.HasOption(d.Choice) {
+		return p, Decision{}, &InvalidChoiceError{Choice: d.Choice, Options: p.Options}
+	}
+	if !p.Allows(d.ChosenBy, d.UserID) {
+		return p, Decision{}, fmt.Errorf("%w: %s is not among the users allowed to answer %q", ErrNotAllowed, d.ChosenBy, titleOf(p))
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return p, Decision{}, fmt.Errorf("choice: encoding the decision: %w", err)
+	}
+	k := s.RecordKey(key)
+	res, err := decideScript.Run(ctx, s.rdb, []string{k}, string(b), s.Channel(), key).Slice()
+	if err != nil {
+		return p, Decision{}, s.wrap(err, "DECIDE", k)
+	}
+	status, _ := res[0].(int64)
+	payload, _ := res[1].(string)
+	switch status {
+	case 0:
+		return p, Decision{}, fmt.Errorf("%w for key %q (it expired)", ErrNotFound, key)
+	case 1:
+		var prev Decision
+		if err := json.Unmarshal([]byte(payload), &prev); err != nil {
+			return p, Decision{}, fmt.Errorf("choice: malformed decision of %q: %w", key, err)
+		}
+		return p, prev, alreadyDecided(prev)
+	case 2:
+		return p, Decision{}, fmt.Errorf("%w (key %q, cancelled at %s)", ErrCancelled, key, payload)
+	}
+	if s.OnDecision != nil {
+		s.OnDecision(p, d)
+	}
+	return p, d, nil
+}
+
+func titleOf(p Pending) string {
+	if p.Title != "" {
+		return p.Title
+	}
+	return p.Key
+}
+
+func alreadyDecided(d Decision) error {
+	return fmt.Errorf("%w by %s: choice %q via %s at %s", ErrAlreadyDecided, d.ChosenBy, d.Choice, d.Via, d.At.Format(time.RFC3339))
+}
+
+// cancelScript marks an undecided record cancelled. KEYS: record. ARGV: time.
+var cancelScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+if redis.call('HEXISTS', KEYS[1], 'decision') == 1 then
+  return 1
+end
+redis.call('HSETNX', KEYS[1], 'cancelledAt', ARGV[1])
+return 2
+`)
+
+// Cancel says nobody waits for the choice key any more (its CustomRun was cancelled or
+// timed out): later decisions get ErrCancelled. Cancelling an unknown, decided or
+// already cancelled choice does nothing.
+func (s *Store) Cancel(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	k := s.RecordKey(key)
+	err := cancelScript.Run(ctx, s.rdb, []string{k}, s.now().UTC().Format(time.RFC3339Nano)).Err()
+	return s.wrap(err, "CANCEL", k)
+}
+
+// Subscribe delivers the key of every decision published on Channel (by any process)
+// to fn, in order, from a goroutine of its own, until ctx ends. It returns once the
+// subscription is active (so a decision made after it returns is delivered, as long as
+// the connection holds; go-redis reconnects and resubscribes after a failure, and
+// decisions published meanwhile are lost).
+func (s *Store) Subscribe(ctx context.Context, fn func(key string)) error {
+	ps := s.rdb.Subscribe(ctx, s.Channel())
+	if _, err := ps.Receive(ctx); err != nil {
+		_ = ps.Close()
+		return s.wrap(err, "SUBSCRIBE", s.Channel())
+	}
+	ch := ps.Channel()
+	go func() {
+		defer ps.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m, ok := <-ch:
+				if !ok {
+					return
+				}
+				fn(m.Payload)
+			}
+		}
+	}()
+	return nil
+}

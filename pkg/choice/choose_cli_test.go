@@ -1,0 +1,110 @@
+package choice_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/cli"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+)
+
+// TestCLIChoose runs `cicdstatemgr choose` through cli.Main against real Redis. (It
+// lives here because pkg/cli's test files belong to others.)
+func TestCLIChoose(t *testing.T) {
+	ctx := testCtx(t)
+	prefix := uniquePrefix(t)
+	dir := t.TempDir()
+	host, port, _ := strings.Cut(srv.Addr, ":")
+	cfg := filepath.Join(dir, "config.yaml")
+	sec := filepath.Join(dir, "secrets.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "cicdstatemgr:\n  datasources:\n    redis: {host: %s, port: %s, keyPrefix: %q, isPrimary: true}\n", host, port, prefix), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sec, fmt.Appendf(nil, "cicdstatemgr:\n  datasources:\n    redis: {username: %s, password: %q}\n", srv.Username, srv.Password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(store.Options{Addr: srv.Addr, Username: srv.Username, Password: srv.Password, KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, err := st.Put(ctx, "ctx1", document.NewMap(), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Put(ctx, "idle", document.NewMap(), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s := choice.New(st)
+	for _, k := range []string{"run-a", "run-b"} {
+		p := pending(k, "ctx1", "deploy", "skip")
+		p.AllowedUsers = []string{"ops", "dev"}
+		if _, err := s.Register(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Register(ctx, pending("run-c", "ctx-c", "go")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Cancel(ctx, "run-c"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("USER", "ops")
+	run := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		full := append([]string{"choose", "--config", cfg, "--secrets", sec}, args...)
+		code := cli.Main(full, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	// Errors first: nothing may change.
+	fails := []struct {
+		args   []string
+		reason string
+		msg    string
+	}{
+		{[]string{"--id", "ctx1", "--choice", "maybe"}, "InvalidChoice", `"deploy", "skip"`},
+		{[]string{"--id", "ctx1", "--choice", "deploy", "--by", "mallory"}, "NotAllowed", "mallory"},
+		{[]string{"--id", "nope", "--choice", "deploy"}, "ContextNotFound", "nope"},
+		{[]string{"--id", "idle", "--choice", "deploy"}, "NoPendingChoice", "idle"},
+		{[]string{"--key", "nope", "--choice", "deploy"}, "NoPendingChoice", "nope"},
+		{[]string{"--id", "ctx-c", "--choice", "go"}, "ChoiceCancelled", "no longer waiting"},
+		{[]string{"--id", "ctx1"}, "InvalidParams", "--choice"},
+		{[]string{"--choice", "deploy"}, "InvalidParams", "--id"},
+	}
+	for _, f := range fails {
+		code, out, errs := run(f.args...)
+		lines := strings.Split(strings.TrimSpace(errs), "\n")
+		if code == 0 || out != "" || len(lines) != 1 || !strings.HasPrefix(lines[0], "cicdstatemgr: "+f.reason+": ") || !strings.Contains(errs, f.msg) {
+			t.Errorf("%v: exit %d out %q err %q; want one %s line mentioning %q", f.args, code, out, errs, f.reason, f.msg)
+		}
+	}
+	for _, k := range []string{"run-a", "run-b"} {
+		if _, d, _ := s.Get(ctx, k); d != nil {
+			t.Fatalf("%s decided by a failed command: %+v", k, d)
+		}
+	}
+	// The latest pending choice of the context, chooser from $USER.
+	if code, out, errs := run("--id", "ctx1", "--choice", "deploy"); code != 0 || out != "choice=deploy chosen-by=ops\n" {
+		t.Fatalf("choose: exit %d out %q err %q", code, out, errs)
+	}
+	if _, d, _ := s.Get(ctx, "run-b"); d == nil || d.Choice != "deploy" || d.ChosenBy != "ops" || d.Via != choice.ViaCLI {
+		t.Fatalf("run-b decision %+v", d)
+	}
+	if _, d, _ := s.Get(ctx, "run-a"); d != nil {
+		t.Fatalf("run-a (not the latest) was decided: %+v", d)
+	}
+	// Again: already decided, the first decision is named.
+	code, out, errs := run("--id", "ctx1", "--choice", "skip", "--by", "dev")
+	if code == 0 || out != "" || !strings.HasPrefix(errs, "cicdstatemgr: AlreadyDecided: ") || !strings.Contains(errs, "by ops") {
+		t.Fatalf("second choose: exit %d out %q err %q", code, out, errs)
+	}
+	// --key picks another one.
+	if code, out, errs := run("--key", "run-a", "--choice", "skip", "--by", "dev"); code != 0 || out != "choice=skip chosen-by=dev\n" {
+		t.Fatalf("choose --key: exit %d out %q err %q", code, out, errs)
+	}
+}

@@ -1,0 +1,69 @@
+package choice_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cicdstatemgr/cicdstatemgr/internal/redistest"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+)
+
+// srv is the Redis shared by the tests of this package; every test uses a key prefix
+// of its own.
+var srv *redistest.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	srv, err = redistest.StartProcess(redistest.WithDefaultUserDisabled())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pkg/choice tests need a real Redis:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	srv.Close()
+	os.Exit(code)
+}
+
+var prefixSeq atomic.Int64
+
+func uniquePrefix(t testing.TB) string {
+	return fmt.Sprintf("t%d:%s", prefixSeq.Add(1), strings.ReplaceAll(t.Name(), "/", "_"))
+}
+
+// newStores makes n choice stores with their own connections sharing one key prefix.
+func newStores(t testing.TB, n int) []*choice.Store {
+	t.Helper()
+	prefix := uniquePrefix(t)
+	out := make([]*choice.Store, n)
+	for i := range out {
+		st, err := store.New(store.Options{Addr: srv.Addr, Username: srv.Username, Password: srv.Password, KeyPrefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		out[i] = choice.New(st)
+	}
+	return out
+}
+
+func newStore(t testing.TB) *choice.Store { return newStores(t, 1)[0] }
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func pending(key, ctxID string, opts ...string) choice.Pending {
+	p := choice.Pending{Key: key, ContextID: ctxID, Pipeline: "build", Event: "success", Title: "Deploy?"}
+	for _, o := range opts {
+		p.Options = append(p.Options, choice.Option{Value: o, Text: strings.ToUpper(o)})
+	}
+	return p
+}

@@ -1,0 +1,71 @@
+package slack_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/slack"
+)
+
+// FuzzSlackRequest sends arbitrary requests to the handler (some correctly signed, so
+// that parsing and deciding are reached): it must never panic nor answer 5xx.
+func FuzzSlackRequest(f *testing.F) {
+	paths := []string{slack.PathInteractions, slack.PathCommands, slack.PathChoices + "tok", "/", "/slack/other"}
+	methods := []string{http.MethodPost, http.MethodGet, http.MethodPut, http.MethodHead}
+	click := clickPayload("U1", "alice", "1.000001", "deploy").Encode()
+	f.Add(uint8(0), uint8(0), []byte(click), "", "", true, "")
+	f.Add(uint8(0), uint8(0), []byte(click), strconv.FormatInt(now.Unix(), 10), "v0=00", false, "")
+	f.Add(uint8(0), uint8(0), []byte("payload=%7B%22actions%22%3A%5B%7B%22value%22%3A1%7D%5D%7D"), "", "", true, "")
+	f.Add(uint8(0), uint8(0), []byte("payload=null"), "", "", true, "")
+	f.Add(uint8(0), uint8(0), []byte("payload=%7B%7D&payload=x"), "", "", true, "")
+	f.Add(uint8(0), uint8(0), []byte("%zz"), "", "", true, "")
+	f.Add(uint8(1), uint8(0), []byte("command=%2Fdeploy&text=a+b&user_id=U1"), "", "", true, "")
+	f.Add(uint8(1), uint8(0), []byte("command=x"), "99999999999999999999", "v0=", false, "")
+	f.Add(uint8(2), uint8(0), []byte(`{"choice":"deploy","chosenBy":"x"}`), "", "", false, "Bearer "+apiToken)
+	f.Add(uint8(2), uint8(0), []byte(`{"choice":1}`), "", "", false, "Bearer "+apiToken)
+	f.Add(uint8(2), uint8(1), []byte(nil), "", "", false, "Bearer")
+	f.Add(uint8(3), uint8(2), []byte("x"), "-1", "v0=zz", false, "Basic x")
+
+	choices := newChoices(f)
+	ctx := context.Background()
+	if _, err := choices.Register(ctx, choice.Pending{Key: "fuzz", ContextID: "c",
+		Options: []choice.Option{{Value: "deploy"}, {Value: "skip"}}}); err != nil {
+		f.Fatal(err)
+	}
+	if err := choices.AttachSlackMessage(ctx, "fuzz", "C1", "1.000001"); err != nil {
+		f.Fatal(err)
+	}
+	h := &slack.Handler{
+		Choices:       choices,
+		SigningSecret: func() string { return secret },
+		APIToken:      func() string { return apiToken },
+		Clock:         func() time.Time { return now },
+		Forward:       func(context.Context, []byte) error { return nil },
+	}
+	f.Fuzz(func(t *testing.T, route, method uint8, body []byte, ts, sig string, sign bool, auth string) {
+		req := httptest.NewRequest(methods[int(method)%len(methods)], "/", bytes.NewReader(body))
+		req.URL = &url.URL{Path: paths[int(route)%len(paths)]}
+		req.Header.Set(slack.HeaderTimestamp, ts)
+		req.Header.Set(slack.HeaderSignature, sig)
+		if sign {
+			for k, v := range signedHeader(secret, now, body) {
+				req.Header[k] = v
+			}
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code >= 500 {
+			t.Fatalf("%s %s: %d %s", req.Method, req.URL.Path, w.Code, w.Body)
+		}
+	})
+}

@@ -1,0 +1,325 @@
+package slack_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/slack"
+)
+
+const apiToken = "s3cr3t-api-token"
+
+var now = time.Unix(1_700_000_000, 0)
+
+type fixture struct {
+	t        *testing.T
+	choices  *choice.Store
+	h        *slack.Handler
+	mu       sync.Mutex
+	forwards [][]byte
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{t: t, choices: newChoices(t)}
+	f.h = &slack.Handler{
+		Choices:       f.choices,
+		SigningSecret: func() string { return secret },
+		APIToken:      func() string { return apiToken },
+		Clock:         func() time.Time { return now },
+		Forward: func(_ context.Context, b []byte) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.forwards = append(f.forwards, append([]byte(nil), b...))
+			return nil
+		},
+	}
+	return f
+}
+
+// gate registers a pending choice posted as Slack message C1/<ts>.
+func (f *fixture) gate(key, ts string, allowed ...string) choice.Pending {
+	f.t.Helper()
+	ctx := context.Background()
+	p, err := f.choices.Register(ctx, choice.Pending{
+		Key: key, ContextID: "ctx-" + key, Title: "Deploy 1.0?", AllowedUsers: allowed,
+		Options: []choice.Option{{Value: "deploy", Text: "Deploy"}, {Value: "skip", Text: "Skip"}},
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.choices.AttachSlackMessage(ctx, key, "C1", ts); err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
+func (f *fixture) decision(key string) *choice.Decision {
+	f.t.Helper()
+	_, d, err := f.choices.Get(context.Background(), key)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d
+}
+
+func (f *fixture) do(req *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, req)
+	return w
+}
+
+// slackRequest is a POST of form to path, signed at `at` (unsigned when at is zero).
+func slackRequest(path string, form url.Values, at time.Time) *http.Request {
+	body := []byte(form.Encode())
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if !at.IsZero() {
+		for k, v := range signedHeader(secret, at, body) {
+			req.Header[k] = v
+		}
+	}
+	return req
+}
+
+func clickPayload(userID, username, ts, value string) url.Values {
+	p := map[string]any{
+		"type":       "block_actions",
+		"api_app_id": "A1",
+		"user":       map[string]any{"id": userID, "username": username, "name": username},
+		"channel":    map[string]any{"id": "C1", "name": "deploys"},
+		"container":  map[string]any{"type": "message", "message_ts": ts, "channel_id": "C1"},
+		"message":    map[string]any{"ts": ts},
+		"actions": []any{
+			map[string]any{"type": "button", "action_id": "a1", "block_id": "b1", "value": value},
+		},
+		"response_url": "https://hooks.slack.com/actions/T1/1/x",
+	}
+	b, _ := json.Marshal(p)
+	return url.Values{"payload": {string(b)}}
+}
+
+func decodeJSON(t *testing.T, w *httptest.ResponseRecorder) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+		t.Fatalf("reply %q is not JSON: %v", w.Body.String(), err)
+	}
+	return m
+}
+
+func TestInteractionResolvesPendingChoice(t *testing.T) {
+	f := newFixture(t)
+	f.gate("run-1", "1700000000.000100")
+	w := f.do(slackRequest(slack.PathInteractions, clickPayload("U1", "alice", "1700000000.000100", "deploy"), now))
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	d := f.decision("run-1")
+	if d == nil || d.Choice != "deploy" || d.ChosenBy != "alice" || d.UserID != "U1" || d.Via != choice.ViaSlack || !d.At.Equal(now) {
+		t.Fatalf("decision %+v", d)
+	}
+	if len(f.forwards) != 0 {
+		t.Fatalf("a matched click was forwarded: %s", f.forwards)
+	}
+	// A second click (another user, another button): 200, first decision kept.
+	w = f.do(slackRequest(slack.PathInteractions, clickPayload("U2", "bob", "1700000000.000100", "skip"), now))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "already decided by alice") {
+		t.Fatalf("second click: %d %s", w.Code, w.Body)
+	}
+	if d2 := f.decision("run-1"); *d2 != *d {
+		t.Fatalf("decision changed to %+v", d2)
+	}
+}
+
+func TestInteractionRejections(t *testing.T) {
+	f := newFixture(t)
+	f.gate("run-1", "1.000001", "U-ALLOWED")
+	cases := []struct {
+		name     string
+		req      *http.Request
+		code     int
+		bodyHas  string
+		decision bool
+	}{
+		{"unsigned", slackRequest(slack.PathInteractions, clickPayload("U-ALLOWED", "a", "1.000001", "deploy"), time.Time{}), http.StatusUnauthorized, "invalid signature", false},
+		{"stale", slackRequest(slack.PathInteractions, clickPayload("U-ALLOWED", "a", "1.000001", "deploy"), now.Add(-6*time.Minute)), http.StatusUnauthorized, "stale request", false},
+		{"future", slackRequest(slack.PathInteractions, clickPayload("U-ALLOWED", "a", "1.000001", "deploy"), now.Add(6*time.Minute)), http.StatusUnauthorized, "stale request", false},
+		{"not allowed", slackRequest(slack.PathInteractions, clickPayload("U-OTHER", "mallory", "1.000001", "deploy"), now), http.StatusForbidden, "not allowed", false},
+		{"not an option", slackRequest(slack.PathInteractions, clickPayload("U-ALLOWED", "a", "1.000001", "nuke"), now), http.StatusBadRequest, "invalid choice", false},
+		{"malformed payload", slackRequest(slack.PathInteractions, url.Values{"payload": {"{"}}, now), http.StatusBadRequest, "JSON", false},
+		{"wrong method", httptest.NewRequest(http.MethodGet, slack.PathInteractions, nil), http.StatusMethodNotAllowed, "", false},
+		{"too large", func() *http.Request {
+			r := slackRequest(slack.PathInteractions, url.Values{"payload": {strings.Repeat("x", slack.MaxBodyBytes)}}, now)
+			return r
+		}(), http.StatusRequestEntityTooLarge, "", false},
+		{"allowed user", slackRequest(slack.PathInteractions, clickPayload("U-ALLOWED", "a", "1.000001", "skip"), now), http.StatusOK, `"ok":true`, true},
+	}
+	for _, c := range cases {
+		w := f.do(c.req)
+		if w.Code != c.code || !strings.Contains(w.Body.String(), c.bodyHas) {
+			t.Errorf("%s: %d %q, want %d containing %q", c.name, w.Code, w.Body, c.code, c.bodyHas)
+		}
+		if got := f.decision("run-1") != nil; got != c.decision {
+			t.Fatalf("%s: decided = %v, want %v", c.name, got, c.decision)
+		}
+	}
+	if len(f.forwards) != 0 {
+		t.Fatalf("rejected requests were forwarded: %q", f.forwards)
+	}
+}
+
+func TestInteractionWithoutPendingChoiceIsForwarded(t *testing.T) {
+	f := newFixture(t)
+	f.gate("run-1", "1.000001")
+	form := clickPayload("U1", "alice", "9.999999", "deploy-1.0-app|eyJ0cmlnZ2VyIjoiZGVwbG95In0=")
+	w := f.do(slackRequest(slack.PathInteractions, form, now))
+	if w.Code != http.StatusOK || len(f.forwards) != 1 {
+		t.Fatalf("status %d, %d forwards: %s", w.Code, len(f.forwards), w.Body)
+	}
+	var fwd map[string]any
+	if err := json.Unmarshal(f.forwards[0], &fwd); err != nil {
+		t.Fatal(err)
+	}
+	av, _ := fwd["action_values"].([]any)
+	if len(av) != 1 || av[0] != "deploy-1.0-app|eyJ0cmlnZ2VyIjoiZGVwbG95In0=" || fwd["api_app_id"] != "A1" || fwd["response_url"] == nil {
+		t.Fatalf("forwarded %s", f.forwards[0])
+	}
+	if !bytes.Equal(bytes.TrimSpace(w.Body.Bytes()), f.forwards[0]) {
+		t.Fatalf("reply %s differs from the forwarded payload", w.Body)
+	}
+	if f.decision("run-1") != nil {
+		t.Fatal("an unrelated click decided a choice")
+	}
+	// Without Forward: 200, nothing handled.
+	f.h = &slack.Handler{Choices: f.choices, SigningSecret: func() string { return secret }, Clock: func() time.Time { return now }}
+	if w := f.do(slackRequest(slack.PathInteractions, form, now)); w.Code != http.StatusOK || decodeJSON(t, w)["handled"] != false {
+		t.Fatalf("without Forward: %d %s", w.Code, w.Body)
+	}
+	// A failing Forward is a 502.
+	f.h = &slack.Handler{Choices: f.choices, SigningSecret: func() string { return secret }, Clock: func() time.Time { return now },
+		Forward: func(context.Context, []byte) error { return errors.New("trigger down") }}
+	if w := f.do(slackRequest(slack.PathInteractions, form, now)); w.Code != http.StatusBadGateway {
+		t.Fatalf("failing Forward: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestSlashCommandRepliesFlatJSON(t *testing.T) {
+	f := newFixture(t)
+	form := url.Values{
+		"command": {"/start-app-deploy"}, "text": {"dev myapp https://git/x.git 1.0"},
+		"user_id": {"U1", "ignored"}, "user_name": {"alice"}, "trigger_id": {"1.2.abc"},
+	}
+	for _, path := range []string{slack.PathCommands, slack.PathInteractions} {
+		f.forwards = nil
+		w := f.do(slackRequest(path, form, now))
+		if w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
+		}
+		got := decodeJSON(t, w)
+		want := map[string]any{"command": "/start-app-deploy", "text": "dev myapp https://git/x.git 1.0",
+			"user_id": "U1", "user_name": "alice", "trigger_id": "1.2.abc"}
+		if len(got) != len(want) {
+			t.Fatalf("%s: reply %v", path, got)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: %s = %v, want %v", path, k, got[k], v)
+			}
+		}
+		if len(f.forwards) != 1 || !bytes.Equal(f.forwards[0], bytes.TrimSpace(w.Body.Bytes())) {
+			t.Fatalf("%s: forwarded %q", path, f.forwards)
+		}
+	}
+	if w := f.do(slackRequest(slack.PathCommands, form, time.Time{})); w.Code != http.StatusUnauthorized {
+		t.Fatalf("unsigned command: %d", w.Code)
+	}
+	if w := f.do(slackRequest(slack.PathCommands, url.Values{"other": {"x"}}, now)); w.Code != http.StatusOK || strings.TrimSpace(w.Body.String()) != "{}" {
+		t.Fatalf("neither payload nor command: %d %s", w.Code, w.Body)
+	}
+	// No signing secret configured: the Slack routes are off.
+	f.h.SigningSecret = func() string { return "" }
+	if w := f.do(slackRequest(slack.PathCommands, form, now)); w.Code != http.StatusNotFound {
+		t.Fatalf("without a signing secret: %d", w.Code)
+	}
+}
+
+func TestChoicesByToken(t *testing.T) {
+	f := newFixture(t)
+	p := f.gate("run-1", "1.000001")
+	post := func(token, auth, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, slack.PathChoices+token, strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		return f.do(req)
+	}
+	good := `{"choice": "deploy", "chosenBy": "ci-bot"}`
+	cases := []struct {
+		name, token, auth, body string
+		code                    int
+		has                     string
+	}{
+		{"no bearer", p.Token, "", good, http.StatusUnauthorized, "bearer"},
+		{"wrong bearer", p.Token, "Bearer nope", good, http.StatusUnauthorized, "bearer"},
+		{"basic auth", p.Token, "Basic " + apiToken, good, http.StatusUnauthorized, "bearer"},
+		{"unknown token", "0123abcd", "Bearer " + apiToken, good, http.StatusNotFound, "no such pending choice"},
+		{"not JSON", p.Token, "Bearer " + apiToken, "choice=deploy", http.StatusBadRequest, "JSON"},
+		{"no chooser", p.Token, "Bearer " + apiToken, `{"choice": "deploy"}`, http.StatusBadRequest, "chosenBy"},
+		{"invalid choice", p.Token, "Bearer " + apiToken, `{"choice": "nuke", "chosenBy": "x"}`, http.StatusBadRequest, `"options"`},
+		{"decides", p.Token, "bearer " + apiToken, good, http.StatusOK, `"chosenBy":"ci-bot"`},
+		{"second decision", p.Token, "Bearer " + apiToken, `{"choice": "skip", "chosenBy": "other"}`, http.StatusConflict, `"chosenBy":"ci-bot"`},
+	}
+	for _, c := range cases {
+		w := post(c.token, c.auth, c.body)
+		if w.Code != c.code || !strings.Contains(w.Body.String(), c.has) {
+			t.Errorf("%s: %d %s, want %d containing %s", c.name, w.Code, w.Body, c.code, c.has)
+		}
+		if c.name == "decides" {
+			var out struct{ Decision choice.Decision }
+			if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Decision.Choice != "deploy" || out.Decision.Via != choice.ViaHTTP {
+				t.Errorf("decision reply %s (%v)", w.Body, err)
+			}
+		}
+	}
+	if d := f.decision("run-1"); d == nil || d.Choice != "deploy" || d.ChosenBy != "ci-bot" || d.Via != choice.ViaHTTP {
+		t.Fatalf("stored decision %+v", d)
+	}
+	if w := f.do(httptest.NewRequest(http.MethodGet, slack.PathChoices+p.Token, nil)); w.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET: %d", w.Code)
+	}
+	// Without an API token the route does not exist.
+	f.h.APIToken = func() string { return "" }
+	if w := post(p.Token, "Bearer ", good); w.Code != http.StatusNotFound {
+		t.Fatalf("disabled route: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestCancelledChoiceIsNoLongerWaiting(t *testing.T) {
+	f := newFixture(t)
+	p := f.gate("run-1", "1.000001")
+	if err := f.choices.Cancel(context.Background(), "run-1"); err != nil {
+		t.Fatal(err)
+	}
+	w := f.do(slackRequest(slack.PathInteractions, clickPayload("U1", "alice", "1.000001", "deploy"), now))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "no longer waiting") || len(f.forwards) != 0 {
+		t.Fatalf("click on a cancelled choice: %d %s", w.Code, w.Body)
+	}
+	req := httptest.NewRequest(http.MethodPost, slack.PathChoices+p.Token, strings.NewReader(`{"choice":"deploy","chosenBy":"x"}`))
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	if w := f.do(req); w.Code != http.StatusGone {
+		t.Fatalf("API on a cancelled choice: %d %s", w.Code, w.Body)
+	}
+	if f.decision("run-1") != nil {
+		t.Fatal("a cancelled choice was decided")
+	}
+}

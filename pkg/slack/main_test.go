@@ -1,0 +1,42 @@
+package slack_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cicdstatemgr/cicdstatemgr/internal/redistest"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+)
+
+var srv *redistest.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	srv, err = redistest.StartProcess()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pkg/slack tests need a real Redis:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	srv.Close()
+	os.Exit(code)
+}
+
+var prefixSeq atomic.Int64
+
+func newChoices(t testing.TB) *choice.Store {
+	t.Helper()
+	st, err := store.New(store.Options{
+		Addr: srv.Addr, Username: srv.Username, Password: srv.Password,
+		KeyPrefix: fmt.Sprintf("t%d:%s", prefixSeq.Add(1), strings.ReplaceAll(t.Name(), "/", "_")),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return choice.New(st)
+}
