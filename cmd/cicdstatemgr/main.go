@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/cli"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
@@ -15,7 +16,7 @@ import (
 
 func main() {
 	cli.EventRunnerFactory = func(st *store.Store, r *render.Renderer, log *slog.Logger) engine.EventRunner {
-		return events.NewRunner(st, r, log)
+		return events.NewRunner(st, r, log, events.WithChoices(choice.New(st)))
 	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

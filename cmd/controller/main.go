@@ -7,13 +7,14 @@ import (
 	"errors"
 	"flag"
 	"log"
+	"log/slog"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	kubeclient "knative.dev/pkg/client/injection/kube/client"
 	"knative.dev/pkg/controller"
 	"knative.dev/pkg/injection"
@@ -22,6 +23,7 @@ import (
 	"knative.dev/pkg/signals"
 	"knative.dev/pkg/system"
 
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
@@ -55,9 +57,19 @@ func main() {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := reconciler.NewMetrics(reg)
 	templates := tmpl.New(tmpl.Options{})
+	// wake is set once the controller exists: a choice made through our
+	// HTTP endpoint wakes the waiting CustomRun at once.
+	var wake atomic.Pointer[func(string)]
 	src := settings.NewSource(func(st *store.Store, c *config.Config) *engine.Engine {
 		r := render.New(templates)
-		return &engine.Engine{Store: st, Renderer: r, Events: events.NewRunner(st, r, nil)}
+		choices := choice.New(st)
+		choices.OnDecision = func(p choice.Pending, _ choice.Decision) {
+			if w := wake.Load(); w != nil {
+				(*w)(p.Key)
+			}
+		}
+		return &engine.Engine{Store: st, Renderer: r, Choices: choices,
+			Events: events.NewRunner(st, r, slog.Default(), events.WithChoices(choices))}
 	})
 	if *redisAddr != "" {
 		src.StoreOptions = func(o *store.Options) { o.Addr = *redisAddr }
@@ -67,10 +79,11 @@ func main() {
 	if *disableHA {
 		ctx = sharedmain.WithHADisabled(ctx)
 	}
-	go serveHTTP(ctx, *httpAddr, reg, src)
+	go serveHTTP(ctx, *httpAddr, newMux(reg, src, slog.Default()))
 	sharedmain.MainWithConfig(ctx, reconciler.ControllerName, cfg, reconciler.NewController(reconciler.Options{
 		Source:  src,
 		Metrics: metrics,
+		Waker:   func(fn func(string)) { wake.Store(&fn) },
 		Setup: func(ctx context.Context) error {
 			logger := logging.FromContext(ctx)
 			return src.Watch(ctx, kubeclient.Get(ctx), system.Namespace(), func(err error) {
@@ -80,17 +93,7 @@ func main() {
 	}))
 }
 
-func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, src *settings.Source) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if _, _, err := src.Current(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ok"))
-	})
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+func serveHTTP(ctx context.Context, addr string, mux *http.ServeMux) {
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -112,7 +112,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(o.LogLevel, stderr)
 	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 	defer cancel()
-	if err := run(ctx, o, stdout, log); err != nil {
+	if err := run(ctx, o, stdout, stderr, log); err != nil {
 		fmt.Fprintln(stderr, errorLine(err))
 		return 1
 	}
@@ -157,7 +157,7 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-func run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) error {
+func run(ctx context.Context, o Options, stdout, stderr io.Writer, log *slog.Logger) error {
 	if o.Config == "" {
 		return engine.Errorf(engine.ReasonInvalidParams, "--config <path> is required (or set %s)", EnvConfigPath)
 	}
@@ -193,6 +193,9 @@ func run(ctx context.Context, o Options, stdout io.Writer, log *slog.Logger) err
 	out, err := eng.Do(ctx, *req)
 	if err != nil {
 		return err
+	}
+	if out.Waiting != "" {
+		fmt.Fprintf(stderr, "cicdstatemgr: an approval gate waits for a choice: cicdstatemgr choose --id %s --choice <value>\n", req.ID)
 	}
 	switch req.Op {
 	case engine.OpInit:

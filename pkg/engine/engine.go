@@ -13,10 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
 // Op names an operation.
@@ -68,6 +70,9 @@ type EventInput struct {
 	// JournalKey scopes the side-effect journal: a handler's HTTP call is
 	// made once per JournalKey, however often the operation is retried.
 	JournalKey string
+	// OnWait is called with the gate key when a handler registered an
+	// approval gate (manual-choice with wait: true).
+	OnWait func(key string)
 }
 
 // EventRunner runs event handlers. It returns a JSON summary of what ran.
@@ -81,7 +86,9 @@ type Engine struct {
 	Renderer *render.Renderer
 	// Events runs handle-event; nil means handle-event is unavailable.
 	Events EventRunner
-	Log    *slog.Logger
+	// Choices keeps approval gates; the reconciler waits on it.
+	Choices *choice.Store
+	Log     *slog.Logger
 }
 
 // Event names a pipeline's event.
@@ -143,9 +150,13 @@ type Outcome struct {
 	Results []Result `json:"results,omitempty"`
 	// Handled is the JSON summary of the event handlers that ran.
 	Handled string `json:"handled,omitempty"`
+	// Waiting is the key of the approval gate the op opened, if any: the
+	// caller waits for a choice (pkg/choice) before it reports success.
+	Waiting string `json:"waiting,omitempty"`
 	// Replayed is true when the outcome was recorded by an earlier run.
 	Replayed bool `json:"-"`
-	// Doc is the document after the operation (nil when replayed).
+	// Doc is the document after the operation (nil when replayed, and after a
+	// set or get that read only part of it, see Engine.update and get).
 	Doc *document.Map `json:"-"`
 }
 
@@ -223,23 +234,30 @@ func applySets(doc *document.Map, sets []document.Assignment) error {
 }
 
 // runEvent runs the event handlers against doc when the request has an event.
-func (e *Engine) runEvent(ctx context.Context, req Request, doc *document.Map, journalKey string) (string, error) {
+// It returns the handled summary and the key of an approval gate it opened.
+func (e *Engine) runEvent(ctx context.Context, req Request, doc *document.Map, journalKey string) (string, string, error) {
 	if req.Event == nil {
-		return "", nil
+		return "", "", nil
 	}
-	return e.Events.HandleEvent(ctx, EventInput{
+	waiting := ""
+	handled, err := e.Events.HandleEvent(ctx, EventInput{
 		ID: req.ID, Doc: doc, Config: req.Config, Pipeline: req.Event.Pipeline, Event: req.Event.Name,
-		Vars: req.Vars, JournalKey: journalKey,
+		Vars: req.Vars, JournalKey: journalKey, OnWait: func(key string) { waiting = key },
 	})
+	return handled, waiting, err
 }
 
 // update is load, set, handle-event and generate: read-modify-write of an
 // existing document under the store's optimistic concurrency. extra runs
 // after the sets (generate).
+//
+// A set without event reads and writes only what its assignments touch
+// (UpdatePaths), unless the caller may want the whole document back (local
+// files configured); Outcome.Doc is nil then.
 func (e *Engine) update(ctx context.Context, req Request, extra func(context.Context, Request, *document.Map) error) (*Outcome, error) {
 	journalKey := newJournalKey(req.OpKey)
 	var final *document.Map
-	result, replayed, err := e.Store.Update(ctx, req.ID, req.OpKey, func(doc *document.Map) (bool, []byte, error) {
+	fn := func(doc *document.Map) (bool, []byte, error) {
 		if err := applySets(doc, req.Sets); err != nil {
 			return false, nil, err
 		}
@@ -248,22 +266,48 @@ func (e *Engine) update(ctx context.Context, req Request, extra func(context.Con
 				return false, nil, err
 			}
 		}
-		handled, err := e.runEvent(ctx, req, doc, journalKey)
+		handled, waiting, err := e.runEvent(ctx, req, doc, journalKey)
 		if err != nil {
 			return false, nil, err
 		}
-		out := &Outcome{ID: req.ID, Handled: handled}
+		out := &Outcome{ID: req.ID, Handled: handled, Waiting: waiting}
 		if req.Event != nil {
 			out.Results = append(out.Results, Result{Name: "handled", Value: handled})
 		}
 		final = doc
 		b, err := json.Marshal(out)
 		return true, b, err
-	})
+	}
+	var result []byte
+	var replayed bool
+	var err error
+	if ps, ok := e.Store.(pathStore); ok && req.Op == OpSet && req.Event == nil && extra == nil && !wantsDoc(req.Config) {
+		paths := make([]string, len(req.Sets))
+		for i, a := range req.Sets {
+			paths[i] = a.Path
+		}
+		result, replayed, err = ps.UpdatePaths(ctx, req.ID, req.OpKey, paths, fn)
+		final = nil // possibly a part of the document
+	} else {
+		result, replayed, err = e.Store.Update(ctx, req.ID, req.OpKey, fn)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return decodeOutcome(result, replayed, final)
+}
+
+// pathStore is a Store that reads and writes parts of documents.
+type pathStore interface {
+	UpdatePaths(ctx context.Context, id, opKey string, paths []string, fn store.UpdateFunc) ([]byte, bool, error)
+	GetPaths(ctx context.Context, id string, paths []string) (*document.Map, error)
+}
+
+// wantsDoc says whether the caller of a set may want the whole document in
+// Outcome.Doc: the CLI writes it to the local files the configuration names.
+func wantsDoc(cfg *config.Config) bool {
+	files, err := cfg.LocalFiles(".")
+	return err != nil || len(files) > 0
 }
 
 func decodeOutcome(result []byte, replayed bool, doc *document.Map) (*Outcome, error) {
@@ -292,6 +336,9 @@ func (e *Engine) get(ctx context.Context, req Request) (*Outcome, error) {
 		return out, nil
 	}
 	if len(req.Sets) == 0 && req.OpKey == "" {
+		if out, err, ok := e.getPartial(ctx, req, compute); ok {
+			return out, err
+		}
 		doc, err := e.Store.Get(ctx, req.ID)
 		if err != nil {
 			return nil, err
@@ -315,6 +362,99 @@ func (e *Engine) get(ctx context.Context, req Request) (*Outcome, error) {
 		return nil, err
 	}
 	return decodeOutcome(result, replayed, final)
+}
+
+// getPartial is get reading only the keys its expressions name (GetPaths),
+// when they are plain dotted paths. A string value is rendered as a template
+// against the whole document, so it needs the whole document unless it holds
+// no template syntax, no tmpl-ctx-vars are given and the macros in front of
+// every template only define macros: ok is false then (and the caller reads
+// the whole document). Outcome.Doc is nil.
+func (e *Engine) getPartial(ctx context.Context, req Request, compute func(*document.Map) (*Outcome, error)) (out *Outcome, err error, ok bool) {
+	ps, isPathStore := e.Store.(pathStore)
+	if !isPathStore || len(req.Gets) == 0 {
+		return nil, nil, false
+	}
+	paths := make([]string, 0, len(req.Gets)+1)
+	for _, g := range req.Gets {
+		p := strings.TrimSpace(g.Expr)
+		if p == "" || strings.ContainsAny(p, "$*[") || strings.Contains(p, "..") {
+			return nil, nil, false
+		}
+		paths = append(paths, p)
+	}
+	paths = append(paths, tmpl.MacrosKey)
+	doc, err := ps.GetPaths(ctx, req.ID, paths)
+	if err != nil {
+		return nil, err, true
+	}
+	for _, g := range req.Gets {
+		v, _, _ := document.Lookup(doc, g.Expr)
+		if s, isStr := v.(string); isStr && s != "" && (len(req.Vars) > 0 || hasTemplateSyntax(s) || !macrosOnly(doc)) {
+			return nil, nil, false
+		}
+	}
+	out, err = compute(doc)
+	if out != nil {
+		out.Doc = nil
+	}
+	return out, err, true
+}
+
+func hasTemplateSyntax(s string) bool {
+	return strings.Contains(s, "{{") || strings.Contains(s, "{%") || strings.Contains(s, "{#")
+}
+
+// macrosOnly says whether the macro text of doc (put in front of every
+// template) only defines macros, so that it renders the same whatever the
+// rest of the document holds.
+func macrosOnly(doc *document.Map) bool {
+	m, _ := doc.GetMap(tmpl.MacrosKey)
+	s, _ := m.GetString("all")
+	depth := 0
+	for {
+		i := strings.IndexByte(s, '{')
+		if i < 0 || i == len(s)-1 {
+			return true
+		}
+		switch s[i+1] {
+		case '#':
+			end := strings.Index(s[i+2:], "#}")
+			if end < 0 {
+				return false
+			}
+			s = s[i+2+end+2:]
+		case '{':
+			end := strings.Index(s[i+2:], "}}")
+			if depth == 0 || end < 0 {
+				return false
+			}
+			s = s[i+2+end+2:]
+		case '%':
+			end := strings.Index(s[i+2:], "%}")
+			if end < 0 {
+				return false
+			}
+			tag := strings.Fields(strings.Trim(s[i+2:i+2+end], "-+ \t\r\n"))
+			s = s[i+2+end+2:]
+			switch {
+			case len(tag) > 0 && tag[0] == "macro":
+				depth++
+			case len(tag) > 0 && tag[0] == "endmacro" && depth > 0:
+				depth--
+			case len(tag) > 0 && tag[0] == "raw" && depth > 0:
+				end := strings.Index(s, "endraw")
+				if end < 0 {
+					return false
+				}
+				s = s[end:]
+			case depth == 0:
+				return false
+			}
+		default:
+			s = s[i+1:]
+		}
+	}
 }
 
 // GetValue evaluates one get expression the original's way (§1.5, with the

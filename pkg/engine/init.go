@@ -22,11 +22,11 @@ func (e *Engine) init(ctx context.Context, req Request) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	handled, err := e.runEvent(ctx, req, doc, newJournalKey(req.OpKey))
+	handled, waiting, err := e.runEvent(ctx, req, doc, newJournalKey(req.OpKey))
 	if err != nil {
 		return nil, err
 	}
-	out := &Outcome{ID: req.ID, Handled: handled, Doc: doc}
+	out := &Outcome{ID: req.ID, Handled: handled, Waiting: waiting, Doc: doc}
 	if req.Event != nil {
 		out.Results = append(out.Results, Result{Name: "handled", Value: handled})
 	}

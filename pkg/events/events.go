@@ -48,6 +48,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"log/slog"
 	"strings"
 
@@ -97,6 +98,9 @@ type Runner struct {
 	// PostTrigger. It runs under the journal like every HTTP call: at most
 	// once per journal key, its Response replayed on re-runs.
 	Trigger func(ctx context.Context, call *TriggerCall) (*httpclient.Response, error)
+	// Choices keeps the approval gates of manual-choice blocks with
+	// `wait: true`; nil: such blocks fail with a clear error.
+	Choices *choice.Store
 }
 
 // Option configures a Runner.
@@ -109,6 +113,9 @@ func WithHTTPClient(c *httpclient.Client) Option { return func(r *Runner) { r.HT
 func WithTrigger(fn func(ctx context.Context, call *TriggerCall) (*httpclient.Response, error)) Option {
 	return func(r *Runner) { r.Trigger = fn }
 }
+
+// WithChoices sets the store of approval gates (manual-choice `wait: true`).
+func WithChoices(c *choice.Store) Option { return func(r *Runner) { r.Choices = c } }
 
 // NewRunner returns a Runner.
 func NewRunner(st *store.Store, r *render.Renderer, log *slog.Logger, opts ...Option) *Runner {

@@ -3,6 +3,8 @@ package events
 import (
 	"context"
 	"fmt"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"regexp"
 	"strings"
 
@@ -239,7 +241,68 @@ func (r *Runner) manualChoice(ctx context.Context, b *blockRun) error {
 	if err != nil || resp == nil {
 		return err
 	}
-	return r.capture(b, TypeManualChoice, resp.Body)
+	if err := r.capture(b, TypeManualChoice, resp.Body); err != nil {
+		return err
+	}
+	if isTrue(b.block, "wait") {
+		return r.registerGate(ctx, b, own, []byte(resp.Body))
+	}
+	return nil
+}
+
+// StatusWaiting marks a manual-choice block whose gate waits for a choice.
+const StatusWaiting = "waiting"
+
+// registerGate records the approval gate of a manual-choice block with
+// `wait: true`: its options, who may choose, and the Slack message (channel
+// and ts of the chat.postMessage reply) whose buttons answer it. The op's
+// JournalKey (the CustomRun UID) identifies the gate.
+func (r *Runner) registerGate(ctx context.Context, b *blockRun, own *document.Map, reply []byte) error {
+	if r.Choices == nil || b.in.OnWait == nil {
+		return failf(engine.ReasonInvalidParams, "manual-choice %s has wait: true, which needs the controller (or a CLI with a Redis store)", b.name)
+	}
+	p := choice.Pending{Key: b.in.JournalKey, ContextID: b.in.ID, Pipeline: b.in.Pipeline, Event: b.in.Event}
+	p.Title, _ = own.GetString("title")
+	choices, _ := own.GetMap("choices")
+	choices.Range(func(_ string, g any) bool {
+		gm, _ := g.(*document.Map)
+		opts, _ := gm.Get("options")
+		for _, o := range asList(opts) {
+			if om, ok := o.(*document.Map); ok {
+				v, _ := om.GetString("value")
+				t, _ := om.GetString("text")
+				if v != "" {
+					p.Options = append(p.Options, choice.Option{Value: v, Text: t})
+				}
+			}
+		}
+		return true
+	})
+	if len(p.Options) == 0 {
+		return failf(engine.ReasonInvalidAppConfig, "manual-choice %s has wait: true but no option with a value", b.name)
+	}
+	if users, ok := b.block.Get("allowed-users"); ok {
+		for _, u := range asList(users) {
+			p.AllowedUsers = append(p.AllowedUsers, fmt.Sprint(u))
+		}
+	}
+	if v, err := document.ParseJSON(reply); err == nil {
+		if m, ok := v.(*document.Map); ok {
+			p.SlackChannel, _ = m.GetString("channel")
+			p.SlackTS, _ = m.GetString("ts")
+		}
+	}
+	if _, err := r.Choices.Register(ctx, p); err != nil {
+		return failf(engine.ReasonEventHandlerFailed, "manual-choice %s: registering the approval gate: %v", b.name, err)
+	}
+	b.entry.Status = StatusWaiting
+	b.in.OnWait(p.Key)
+	return nil
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
 }
 
 var identifier = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
@@ -446,33 +509,9 @@ func (r *Runner) triggerPipeline(ctx context.Context, b *blockRun) error {
 			payload.Set(k, s)
 		}
 	}
-	headers := []httpclient.Header{
-		{Name: "Content-Type", Value: "application/json"},
-		{Name: "Accept", Value: "*/*"},
-		{Name: "Cache-Control", Value: "no-cache"},
-	}
-	hv, _, _ := document.Lookup(cfg.Data, "trigger.headers")
-	if hv != nil {
-		hl, ok := hv.([]any)
-		if !ok {
-			return failf(engine.ReasonInvalidConfig, "config.yaml trigger.headers must be a list of {name, value}, not a %s", document.TypeName(hv))
-		}
-		// secretData is visible to the header templates only.
-		tctx.Set("secretData", document.CloneMap(cfg.Secrets))
-		for i, h := range hl {
-			hm, ok := h.(*document.Map)
-			name, _ := hm.GetString("name")
-			if !ok || strings.TrimSpace(name) == "" {
-				return failf(engine.ReasonInvalidConfig, "config.yaml trigger.headers[%d] must be a map with a name and a value", i)
-			}
-			v, _ := hm.Get("value")
-			s, err := r.render(fmt.Sprintf("config.yaml trigger.headers[%d].value", i), v, tctx)
-			if err != nil {
-				return err
-			}
-			headers = append(headers, httpclient.Header{Name: strings.TrimSpace(name), Value: strings.TrimSpace(s)})
-		}
-		tctx.Delete("secretData")
+	headers, err := r.TriggerHeaders(cfg, tctx)
+	if err != nil {
+		return err
 	}
 	body, err := document.MarshalJSON(payload, document.PythonJSON)
 	if err != nil {
@@ -606,4 +645,39 @@ func parseBody(body string) any {
 		return v
 	}
 	return body
+}
+
+// TriggerHeaders returns the headers of a trigger POST: the fixed ones and
+// config trigger.headers rendered against tctx plus secretData (the one
+// place templates see the secrets; tctx is left as it was).
+func (r *Runner) TriggerHeaders(cfg *config.Config, tctx *document.Map) ([]httpclient.Header, error) {
+	headers := []httpclient.Header{
+		{Name: "Content-Type", Value: "application/json"},
+		{Name: "Accept", Value: "*/*"},
+		{Name: "Cache-Control", Value: "no-cache"},
+	}
+	hv, _, _ := document.Lookup(cfg.Data, "trigger.headers")
+	if hv == nil {
+		return headers, nil
+	}
+	hl, ok := hv.([]any)
+	if !ok {
+		return nil, failf(engine.ReasonInvalidConfig, "config.yaml trigger.headers must be a list of {name, value}, not a %s", document.TypeName(hv))
+	}
+	tctx.Set("secretData", document.CloneMap(cfg.Secrets))
+	defer tctx.Delete("secretData")
+	for i, h := range hl {
+		hm, ok := h.(*document.Map)
+		name, _ := hm.GetString("name")
+		if !ok || strings.TrimSpace(name) == "" {
+			return nil, failf(engine.ReasonInvalidConfig, "config.yaml trigger.headers[%d] must be a map with a name and a value", i)
+		}
+		v, _ := hm.Get("value")
+		s, err := r.render(fmt.Sprintf("config.yaml trigger.headers[%d].value", i), v, tctx)
+		if err != nil {
+			return nil, err
+		}
+		headers = append(headers, httpclient.Header{Name: strings.TrimSpace(name), Value: strings.TrimSpace(s)})
+	}
+	return headers, nil
 }

@@ -25,6 +25,9 @@ type Options struct {
 	// Setup runs once with the controller's context before informers start
 	// (the config watcher starts here).
 	Setup func(ctx context.Context) error
+	// Waker, when set, receives the function that wakes the CustomRun
+	// waiting on an approval gate key (called when a choice is made).
+	Waker func(wake func(gateKey string))
 }
 
 // NewController returns the constructor sharedmain runs.
@@ -43,6 +46,13 @@ func NewController(o Options) injection.ControllerConstructor {
 		impl := customrunreconciler.NewImpl(ctx, r, func(*controller.Impl) controller.Options {
 			return controller.Options{AgentName: ControllerName}
 		})
+		if o.Waker != nil {
+			o.Waker(func(key string) {
+				if nn, ok := r.WakeGate(key); ok {
+					impl.EnqueueKey(nn)
+				}
+			})
+		}
 		if _, err := customruninformer.Get(ctx).Informer().AddEventHandler(cache.FilteringResourceEventHandler{
 			FilterFunc: tkncontroller.FilterCustomRunRef(APIVersion, Kind),
 			Handler:    controller.HandleAll(impl.Enqueue),

@@ -37,9 +37,13 @@ var stringParams = map[string]bool{
 var arrayParams = map[string]bool{ParamSet: true, ParamSetYAML: true, ParamGet: true, ParamTmplCtxVar: true}
 
 // ResultID is always written; ResultHandled for handle-event.
+// ResultChoice and ResultChosenBy carry the decision of an approval gate
+// (empty when the event opened none).
 const (
-	ResultID      = "id"
-	ResultHandled = "handled"
+	ResultID       = "id"
+	ResultHandled  = "handled"
+	ResultChoice   = "choice"
+	ResultChosenBy = "chosen-by"
 )
 
 // resultName is what Tekton accepts as a result name.
@@ -203,7 +207,7 @@ func parseSetParams(sets, setYAML []string) ([]document.Assignment, error) {
 // parseGets parses `result-name=path` entries; `result-name:csv=path` joins
 // a list with commas instead of printing it as JSON.
 func parseGets(items []string) ([]getEntry, error) {
-	seen := map[string]bool{ResultID: true}
+	seen := map[string]bool{ResultID: true, ResultHandled: true, ResultChoice: true, ResultChosenBy: true}
 	var out []getEntry
 	for i, it := range items {
 		name, expr, ok := strings.Cut(it, "=")

@@ -40,6 +40,9 @@ const (
 	// or a customSpec: CicdState has no named definitions.
 	ReasonUnexpectedRef = "UnexpectedCustomRef"
 	ReasonConfigError   = "ConfigUnavailable"
+	// ReasonWaitingForChoice: a manual-choice gate (wait: true) waits for
+	// someone to choose.
+	ReasonWaitingForChoice = "WaitingForChoice"
 )
 
 // EngineSource hands out the engine built from the current configuration.
@@ -59,6 +62,7 @@ type Reconciler struct {
 	MaxBackoff time.Duration
 
 	attempts sync.Map // CustomRun UID -> int, transient failures so far
+	gates    sync.Map // gate key -> types.NamespacedName of the waiting CustomRun
 }
 
 var _ customrunreconciler.Interface = (*Reconciler)(nil)
@@ -83,6 +87,9 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	}
 	if run.Spec.CustomRef != nil && run.Spec.CustomRef.Name != "" {
 		return r.fail(run, nil, engine.Errorf(ReasonUnexpectedRef, "customRef.name %q is not supported: reference apiVersion %s kind %s without a name", run.Spec.CustomRef.Name, APIVersion, Kind))
+	}
+	if run.IsCancelled() || run.HasTimedOut(r.Clock) {
+		r.closeGate(ctx, run)
 	}
 	if run.IsCancelled() {
 		msg := run.Spec.StatusMessage
@@ -122,6 +129,9 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		}
 		logger.Infow("op failed", "op", p.op, "reason", e.Reason, "message", e.Message)
 		return r.fail(run, p, e)
+	}
+	if out.Waiting != "" {
+		return r.awaitChoice(ctx, run, p, eng, out)
 	}
 	return r.succeed(run, p, out)
 }
@@ -344,7 +354,10 @@ func buildResults(p *params, out *engine.Outcome) []v1beta1.CustomRunResult {
 		res = append(res, v1beta1.CustomRunResult{Name: g.name, Value: value(g.name)})
 	}
 	if p.event != nil {
-		res = append(res, v1beta1.CustomRunResult{Name: ResultHandled, Value: value(ResultHandled)})
+		res = append(res,
+			v1beta1.CustomRunResult{Name: ResultHandled, Value: value(ResultHandled)},
+			v1beta1.CustomRunResult{Name: ResultChoice, Value: value(ResultChoice)},
+			v1beta1.CustomRunResult{Name: ResultChosenBy, Value: value(ResultChosenBy)})
 	}
 	return res
 }

@@ -71,3 +71,34 @@ func BenchmarkUpdate1KB(b *testing.B) { benchUpdate(b, 1<<10) }
 func BenchmarkUpdate1MB(b *testing.B) { benchUpdate(b, 1<<20) }
 func BenchmarkGet1KB(b *testing.B)    { benchGet(b, 1<<10) }
 func BenchmarkGet1MB(b *testing.B)    { benchGet(b, 1<<20) }
+
+func benchUpdatePaths(b *testing.B, size int) {
+	st := benchStore(b, size)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		_, _, err := st.UpdatePaths(ctx, "bench", "", []string{"state.counter"}, func(d *document.Map) (bool, []byte, error) {
+			s, _ := d.GetMap("state")
+			c, _ := s.Get("counter")
+			s.Set("counter", c.(int)+1)
+			return true, nil, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchGetPaths(b *testing.B, size int) {
+	st := benchStore(b, size)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		if _, err := st.GetPaths(ctx, "bench", []string{"state.counter"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUpdatePaths1KB(b *testing.B) { benchUpdatePaths(b, 1<<10) }
+func BenchmarkUpdatePaths1MB(b *testing.B) { benchUpdatePaths(b, 1<<20) }
+func BenchmarkGetPaths1KB(b *testing.B)    { benchGetPaths(b, 1<<10) }
+func BenchmarkGetPaths1MB(b *testing.B)    { benchGetPaths(b, 1<<20) }

@@ -45,7 +45,7 @@ func (s *Store) notFound(id string) error {
 	return fmt.Errorf("%w: id %q (Redis key %s at %s)", ErrNotFound, id, s.DocKey(id), s.addr)
 }
 
-// decode parses a stored document.
+// decode parses a document stored in the former layout (one JSON string).
 func (s *Store) decode(key string, data []byte) (*document.Map, error) {
 	v, err := document.ParseJSON(data)
 	if err != nil {
@@ -59,41 +59,63 @@ func (s *Store) decode(key string, data []byte) (*document.Map, error) {
 	return m, nil
 }
 
-func encode(id string, doc *document.Map) ([]byte, error) {
-	if doc == nil {
-		return nil, fmt.Errorf("store: nil document for cicd context %q", id)
+// readDoc reads the document at key in one command: its hash, or (legacy) the JSON
+// string of the former layout. A missing key is redis.Nil.
+func (s *Store) readDoc(ctx context.Context, c redis.Cmdable, key string) (h map[string]string, legacy []byte, err error) {
+	for attempt := 0; ; attempt++ {
+		h, err = c.HGetAll(ctx, key).Result()
+		switch {
+		case err == nil && len(h) == 0:
+			return nil, nil, redis.Nil
+		case err == nil:
+			return h, nil, nil
+		case !isWrongType(err):
+			return nil, nil, err
+		}
+		legacy, err = c.Get(ctx, key).Bytes()
+		// WRONGTYPE again: rewritten as a hash in between; read again.
+		if !isWrongType(err) || attempt == 3 {
+			return nil, legacy, err
+		}
 	}
-	b, err := document.MarshalJSON(doc, document.JSONStyle{})
-	if err != nil {
-		return nil, fmt.Errorf("store: encoding cicd context %q: %w", id, err)
-	}
-	return b, nil
 }
 
-// Get reads the document of id: ErrNotFound when it does not exist. One GET of one key,
-// so never a half-written document.
+// Get reads the document of id: ErrNotFound when it does not exist. One HGETALL of
+// one key, so never a half-written document.
 func (s *Store) Get(ctx context.Context, id string) (*document.Map, error) {
-	data, err := s.GetRaw(ctx, id)
-	if err != nil {
+	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	return s.decode(s.DocKey(id), data)
+	key := s.DocKey(id)
+	h, legacy, err := s.readDoc(ctx, s.rdb, key)
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, s.notFound(id)
+	case err != nil:
+		return nil, s.wrap(err, "HGETALL", key)
+	case legacy != nil:
+		return s.decode(key, legacy)
+	}
+	return s.decodeHash(key, h)
 }
 
-// GetRaw reads the stored JSON of id without decoding it.
+// GetRaw reads the document of id as compact JSON, assembled from the stored fields
+// without decoding them (the bytes document.MarshalJSON gives for the document).
 func (s *Store) GetRaw(ctx context.Context, id string) ([]byte, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
 	key := s.DocKey(id)
-	data, err := s.rdb.Get(ctx, key).Bytes()
-	if errors.Is(err, redis.Nil) {
+	h, legacy, err := s.readDoc(ctx, s.rdb, key)
+	switch {
+	case errors.Is(err, redis.Nil):
 		return nil, s.notFound(id)
+	case err != nil:
+		return nil, s.wrap(err, "HGETALL", key)
+	case legacy != nil:
+		return legacy, nil
 	}
-	if err != nil {
-		return nil, s.wrap(err, "GET", key)
-	}
-	return data, nil
+	return s.rawHash(key, h)
 }
 
 // PutOptions tune Put.
@@ -109,7 +131,8 @@ type PutOptions struct {
 }
 
 // Put writes (creates or replaces) the document of id; see PutOptions. Without OpKey
-// it returns (nil, false, err).
+// it returns (nil, false, err). The old document is replaced in one MULTI/EXEC (DEL,
+// HSET, PEXPIRE).
 func (s *Store) Put(ctx context.Context, id string, doc *document.Map, o PutOptions) (result []byte, replayed bool, err error) {
 	if err := checkID(id); err != nil {
 		return nil, false, err
@@ -122,14 +145,26 @@ func (s *Store) Put(ctx context.Context, id string, doc *document.Map, o PutOpti
 			return nil, false, err
 		}
 	}
-	data, err := encode(id, doc)
+	enc, err := encodeDoc(id, doc)
 	if err != nil {
 		return nil, false, err
 	}
+	args := enc.hsetArgs()
 	key := s.DocKey(id)
+	write := func(p redis.Pipeliner) {
+		p.Del(ctx, key)
+		p.HSet(ctx, key, args...)
+		if o.TTL > 0 {
+			p.PExpire(ctx, key, o.TTL)
+		}
+	}
 	if o.OpKey == "" {
-		if err := s.rdb.Set(ctx, key, data, o.TTL).Err(); err != nil {
-			return nil, false, s.wrap(err, "SET", key)
+		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			write(p)
+			return nil
+		})
+		if err != nil {
+			return nil, false, s.wrap(err, "PUT", key)
 		}
 		return nil, false, nil
 	}
@@ -151,7 +186,7 @@ func (s *Store) Put(ctx context.Context, id string, doc *document.Map, o PutOpti
 				return err
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.Set(ctx, key, data, o.TTL)
+				write(p)
 				p.Set(ctx, opKey, res, s.ttl)
 				return nil
 			})
@@ -182,8 +217,28 @@ type fnError struct{ err error }
 
 func (e fnError) Error() string { return e.err.Error() }
 
+// diffHash lists the HSET pairs and HDEL fields that turn hash old into enc.
+func diffHash(old map[string]string, enc *encoded) (writes []any, dels []string) {
+	if ord := enc.lay.encode(); old[fieldOrder] != string(ord) {
+		writes = append(writes, fieldOrder, ord)
+	}
+	for f, b := range enc.fields {
+		if cur, ok := old[f]; !ok || cur != string(b) {
+			writes = append(writes, f, b)
+		}
+	}
+	for f := range old {
+		if _, ok := enc.fields[f]; !ok && f != fieldOrder {
+			dels = append(dels, f)
+		}
+	}
+	return writes, dels
+}
+
 // Update atomically reads, modifies (fn) and writes the document of id, retrying lost
-// races (with jittered backoff) until ctx ends. The document keeps its TTL.
+// races (with jittered backoff) until ctx ends. The document keeps its TTL. Only the
+// fields whose JSON changed are written (HSET, HDEL in MULTI/EXEC); UpdatePaths also
+// reads only the fields it needs.
 //
 // With opKey != "", the update is exactly-once: if the op record exists, fn is not
 // called and its stored result is returned with replayed=true; otherwise the document
@@ -211,15 +266,15 @@ func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (re
 		var replay bool
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			var opCmd *redis.StringCmd
-			var docCmd *redis.StringCmd
+			var docCmd *redis.MapStringStringCmd
 			_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 				if opK != "" {
 					opCmd = p.Get(ctx, opK)
 				}
-				docCmd = p.Get(ctx, key)
+				docCmd = p.HGetAll(ctx, key)
 				return nil
 			})
-			if err != nil && !errors.Is(err, redis.Nil) {
+			if err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
 				return err
 			}
 			if opCmd != nil {
@@ -232,14 +287,28 @@ func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (re
 					return err
 				}
 			}
-			data, err := docCmd.Bytes()
-			if errors.Is(err, redis.Nil) {
+			h, err := docCmd.Result()
+			var legacy []byte
+			var legacyTTL time.Duration
+			switch {
+			case isWrongType(err): // the former layout: read it, write it back as a hash
+				if legacy, err = tx.Get(ctx, key).Bytes(); err != nil {
+					return err
+				}
+				if legacyTTL, err = tx.PTTL(ctx, key).Result(); err != nil {
+					return err
+				}
+			case err != nil:
+				return err
+			case len(h) == 0:
 				return s.notFound(id)
 			}
-			if err != nil {
-				return err
+			var doc *document.Map
+			if legacy != nil {
+				doc, err = s.decode(key, legacy)
+			} else {
+				doc, err = s.decodeHash(key, h)
 			}
-			doc, err := s.decode(key, data)
 			if err != nil {
 				return err
 			}
@@ -248,21 +317,37 @@ func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (re
 				return fnError{err}
 			}
 			res = r
-			var enc []byte
+			var enc *encoded
+			var writes []any
+			var dels []string
 			if changed {
-				if enc, err = encode(id, doc); err != nil {
+				if enc, err = encodeDoc(id, doc); err != nil {
 					return err
 				}
+				if legacy == nil {
+					writes, dels = diffHash(h, enc)
+				}
 			}
-			if opK == "" && !changed {
+			rewrite := enc != nil && legacy != nil
+			if opK == "" && len(writes) == 0 && len(dels) == 0 && !rewrite {
 				return nil
 			}
 			if opK != "" && r == nil {
 				r = []byte{}
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				if changed {
-					p.SetArgs(ctx, key, enc, redis.SetArgs{KeepTTL: true})
+				if rewrite {
+					p.Del(ctx, key)
+					p.HSet(ctx, key, enc.hsetArgs()...)
+					if legacyTTL > 0 {
+						p.PExpire(ctx, key, max(legacyTTL, time.Millisecond))
+					}
+				}
+				if len(writes) > 0 {
+					p.HSet(ctx, key, writes...)
+				}
+				if len(dels) > 0 {
+					p.HDel(ctx, key, dels...)
 				}
 				if opK != "" {
 					p.Set(ctx, opK, r, s.ttl)

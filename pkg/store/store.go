@@ -1,18 +1,26 @@
-// Package store keeps cicd context documents in Redis, one compact JSON value per
-// context (key order kept, see package document), with atomic read-modify-write and
-// exactly-once records.
+// Package store keeps cicd context documents in Redis (key order kept, see package
+// document), with atomic read-modify-write, partial reads and writes, and exactly-once
+// records.
 //
 // Keys (prefix defaults to "cicdstatemgr"):
 //
-//	<prefix>:ctx:<id>      the cicd context data document of id
+//	<prefix>:ctx:<id>      the cicd context data document of id: a hash with one field
+//	                       per top-level key ("t:<key>") except state, one field per
+//	                       key of state ("s:<key>"), and the key order ("order"); each
+//	                       value compact JSON (see layout.go). Documents stored by
+//	                       earlier versions as one JSON string are still read, and
+//	                       become hashes on their next Update.
 //	<prefix>:op:<opKey>    the result of an operation that must apply once (Put, Update,
 //	                       SetOpResult); expires after Options.DoneTTL
 //	<prefix>:claim:<key>   a claim (Claim / Release)
 //
-// Every write of a document is one SET of one key, inside MULTI/EXEC with its op record
-// when there is one, so a reader never sees a half-written document and a repeated
-// operation never applies twice. Update is optimistic (WATCH) and retries lost races
-// until its context ends.
+// Every write of a document is inside MULTI/EXEC (with its op record when there is
+// one), and every read is one command (HGETALL, HMGET), so a reader never sees a
+// half-written document and a repeated operation never applies twice. Update and
+// UpdatePaths are optimistic (WATCH) and retry lost races until their context ends;
+// they write only the fields that changed, and UpdatePaths and GetPaths read only the
+// fields their paths need, so small operations cost the same however large the rest
+// of the document is.
 //
 // Errors: errors.Is(err, ErrNotFound) for a missing context, ErrUnavailable for a Redis
 // that cannot be reached or timed out (transient: retry later), ErrAuth for rejected

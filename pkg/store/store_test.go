@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,9 +51,18 @@ func TestPutGetRoundTripKeepsOrder(t *testing.T) {
 	if string(raw) != mustJSON(t, doc) || !strings.HasPrefix(string(raw), `{"cicdContextDataId":"app-1.0","zeta":1,"alpha":{"z":[3,1,2]`) {
 		t.Fatalf("raw = %s", raw)
 	}
-	direct, err := srv.Client().Get(ctx, st.DocKey("app-1.0")).Result()
-	if err != nil || direct != string(raw) {
-		t.Fatalf("key %s = %q, %v", st.DocKey("app-1.0"), direct, err)
+	// Stored as a hash: one field per top-level key, one per key of state, the order.
+	direct, err := srv.Client().HGetAll(ctx, st.DocKey("app-1.0")).Result()
+	wantHash := map[string]string{
+		"order":               `{"v":1,"keys":["cicdContextDataId","zeta","alpha","state"],"state":["items","name"]}`,
+		"t:cicdContextDataId": `"app-1.0"`,
+		"t:zeta":              `1`,
+		"t:alpha":             `{"z":[3,1,2],"a":{"y":true,"b":null,"m":1.5}}`,
+		"s:items":             `[]`,
+		"s:name":              `"héllo \"x\""`,
+	}
+	if err != nil || !reflect.DeepEqual(direct, wantHash) {
+		t.Fatalf("key %s = %q, %v\nwant %q", st.DocKey("app-1.0"), direct, err, wantHash)
 	}
 	if !strings.HasPrefix(st.DocKey("x"), "t") || !strings.HasSuffix(st.DocKey("x"), ":TestPutGetRoundTripKeepsOrder:ctx:x") {
 		t.Fatalf("DocKey = %s", st.DocKey("x"))
