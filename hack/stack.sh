@@ -12,7 +12,8 @@
 #   hack/stack.sh env                   print the variables tests and users need
 #
 # Env: CLUSTER_DIR (default .cache/cluster), REDIS_PORT (16379), CONTROLLER_HTTP_PORT (18090),
-# CONTROLLER_PROBES_PORT (18091), plus the port variables of hack/lib.sh.
+# CONTROLLER_PROBES_PORT (18091), CONTROLLER_ARGS (extra flags, e.g. --threads=4), plus the
+# port variables of hack/lib.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REDIS_PORT="${REDIS_PORT:-16379}"
@@ -112,7 +113,7 @@ start_controller() {
   START_BG_EXE="$CONTROLLER_BIN" start_bg cicdstatemgr-controller env \
     SYSTEM_NAMESPACE="$NS" PROBES_PORT="$CONTROLLER_PROBES_PORT" METRICS_PROTOCOL=none \
     "$CONTROLLER_BIN" --kubeconfig "$SA_KUBECONFIG" --disable-ha \
-    --http-addr "127.0.0.1:$CONTROLLER_HTTP_PORT"
+    --http-addr "127.0.0.1:$CONTROLLER_HTTP_PORT" ${CONTROLLER_ARGS:-}
   wait_for_http "http://127.0.0.1:$CONTROLLER_HTTP_PORT/readyz" 60 ||
     { tail -30 "$LOG_DIR/cicdstatemgr-controller.log" >&2; die "our controller did not become ready"; }
   log "our controller is ready (http :$CONTROLLER_HTTP_PORT, log $LOG_DIR/cicdstatemgr-controller.log)"
