@@ -9,6 +9,7 @@
 #   hack/stack.sh start-controller      (re)start only our controller
 #   hack/stack.sh stop-controller [--kill]
 #   hack/stack.sh start-redis | stop-redis
+#   hack/stack.sh kill-redis            SIGKILL our Redis (no shutdown save: the last second may be lost)
 #   hack/stack.sh env                   print the variables tests and users need
 #
 # Env: CLUSTER_DIR (default .cache/cluster), REDIS_PORT (16379), CONTROLLER_HTTP_PORT (18090),
@@ -37,6 +38,28 @@ build_ours() {
 
 start_redis() { REDIS_PERSIST=yes bash "$ROOT/hack/redis.sh" start "$REDIS_PORT" "$REDIS_DIR"; }
 stop_redis() { bash "$ROOT/hack/redis.sh" stop "$REDIS_PORT" "$REDIS_DIR"; }
+
+# kill_redis: SIGKILL the Redis started by start_redis (and a snapshot child it may have
+# forked), as a crash would; only the pid of redis.pid when it runs redis-server.
+kill_redis() {
+  local pid exe child
+  pid="$(cat "$REDIS_DIR/redis.pid" 2>/dev/null || true)"
+  exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+  if [[ ! "$pid" =~ ^[0-9]+$ ]] || [[ "$(basename "$exe")" != redis-server* ]]; then
+    log "no redis started by this stack runs (dir $REDIS_DIR); nothing to kill"
+    return 0
+  fi
+  log "killing redis (SIGKILL, pid $pid)"
+  for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do kill -KILL "$child" 2>/dev/null || true; done
+  kill -KILL "$pid"
+  # gone, or a zombie nobody reaped yet (then it no longer holds the port or the files)
+  local start=$SECONDS
+  while kill -0 "$pid" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]]; do
+    ((SECONDS - start < 10)) || die "redis (pid $pid) still runs 10s after SIGKILL"
+    sleep 0.05
+  done
+  rm -f "$REDIS_DIR/redis.pid"
+}
 
 # local_config prints config/'s ConfigMap and Secret pointed at the local Redis.
 apply_config() {
@@ -164,7 +187,8 @@ start-controller) start_controller ;;
 stop-controller) stop_controller "${2:-}" ;;
 start-redis) start_redis ;;
 stop-redis) stop_redis ;;
+kill-redis) kill_redis ;;
 apply-config) apply_config ;;
 env) cat "$ENV_FILE" ;;
-*) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+*) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioned "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	kubeclient "knative.dev/pkg/client/injection/kube/client"
 	"knative.dev/pkg/controller"
 	"knative.dev/pkg/injection"
@@ -32,6 +33,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/settings"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/trigger"
 )
 
 func main() {
@@ -53,6 +55,7 @@ func main() {
 		os.Setenv("SYSTEM_NAMESPACE", "cicdstatemgr")
 	}
 
+	tektonClient := versioned.NewForConfigOrDie(cfg)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := reconciler.NewMetrics(reg)
@@ -68,8 +71,9 @@ func main() {
 				(*w)(p.Key)
 			}
 		}
-		return &engine.Engine{Store: st, Renderer: r, Choices: choices,
-			Events: events.NewRunner(st, r, slog.Default(), events.WithChoices(choices))}
+		runner := events.NewRunner(st, r, slog.Default(), events.WithChoices(choices))
+		runner.Trigger = (&trigger.Creator{Client: tektonClient, Renderer: r, Fallback: runner.PostTrigger}).Trigger
+		return &engine.Engine{Store: st, Renderer: r, Choices: choices, Events: runner}
 	})
 	if *redisAddr != "" {
 		src.StoreOptions = func(o *store.Options) { o.Addr = *redisAddr }

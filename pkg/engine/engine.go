@@ -61,12 +61,14 @@ type Store interface {
 // EventInput is one handle-event call: the handlers of Pipeline's Event run
 // against Doc, mutating it in place.
 type EventInput struct {
-	ID       string
-	Doc      *document.Map
-	Config   *config.Config
-	Pipeline string
-	Event    string
-	Vars     []render.Var
+	ID string
+	// Namespace of the CustomRun running the op (empty in the CLI).
+	Namespace string
+	Doc       *document.Map
+	Config    *config.Config
+	Pipeline  string
+	Event     string
+	Vars      []render.Var
 	// JournalKey scopes the side-effect journal: a handler's HTTP call is
 	// made once per JournalKey, however often the operation is retried.
 	JournalKey string
@@ -119,6 +121,9 @@ type Request struct {
 	Op     Op
 	ID     string
 	Config *config.Config
+	// Namespace of the CustomRun (empty in the CLI); event handlers that
+	// create Kubernetes objects use it.
+	Namespace string
 
 	// init
 	CicdContext string
@@ -241,7 +246,7 @@ func (e *Engine) runEvent(ctx context.Context, req Request, doc *document.Map, j
 	}
 	waiting := ""
 	handled, err := e.Events.HandleEvent(ctx, EventInput{
-		ID: req.ID, Doc: doc, Config: req.Config, Pipeline: req.Event.Pipeline, Event: req.Event.Name,
+		ID: req.ID, Namespace: req.Namespace, Doc: doc, Config: req.Config, Pipeline: req.Event.Pipeline, Event: req.Event.Name,
 		Vars: req.Vars, JournalKey: journalKey, OnWait: func(key string) { waiting = key },
 	})
 	return handled, waiting, err
@@ -336,7 +341,7 @@ func (e *Engine) get(ctx context.Context, req Request) (*Outcome, error) {
 		return out, nil
 	}
 	if len(req.Sets) == 0 && req.OpKey == "" {
-		if out, err, ok := e.getPartial(ctx, req, compute); ok {
+		if out, ok, err := e.getPartial(ctx, req, compute); ok {
 			return out, err
 		}
 		doc, err := e.Store.Get(ctx, req.ID)
@@ -370,35 +375,35 @@ func (e *Engine) get(ctx context.Context, req Request) (*Outcome, error) {
 // no template syntax, no tmpl-ctx-vars are given and the macros in front of
 // every template only define macros: ok is false then (and the caller reads
 // the whole document). Outcome.Doc is nil.
-func (e *Engine) getPartial(ctx context.Context, req Request, compute func(*document.Map) (*Outcome, error)) (out *Outcome, err error, ok bool) {
+func (e *Engine) getPartial(ctx context.Context, req Request, compute func(*document.Map) (*Outcome, error)) (out *Outcome, ok bool, err error) {
 	ps, isPathStore := e.Store.(pathStore)
 	if !isPathStore || len(req.Gets) == 0 {
-		return nil, nil, false
+		return nil, false, nil
 	}
 	paths := make([]string, 0, len(req.Gets)+1)
 	for _, g := range req.Gets {
 		p := strings.TrimSpace(g.Expr)
 		if p == "" || strings.ContainsAny(p, "$*[") || strings.Contains(p, "..") {
-			return nil, nil, false
+			return nil, false, nil
 		}
 		paths = append(paths, p)
 	}
 	paths = append(paths, tmpl.MacrosKey)
 	doc, err := ps.GetPaths(ctx, req.ID, paths)
 	if err != nil {
-		return nil, err, true
+		return nil, true, err
 	}
 	for _, g := range req.Gets {
 		v, _, _ := document.Lookup(doc, g.Expr)
 		if s, isStr := v.(string); isStr && s != "" && (len(req.Vars) > 0 || hasTemplateSyntax(s) || !macrosOnly(doc)) {
-			return nil, nil, false
+			return nil, false, nil
 		}
 	}
 	out, err = compute(doc)
 	if out != nil {
 		out.Doc = nil
 	}
-	return out, err, true
+	return out, true, err
 }
 
 func hasTemplateSyntax(s string) bool {

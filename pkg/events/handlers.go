@@ -450,7 +450,12 @@ func (r *Runner) respond(ctx context.Context, b *blockRun) error {
 // TriggerCall is one trigger-pipeline block, rendered.
 type TriggerCall struct {
 	Pipeline, Event string // the event being handled
-	Name            string // block name ("default" without named blocks)
+	// Namespace is where the CustomRun that handles the event lives (empty
+	// in the CLI).
+	Namespace string
+	// Config is the configuration the event runs with.
+	Config *config.Config
+	Name   string // block name ("default" without named blocks)
 	// Block is the handler block as configured (do not modify).
 	Block *document.Map
 	// Context is the block's template context (without secretData).
@@ -518,7 +523,7 @@ func (r *Runner) triggerPipeline(ctx context.Context, b *blockRun) error {
 		return failf(engine.ReasonEventHandlerFailed, "encoding the payload: %v", err)
 	}
 	call := &TriggerCall{
-		Pipeline: b.in.Pipeline, Event: b.in.Event, Name: b.name, Block: b.block, Context: tctx,
+		Pipeline: b.in.Pipeline, Event: b.in.Event, Namespace: b.in.Namespace, Config: cfg, Name: b.name, Block: b.block, Context: tctx,
 		Payload: payload, URL: strings.TrimSpace(cfg.StringAt("trigger.url")), Headers: headers, Body: body,
 	}
 	trigger := r.Trigger

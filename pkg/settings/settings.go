@@ -122,9 +122,13 @@ func (s *Source) Apply(configText, secretsText []byte) error {
 // applies every change. It returns once both have synced.
 func (s *Source) Watch(ctx context.Context, kube kubernetes.Interface, namespace string, onError func(error)) error {
 	cmFactory := informers.NewSharedInformerFactoryWithOptions(kube, 10*time.Minute, informers.WithNamespace(namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ConfigMapName).String() }))
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ConfigMapName).String()
+		}))
 	secFactory := informers.NewSharedInformerFactoryWithOptions(kube, 10*time.Minute, informers.WithNamespace(namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = fields.OneTermEqualSelector("metadata.name", SecretName).String() }))
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", SecretName).String()
+		}))
 	cms := cmFactory.Core().V1().ConfigMaps()
 	secs := secFactory.Core().V1().Secrets()
 	var mu sync.Mutex

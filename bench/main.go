@@ -1,0 +1,198 @@
+// Command bench measures cicdstatemgr for Tekton on the local control plane
+// of hack/ (its own stack: CLUSTER_DIR=.cache/bench-cluster, ports of its own)
+// and compares it with a trivial custom task controller (bench/baseline)
+// measured in the same run. Start it with `make bench` (hack/bench.sh brings
+// the stack up, runs this program and takes the stack down); BENCH_QUICK=1
+// runs fewer iterations.
+//
+// Figures: op latency (CustomRun created -> Succeeded seen by a watch) per op
+// and number in flight; throughput with 100 in flight at 1, 2 and 4 worker
+// threads; a pipeline of 10 sequential ops; set/get on the engine alone for
+// 1 KB, 100 KB and 1 MB states; the controller's RSS after 5,000 CustomRuns;
+// the CLI's `--get` (from `go test -bench` in this directory, run by
+// hack/bench.sh). Results go to bench/results.md and bench/latency.png.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// sizes of a run: quick (BENCH_QUICK=1) or full.
+type sizes struct {
+	latencyRuns   map[int]int // in flight -> CustomRuns per op
+	throughput    int         // CustomRuns per thread setting
+	pipelines     int         // PipelineRuns of each kind
+	engineIters   int         // set+get pairs per state size
+	rssRuns       int         // CustomRuns before the RSS reading
+	cliBenchIters int
+}
+
+var quickSizes = sizes{
+	latencyRuns: map[int]int{1: 20, 10: 60, 100: 200},
+	throughput:  200, pipelines: 2, engineIters: 100, rssRuns: 200,
+}
+
+var fullSizes = sizes{
+	latencyRuns: map[int]int{1: 100, 10: 300, 100: 1000},
+	throughput:  1000, pipelines: 5, engineIters: 500, rssRuns: 5000,
+}
+
+var inFlight = []int{1, 10, 100}
+
+func main() {
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("bench: ")
+	var (
+		outDir   = flag.String("out", "bench", "directory of results.md and latency.png")
+		cliFile  = flag.String("cli-bench", "", "output of `go test -bench 'CLIGet|ProcessStart' ./bench` to include")
+		baseline = flag.String("baseline-bin", "", "the bench/baseline controller binary (required)")
+	)
+	flag.Parse()
+	quick := os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0"
+	sz := fullSizes
+	if quick {
+		sz = quickSizes
+	}
+	env, err := loadEnv()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if *baseline == "" {
+		log.Fatal("-baseline-bin is required")
+	}
+	env.baselineBin = *baseline
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	rep := &report{quick: quick, started: time.Now(), sizes: sz}
+	if *cliFile != "" {
+		rep.cli, err = parseGoBench(*cliFile)
+		if err != nil {
+			log.Printf("CLI benchmark output unreadable (%v): the CLI figures are left out", err)
+		}
+	}
+	if err := run(ctx, env, sz, rep); err != nil {
+		rep.failure = err.Error()
+		log.Printf("FAILED: %v", err)
+	}
+	rep.finished = time.Now()
+	md := rep.markdown(env)
+	if err := os.WriteFile(filepath.Join(*outDir, "results.md"), []byte(md), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	if err := writePlot(filepath.Join(*outDir, "latency.png"), rep); err != nil {
+		log.Printf("plot: %v", err)
+	}
+	fmt.Println(md)
+	log.Printf("wrote %s and %s", filepath.Join(*outDir, "results.md"), filepath.Join(*outDir, "latency.png"))
+	if rep.failure != "" {
+		os.Exit(1)
+	}
+}
+
+// run measures everything, filling rep as it goes (a failure keeps what was
+// measured before it).
+func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
+	b, err := newCluster(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	if err := b.startBaseline(ctx); err != nil {
+		return err
+	}
+	if err := b.warmUp(ctx); err != nil {
+		return err
+	}
+
+	// 1. op latency at 1, 10 and 100 in flight, ours and the baseline's
+	for _, n := range inFlight {
+		for _, op := range allOps {
+			ph, err := b.phase(ctx, fmt.Sprintf("lat-%s-c%d", op, n), op, n, sz.latencyRuns[n])
+			if err != nil {
+				return err
+			}
+			rep.latency = append(rep.latency, ph)
+			log.Printf("%-8s %3d in flight: %s", op, n, ph.summary())
+		}
+	}
+
+	// 2. throughput at 100 in flight with 1, 2 and 4 threads, then back to the default
+	for _, threads := range []int{1, 2, 4} {
+		if err := b.restartController(ctx, fmt.Sprintf("--threads=%d", threads)); err != nil {
+			return err
+		}
+		ph, err := b.phase(ctx, fmt.Sprintf("tput-t%d", threads), opSet, 100, sz.throughput)
+		if err != nil {
+			return err
+		}
+		ph.threads = threads
+		rep.throughput = append(rep.throughput, ph)
+		log.Printf("throughput, %d threads: %s", threads, ph.summary())
+	}
+	if err := b.restartController(ctx, ""); err != nil {
+		return err
+	}
+
+	// 3. memory: RSS before and after rssRuns CustomRuns (deleted before the reading)
+	if err := b.rss(ctx, sz.rssRuns, rep); err != nil {
+		return err
+	}
+
+	// 4. a pipeline of 10 sequential ops, ours and the baseline's
+	if err := b.pipelines(ctx, sz.pipelines, rep); err != nil {
+		return err
+	}
+
+	// 5. the engine alone against the bench Redis
+	eng, err := engineBench(ctx, env, sz.engineIters)
+	if err != nil {
+		return err
+	}
+	rep.engine = eng
+	return nil
+}
+
+// benchEnv is what hack/bench.sh (via hack/stack.sh) tells us.
+type benchEnv struct {
+	root, clusterDir, kubeconfig, redisAddr, echoPort, baselineBin string
+	baselineProbes, baselineProfiling                               string
+}
+
+func loadEnv() (*benchEnv, error) {
+	wd, _ := os.Getwd()
+	e := &benchEnv{root: wd, clusterDir: os.Getenv("CLUSTER_DIR"), echoPort: os.Getenv("ECHO_PORT"),
+		baselineProbes: getenv("BASELINE_PROBES_PORT", "18390"), baselineProfiling: getenv("BASELINE_PROFILING_PORT", "18391")}
+	if e.clusterDir == "" || e.echoPort == "" {
+		return nil, fmt.Errorf("CLUSTER_DIR and ECHO_PORT must be set: run me through hack/bench.sh")
+	}
+	if _, err := strconv.Atoi(e.echoPort); err != nil {
+		return nil, fmt.Errorf("ECHO_PORT %q: %v", e.echoPort, err)
+	}
+	kv, err := readEnvFile(filepath.Join(e.clusterDir, "stack.env"))
+	if err != nil {
+		return nil, err
+	}
+	e.kubeconfig, e.redisAddr = kv["KUBECONFIG"], kv["CICDSTATEMGR_REDIS_ADDR"]
+	if e.kubeconfig == "" || e.redisAddr == "" {
+		return nil, fmt.Errorf("stack.env lacks KUBECONFIG or CICDSTATEMGR_REDIS_ADDR")
+	}
+	return e, nil
+}
+
+func getenv(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,342 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"knative.dev/pkg/apis"
+)
+
+// Helpers of the fault tests (fault_test.go): batches of CustomRuns created
+// directly, reading the stack's Redis with the CLI, restarting parts of the
+// stack with extra environment.
+
+const (
+	redisUser     = "cicdstatemgr"
+	redisPassword = "123$aBcZ"
+	batchLabel    = "e2e.cicdstatemgr.dev/batch"
+)
+
+// stackWith runs hack/stack.sh like stack, with extra environment (e.g.
+// CONTROLLER_ARGS for start-controller).
+func stackWith(env map[string]string, args ...string) error {
+	cmd := exec.Command("bash", append([]string{filepath.Join(root, "hack", "stack.sh")}, args...)...)
+	cmd.Env = os.Environ()
+	for k, v := range stackEnv {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
+}
+
+func strParam(name, value string) v1beta1.Param {
+	return v1beta1.Param{Name: name, Value: v1beta1.ParamValue{Type: v1beta1.ParamTypeString, StringVal: value}}
+}
+
+func arrParam(name string, values ...string) v1beta1.Param {
+	return v1beta1.Param{Name: name, Value: v1beta1.ParamValue{Type: v1beta1.ParamTypeArray, ArrayVal: values}}
+}
+
+// customRun is a CicdState CustomRun of a batch.
+func customRun(name, batch string, timeout time.Duration, params ...v1beta1.Param) *v1beta1.CustomRun {
+	return &v1beta1.CustomRun{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{batchLabel: batch}},
+		Spec: v1beta1.CustomRunSpec{
+			CustomRef: &v1beta1.TaskRef{APIVersion: "cicdstatemgr.dev/v1alpha1", Kind: "CicdState"},
+			Params:    params,
+			Timeout:   &metav1.Duration{Duration: timeout},
+		},
+	}
+}
+
+// runOne creates a CustomRun and waits until it is done.
+func runOne(t *testing.T, ns string, cr *v1beta1.CustomRun, timeout time.Duration) *v1beta1.CustomRun {
+	t.Helper()
+	if _, err := tekton.TektonV1beta1().CustomRuns(ns).Create(context.Background(), cr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		got, err := tekton.TektonV1beta1().CustomRuns(ns).Get(context.Background(), cr.Name, metav1.GetOptions{})
+		if err == nil && got.IsDone() {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CustomRun %s/%s not done after %s: %v\n%s", ns, cr.Name, timeout, err, controllerLogTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// initContext creates the context id with an empty state.items list.
+func initContext(t *testing.T, ns, id string) {
+	t.Helper()
+	cr := runOne(t, ns, customRun("init", "init", time.Minute,
+		strParam("op", "init"), strParam("id", id),
+		strParam("app-config", "cicd-contexts: {stage: {channel: faults}}"),
+		arrParam("set-yaml", "state.items=[]")), time.Minute)
+	if !cr.IsSuccessful() {
+		c := cr.Status.GetCondition(apis.ConditionSucceeded)
+		t.Fatalf("init of %s: %s: %s", id, c.Reason, c.Message)
+	}
+}
+
+// setBatch is n `set` CustomRuns, run i appending "v<i>" to state.items of
+// the context id. It returns the value of each run by name.
+func setBatch(batch, id string, n int, timeout time.Duration) ([]*v1beta1.CustomRun, map[string]string) {
+	runs := make([]*v1beta1.CustomRun, n)
+	values := map[string]string{}
+	for i := range runs {
+		name, value := fmt.Sprintf("%s-%03d", batch, i+1), fmt.Sprintf("v%03d", i+1)
+		runs[i] = customRun(name, batch, timeout, strParam("op", "set"), strParam("id", id),
+			arrParam("set", "state.items[]="+value))
+		values[name] = value
+	}
+	return runs, values
+}
+
+// createAll creates the objects concurrently (8 at a time, the client's QPS
+// limit paces them) and returns the first error.
+func createAll(n int, create func(i int) error) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 8)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := create(i); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// createRuns creates the runs in the background; the channel yields the
+// outcome once every create returned.
+func createRuns(ns string, runs []*v1beta1.CustomRun) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		done <- createAll(len(runs), func(i int) error {
+			_, err := tekton.TektonV1beta1().CustomRuns(ns).Create(context.Background(), runs[i], metav1.CreateOptions{})
+			return err
+		})
+	}()
+	return done
+}
+
+func listBatch(ns, batch string) ([]v1beta1.CustomRun, error) {
+	l, err := tekton.TektonV1beta1().CustomRuns(ns).List(context.Background(), metav1.ListOptions{LabelSelector: batchLabel + "=" + batch})
+	if err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}
+
+func countDone(runs []v1beta1.CustomRun) int {
+	n := 0
+	for i := range runs {
+		if runs[i].IsDone() {
+			n++
+		}
+	}
+	return n
+}
+
+// waitDone waits until at least `want` CustomRuns of the batch are done and
+// returns the batch.
+func waitDone(t *testing.T, ns, batch string, want int, timeout time.Duration) []v1beta1.CustomRun {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		runs, err := listBatch(ns, batch)
+		if err == nil && countDone(runs) >= want {
+			return runs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the CustomRuns of batch %s done after %s, want %d: %v\n%s\n%s",
+				countDone(runs), batch, timeout, want, err, summarize(runs), controllerLogTail())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// summarize counts the runs by status and reason.
+func summarize(runs []v1beta1.CustomRun) string {
+	by := map[string]int{}
+	for i := range runs {
+		c := runs[i].Status.GetCondition(apis.ConditionSucceeded)
+		k := "no condition"
+		if c != nil {
+			k = string(c.Status) + "/" + c.Reason
+		}
+		by[k]++
+	}
+	keys := make([]string, 0, len(by))
+	for k := range by {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s: %d\n", k, by[k])
+	}
+	return b.String()
+}
+
+func controllerLogTail() string {
+	log, _ := os.ReadFile(filepath.Join(stackEnv["CLUSTER_DIR"], "logs", "cicdstatemgr-controller.log"))
+	if len(log) > 3000 {
+		log = log[len(log)-3000:]
+	}
+	return "controller log tail:\n" + string(log)
+}
+
+// cliGet prints the value at path of the context id with the CLI binary,
+// against the stack's Redis (the same config and secrets as the controller).
+func cliGet(t *testing.T, id, path string) string {
+	t.Helper()
+	host, port, _ := strings.Cut(redisAdr, ":")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	sec := filepath.Join(dir, "secrets.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("cicdstatemgr:\n  datasources:\n    redis: {host: %s, port: %s, isPrimary: true}\n", host, port)), 0o600)
+	os.WriteFile(sec, []byte(fmt.Sprintf("cicdstatemgr:\n  datasources:\n    redis: {username: %s, password: %q}\n", redisUser, redisPassword)), 0o600)
+	bin := filepath.Join(root, ".cache", "bin", "cicdstatemgr")
+	cmd := exec.Command(bin, "--config", cfg, "--secrets", sec, "--id", id, "--get", path)
+	cmd.Env = append(os.Environ(), "CICDSTATEMGR_CONFIG_PATH=", "CICDSTATEMGR_SECRETS_PATH=")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s --id %s --get %s: %v\n%s", bin, id, path, err, stderr.String())
+	}
+	return strings.TrimRight(string(out), "\n")
+}
+
+// items reads state.items of the context id with the CLI.
+func items(t *testing.T, id string) []string {
+	t.Helper()
+	out := cliGet(t, id, "state.items")
+	var list []string
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("state.items of %s is not a JSON list of strings: %v\n%s", id, err, out)
+	}
+	return list
+}
+
+// checkBatch asserts what every fault test promises about a batch of set
+// runs, each appending values[run name] once:
+//   - every run is done; a failed run has a reason and a message;
+//   - no value is in the list twice (nothing applied twice) and no value
+//     the batch did not write is in it;
+//   - the value of every Succeeded run is in the list (nothing lost),
+//     except for runs mayLose accepts (nil: none).
+//
+// The faults of these tests last far shorter than the runs' timeout, so a
+// failed run is an error too (reported with its reason).
+func checkBatch(t *testing.T, runs []v1beta1.CustomRun, values map[string]string, list []string, mayLose func(*v1beta1.CustomRun) bool) (lost int) {
+	t.Helper()
+	count := map[string]int{}
+	written := map[string]bool{}
+	for _, v := range values {
+		written[v] = true
+	}
+	for _, v := range list {
+		count[v]++
+		if !written[v] {
+			t.Errorf("state.items holds %q, which no run of the batch wrote", v)
+		}
+	}
+	for v, n := range count {
+		if n > 1 {
+			t.Errorf("value %q is in state.items %d times: applied twice", v, n)
+		}
+	}
+	if len(runs) != len(values) {
+		t.Errorf("%d runs in the batch, want %d", len(runs), len(values))
+	}
+	var failed []string
+	for i := range runs {
+		cr := &runs[i]
+		c := cr.Status.GetCondition(apis.ConditionSucceeded)
+		switch {
+		case c == nil || c.IsUnknown():
+			t.Errorf("CustomRun %s is not done: %+v", cr.Name, c)
+		case c.IsFalse():
+			if c.Reason == "" || c.Reason == "Running" || c.Reason == "Retrying" || strings.TrimSpace(c.Message) == "" {
+				t.Errorf("CustomRun %s failed without a clear reason: %q %q", cr.Name, c.Reason, c.Message)
+			}
+			failed = append(failed, fmt.Sprintf("%s: %s: %s", cr.Name, c.Reason, c.Message))
+		case count[values[cr.Name]] == 0:
+			if mayLose != nil && mayLose(cr) {
+				lost++
+				continue
+			}
+			t.Errorf("CustomRun %s succeeded (%s) but its value %s is not in state.items: lost", cr.Name, c.Message, values[cr.Name])
+		}
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d runs failed although every fault was shorter than their timeout:\n  %s", len(failed), strings.Join(failed, "\n  "))
+	}
+	return lost
+}
+
+// replayed counts the runs whose success was the record of an earlier
+// attempt (the controller's exactly-once path).
+func replayed(runs []v1beta1.CustomRun) int {
+	n := 0
+	for i := range runs {
+		if c := runs[i].Status.GetCondition(apis.ConditionSucceeded); c != nil && c.Status == corev1.ConditionTrue && strings.Contains(c.Message, "earlier attempt") {
+			n++
+		}
+	}
+	return n
+}
+
+// metric reads one sample (name with its labels, as exposed) from the
+// controller's /metrics.
+func metric(t *testing.T, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(ctrlURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", sample, err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("metric %s not exposed by %s/metrics", sample, ctrlURL)
+	return 0
+}
