@@ -96,7 +96,6 @@ func eventRun(t *testing.T, uid, event string) string {
   params: [{name: op, value: handle-event}, {name: id, value: ctx-1}, {name: event, value: "p=%s"}]`, event)
 }
 
-
 func resultOf(t *testing.T, y string, r *Reconciler) (map[string]string, *apis.Condition, error) {
 	t.Helper()
 	run := parseRun(t, y)
