@@ -610,4 +610,3 @@ func (c *cluster) rss(ctx context.Context, n int, rep *report) error {
 	rep.rss = r
 	return nil
 }
-

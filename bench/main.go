@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -166,7 +167,7 @@ func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
 // benchEnv is what hack/bench.sh (via hack/stack.sh) tells us.
 type benchEnv struct {
 	root, clusterDir, kubeconfig, redisAddr, echoPort, baselineBin string
-	baselineProbes, baselineProfiling                               string
+	baselineProbes, baselineProfiling                              string
 }
 
 func loadEnv() (*benchEnv, error) {
@@ -188,6 +189,21 @@ func loadEnv() (*benchEnv, error) {
 		return nil, fmt.Errorf("stack.env lacks KUBECONFIG or CICDSTATEMGR_REDIS_ADDR")
 	}
 	return e, nil
+}
+
+// readEnvFile reads KEY=value lines.
+func readEnvFile(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), "="); ok {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 func getenv(k, def string) string {

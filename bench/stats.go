@@ -8,10 +8,10 @@ import (
 )
 
 type stats struct {
-	n                        int
-	min, p50, p95, p99, max  time.Duration
-	mean                     time.Duration
-	sorted                   []time.Duration
+	n                       int
+	min, p50, p95, p99, max time.Duration
+	mean                    time.Duration
+	sorted                  []time.Duration
 }
 
 // summarize computes nearest-rank percentiles.

@@ -45,7 +45,8 @@ kill_redis() {
   local pid exe child
   pid="$(cat "$REDIS_DIR/redis.pid" 2>/dev/null || true)"
   exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
-  if [[ ! "$pid" =~ ^[0-9]+$ ]] || [[ "$(basename "$exe")" != redis-server* ]]; then
+  # (Debian's redis-server is a link to redis-check-rdb)
+  if [[ ! "$pid" =~ ^[0-9]+$ ]] || [[ "$(basename "$exe")" != redis-server* && "$(basename "$exe")" != redis-check* ]]; then
     log "no redis started by this stack runs (dir $REDIS_DIR); nothing to kill"
     return 0
   fi

@@ -13,8 +13,11 @@ mkdir -p "$(dirname "$build_log")"
 bash hack/cluster/build.sh >"$build_log" 2>&1 &
 build_pid=$!
 
-log "== unit, controller and CLI acceptance tests"
-go test -count=1 -p 1 $(go list ./... | grep -v /test/e2e)
+log "== vet"
+go vet ./...
+
+log "== unit, controller and CLI acceptance tests (benchmarks run with make bench)"
+go test -count=1 -p 1 $(go list ./... | grep -v -e /test/e2e -e /bench)
 
 log "== race detector on the core packages"
 go test -count=1 -race ./pkg/document/... ./pkg/tmpl/... ./pkg/store/... ./pkg/engine/... ./pkg/events/... ./pkg/render/...

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -315,6 +316,16 @@ func replayed(runs []v1beta1.CustomRun) int {
 		}
 	}
 	return n
+}
+
+// mustBeDown fails the test when something still accepts connections on
+// addr: the fault did not happen.
+func mustBeDown(t *testing.T, addr string) {
+	t.Helper()
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("%s still accepts connections after the fault", addr)
+	}
 }
 
 // metric reads one sample (name with its labels, as exposed) from the

@@ -171,6 +171,7 @@ func TestFaultRedisStoppedDuring200Runs(t *testing.T) {
 		if err := stack("stop-redis"); err != nil {
 			t.Fatal(err)
 		}
+		mustBeDown(t, redisAdr)
 	}, func() {
 		time.Sleep(3 * time.Second)
 		if err := stack("start-redis"); err != nil {
@@ -217,6 +218,7 @@ func TestFaultRedisKilledDuring200Runs(t *testing.T) {
 		if err := stack("kill-redis"); err != nil {
 			t.Fatal(err)
 		}
+		mustBeDown(t, redisAdr)
 		fi, err := os.Stat(dump)
 		if err != nil {
 			t.Fatalf("no RDB snapshot after the kill: %v", err)
@@ -253,6 +255,7 @@ func TestFaultControllerKilledDuring200Runs(t *testing.T) {
 		if err := stack("stop-controller", "--kill"); err != nil {
 			t.Fatal(err)
 		}
+		mustBeDown(t, strings.TrimPrefix(ctrlURL, "http://"))
 	}, func() {
 		time.Sleep(time.Second)
 		if err := stack("start-controller"); err != nil {
