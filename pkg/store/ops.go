@@ -343,15 +343,7 @@ func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (re
 						p.PExpire(ctx, key, max(legacyTTL, time.Millisecond))
 					}
 				}
-				if len(writes) > 0 {
-					p.HSet(ctx, key, writes...)
-				}
-				if len(dels) > 0 {
-					p.HDel(ctx, key, dels...)
-				}
-				if opK != "" {
-					p.Set(ctx, opK, r, s.ttl)
-				}
+				queueFieldWrites(ctx, p, key, writes, dels, opK, r, s.ttl)
 				return nil
 			})
 			return err

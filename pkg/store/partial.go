@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -334,15 +335,7 @@ func (s *Store) UpdatePaths(ctx context.Context, id, opKey string, paths []strin
 				r = []byte{}
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				if len(writes) > 0 {
-					p.HSet(ctx, key, writes...)
-				}
-				if len(dels) > 0 {
-					p.HDel(ctx, key, dels...)
-				}
-				if opK != "" {
-					p.Set(ctx, opK, r, s.ttl)
-				}
+				queueFieldWrites(ctx, p, key, writes, dels, opK, r, s.ttl)
 				return nil
 			})
 			return err
@@ -412,4 +405,18 @@ func (s *Store) GetPaths(ctx context.Context, id string, paths []string) (*docum
 		return nil, err
 	}
 	return part.doc, nil
+}
+
+// queueFieldWrites queues, inside a MULTI, the changed fields of a context
+// hash, the removed ones, and the exactly-once record of the op.
+func queueFieldWrites(ctx context.Context, p redis.Pipeliner, key string, writes []any, dels []string, opK string, result []byte, ttl time.Duration) {
+	if len(writes) > 0 {
+		p.HSet(ctx, key, writes...)
+	}
+	if len(dels) > 0 {
+		p.HDel(ctx, key, dels...)
+	}
+	if opK != "" {
+		p.Set(ctx, opK, result, ttl)
+	}
 }
