@@ -14,8 +14,7 @@ all: build
 
 ## deps: install what the tests and the demo need (redis-server via apt-get; Go modules)
 deps:
-	@bash hack/redis.sh install
-	@$(GO) mod download
+	@bash hack/deps.sh
 
 ## build: the CLI and the controller into .cache/bin
 build:

@@ -38,11 +38,14 @@ var stackEnv = map[string]string{
 }
 
 var (
-	root     string
-	tekton   versioned.Interface
-	kube     kubernetes.Interface
-	redisAdr string
-	ctrlURL  string
+	// kubectlPath is the kubectl hack/ found or built (a fresh machine may
+	// have none on PATH).
+	kubectlPath = "kubectl"
+	root        string
+	tekton      versioned.Interface
+	kube        kubernetes.Interface
+	redisAdr    string
+	ctrlURL     string
 )
 
 func TestMain(m *testing.M) {
@@ -77,6 +80,9 @@ func run(m *testing.M) int {
 	tekton = versioned.NewForConfigOrDie(cfg)
 	kube = kubernetes.NewForConfigOrDie(cfg)
 	redisAdr, ctrlURL = env["CICDSTATEMGR_REDIS_ADDR"], env["CICDSTATEMGR_CONTROLLER_URL"]
+	if env["KUBECTL"] != "" {
+		kubectlPath = env["KUBECTL"]
+	}
 	os.Setenv("KUBECONFIG", env["KUBECONFIG"])
 	return m.Run()
 }
@@ -111,7 +117,7 @@ func readEnv(path string) (map[string]string, error) {
 // kubectl applies or runs kubectl with the admin kubeconfig.
 func kubectl(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("kubectl", args...)
+	cmd := exec.Command(kubectlPath, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

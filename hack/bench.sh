@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# hack/bench.sh: the benchmarks (make bench). Brings up a stack of its own
+# (hack/stack.sh with CLUSTER_DIR=.cache/bench-cluster and ports distinct from
+# the demo's and the e2e's), runs the CLI benchmarks and bench/ (the driver),
+# writes bench/results.md and bench/latency.png, and takes the stack down
+# again, on failure too.
+#
+#   make bench                  full run (~15 min)
+#   BENCH_QUICK=1 make bench    fewer iterations (a few minutes)
+#   BENCH_KEEP=1 ...            leave the stack running afterwards (for debugging)
+#
+# Logs of the stack: .cache/bench-cluster/logs/ (kept until the next run).
+CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)/.cache/bench-cluster"
+export CLUSTER_DIR
+export ETCD_CLIENT_PORT=43790 ETCD_PEER_PORT=43800 APISERVER_PORT=36443 TEKTON_PORT_BASE=18300
+export REDIS_PORT=16381 CONTROLLER_HTTP_PORT=18095 CONTROLLER_PROBES_PORT=18096 ECHO_PORT=18097
+# the baseline controller's probes/profiling; our controller's knative profiling
+# server (hack/stack.sh leaves it on the default :8008, which another stack may hold)
+export BASELINE_PROBES_PORT=18390 BASELINE_PROFILING_PORT=18391 PROFILING_PORT=18392
+export CONTROLLER_ARGS=""
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+QUICK=""
+[[ "${BENCH_QUICK:-0}" != 0 && -n "${BENCH_QUICK:-}" ]] && QUICK=1
+BENCH_BIN="$CLUSTER_DIR/bin"
+CLI_OUT="$CLUSTER_DIR/cli-bench.txt"
+
+stop_baseline() {
+  local f="$RUN_DIR/bench-baseline.pid" pid
+  [[ -f "$f" ]] || return 0
+  pid="$(cat "$f")"
+  if [[ "$pid" =~ ^[0-9]+$ ]] && [[ "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" == "$BENCH_BIN/bench-baseline" ]]; then
+    log "stopping the baseline controller (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+cleanup() {
+  local rc=$?
+  stop_baseline || true
+  if [[ -n "${BENCH_KEEP:-}" ]]; then
+    log "BENCH_KEEP is set: the stack keeps running (stop it: CLUSTER_DIR=$CLUSTER_DIR ... hack/stack.sh down)"
+  else
+    bash "$ROOT/hack/stack.sh" down || true
+  fi
+  log "bench finished with exit code $rc (logs: $LOG_DIR)"
+  exit "$rc"
+}
+
+cd "$ROOT"
+log "stack dir $CLUSTER_DIR; mode: $([[ -n "$QUICK" ]] && echo quick || echo full)"
+# a fresh stack every run: stop whatever a previous run left, forget its state
+stop_baseline || true
+bash "$ROOT/hack/stack.sh" down --purge
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$BENCH_BIN" "$LOG_DIR"
+
+log "building the bench driver and the baseline controller"
+go build -o "$BENCH_BIN/bench" ./bench
+go build -o "$BENCH_BIN/bench-baseline" ./bench/baseline
+
+log "CLI benchmarks (no stack needed): go test -bench 'CLIGet|ProcessStart' ./bench"
+iters=500
+[[ -n "$QUICK" ]] && iters=100
+go test -run '^$' -bench 'BenchmarkCLIGet|BenchmarkProcessStart' -benchtime "${iters}x" -count 1 ./bench | tee "$CLI_OUT"
+
+log "bringing up the bench stack"
+bash "$ROOT/hack/stack.sh" up
+
+log "running the driver"
+timeout --signal=TERM 40m "$BENCH_BIN/bench" -out "$ROOT/bench" -cli-bench "$CLI_OUT" -baseline-bin "$BENCH_BIN/bench-baseline"
