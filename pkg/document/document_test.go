@@ -28,7 +28,7 @@ func TestParseYAMLKeepsOrderAndTypes(t *testing.T) {
 }
 
 func TestParseYAMLErrors(t *testing.T) {
-	for _, in := range []string{"a: [1, 2", "- a\n- b\n", "a: b: c"} {
+	for _, in := range []string{"a: [1, 2", "- a\n- b\n", "a: b: c", "a: .nan", "a: -.inf"} {
 		if _, err := ParseYAMLMap([]byte(in)); err == nil {
 			t.Errorf("ParseYAMLMap(%q): want error", in)
 		}
@@ -149,6 +149,7 @@ func TestSetPathRules(t *testing.T) {
 		{"marker on map fails", `{l: {a: 1}}`, [][2]string{{"l{}", "a"}}, "", "not a list"},
 		{"value with equals", `{}`, [][2]string{{"a", "x=1"}}, `{"a": "x=1"}`, ""},
 		{"empty segment", `{}`, [][2]string{{"a..b", "x"}}, "", "empty segment"},
+		{"invalid UTF-8", `{}`, [][2]string{{"a.\xe1", "x"}}, "", "UTF-8"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

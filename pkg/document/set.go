@@ -3,6 +3,7 @@ package document
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Marker is the intent suffix of the last path segment of an assignment.
@@ -60,6 +61,9 @@ func clip(s string) string {
 func SetPath(m *Map, path string, value any) error {
 	if strings.TrimSpace(path) == "" {
 		return fmt.Errorf("empty path")
+	}
+	if !utf8.ValidString(path) {
+		return fmt.Errorf("path %q is not valid UTF-8", path)
 	}
 	segs := strings.Split(path, ".")
 	for _, s := range segs[:len(segs)-1] {

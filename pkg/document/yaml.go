@@ -136,6 +136,10 @@ func scalar(n *yaml.Node) (any, error) {
 		if err := n.Decode(&f); err != nil {
 			return nil, err
 		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			// documents are stored as JSON, which has no NaN or Infinity
+			return nil, fmt.Errorf("malformed YAML: %s at line %d: NaN and infinite numbers are not supported (quote it for a string)", n.Value, n.Line)
+		}
 		return f, nil
 	case "!!binary", "!!timestamp":
 		return n.Value, nil

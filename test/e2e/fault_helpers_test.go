@@ -136,12 +136,17 @@ func createAll(n int, create func(i int) error) error {
 	return <-errs
 }
 
-// createRuns creates the runs in the background; the channel yields the
-// outcome once every create returned.
-func createRuns(ns string, runs []*v1beta1.CustomRun) <-chan error {
+// createRuns creates the runs in the background, one every pace (0: as
+// fast as the client allows); the channel yields the outcome once every
+// create returned.
+func createRuns(ns string, runs []*v1beta1.CustomRun, pace time.Duration) <-chan error {
 	done := make(chan error, 1)
+	start := time.Now()
 	go func() {
 		done <- createAll(len(runs), func(i int) error {
+			if pace > 0 {
+				time.Sleep(time.Until(start.Add(time.Duration(i) * pace)))
+			}
 			_, err := tekton.TektonV1beta1().CustomRuns(ns).Create(context.Background(), runs[i], metav1.CreateOptions{})
 			return err
 		})
