@@ -494,7 +494,26 @@ func (c *cluster) startBaseline(ctx context.Context) error {
 		close(c.baseDone)
 	}()
 	log.Printf("started the baseline controller (pid %d, log %s)", cmd.Process.Pid, logf.Name())
-	return nil
+	// ready when it completes a run
+	cr := customRun("base-ready", opCopy, 0, 0)
+	ch := c.runs.expect(cr.Name)
+	defer c.runs.forget(cr.Name)
+	if _, err := c.tekton.TektonV1beta1().CustomRuns(namespace).Create(ctx, cr, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	select {
+	case d := <-ch:
+		if !d.ok {
+			return fmt.Errorf("the baseline failed a run: %s", d.reason)
+		}
+	case <-c.baseDone:
+		return fmt.Errorf("the baseline controller exited; see %s", logf.Name())
+	case <-time.After(time.Minute):
+		return fmt.Errorf("the baseline controller completed no run within a minute; see %s", logf.Name())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return c.deleteAll(ctx, "base-ready")
 }
 
 func (c *cluster) stopBaseline() {
@@ -609,4 +628,66 @@ func (c *cluster) rss(ctx context.Context, n int, rep *report) error {
 		n, res.summary(), r.full, r.after, r.settle, r.peak)
 	rep.rss = r
 	return nil
+}
+
+// interleaved runs perOp CustomRuns of each op one at a time, the ops in
+// turn (set, get, init, notify, baseline, set, ...), so that whatever else
+// the machine does hits every op alike. runs/s of each op is 1 ÷ its mean
+// latency.
+func (c *cluster) interleaved(ctx context.Context, name string, ops []op, perOp int) (map[op]*phaseResult, error) {
+	out := map[op]*phaseResult{}
+	for _, o := range ops {
+		out[o] = &phaseResult{name: name, op: o, inFlight: 1}
+	}
+	bad := 0
+	for i := 0; i < perOp*len(ops) && bad < 10; i++ {
+		o := ops[i%len(ops)]
+		res := out[o]
+		cr := customRun(name, o, 0, i)
+		ch := c.runs.expect(cr.Name)
+		t0 := time.Now()
+		if _, err := c.tekton.TektonV1beta1().CustomRuns(namespace).Create(ctx, cr, metav1.CreateOptions{}); err != nil {
+			c.runs.forget(cr.Name)
+			bad++
+			res.errors++
+			res.firstErr = err.Error()
+			continue
+		}
+		select {
+		case d := <-ch:
+			res.lat = append(res.lat, d.at.Sub(t0))
+			res.wall += d.at.Sub(t0)
+			if !d.ok {
+				bad++
+				res.failed++
+				res.firstErr = cr.Name + ": " + d.reason
+			}
+		case <-time.After(runTimeout):
+			c.runs.forget(cr.Name)
+			bad++
+			res.timedOut++
+			res.firstErr = cr.Name + " not done after " + runTimeout.String()
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+	if err := c.deleteAll(ctx, name); err != nil {
+		return out, err
+	}
+	if bad >= 10 {
+		return out, fmt.Errorf("phase %s: too many failures", name)
+	}
+	return out, nil
+}
+
+// merge adds the runs of q to p (rounds of the same op and number in flight).
+func (p *phaseResult) merge(q *phaseResult) {
+	p.lat = append(p.lat, q.lat...)
+	p.wall += q.wall
+	p.failed += q.failed
+	p.timedOut += q.timedOut
+	p.errors += q.errors
+	if p.firstErr == "" {
+		p.firstErr = q.firstErr
+	}
 }

@@ -20,14 +20,17 @@ var engineSizes = []struct {
 	size int
 }{{"1 KB", 1 << 10}, {"100 KB", 100 << 10}, {"1 MB", 1 << 20}}
 
-// engineResult is set and get on the engine alone for one state size.
+// engineResult is set and get on the engine alone for one state size: with
+// an op key, as the controller calls it (the CustomRun's UID makes the op
+// exactly-once), and without, as the CLI calls it.
 type engineResult struct {
-	size     string
-	set, get []time.Duration
+	size               string
+	set, get           []time.Duration // with an op key
+	setNoKey, getNoKey []time.Duration
 }
 
 // engineBench calls pkg/engine directly against the bench Redis: a set of
-// state.key1 and a get of it, with an op key as the controller passes, on
+// state.key1 and a get of it, with and without an op key, on
 // contexts whose state holds ~1 KB, ~100 KB and ~1 MB (state.big, a map of
 // ~100-byte entries). The sizes take turns, so machine noise hits them alike.
 func engineBench(ctx context.Context, env *benchEnv, iters int) ([]*engineResult, error) {
@@ -55,27 +58,39 @@ func engineBench(ctx context.Context, env *benchEnv, iters int) ([]*engineResult
 	}
 	for i := 0; i < iters; i++ {
 		for k, id := range ids {
-			t0 := time.Now()
-			if _, err := e.Do(ctx, engine.Request{Op: engine.OpSet, ID: id, Config: cfg, OpKey: fmt.Sprintf("%s-set-%d", id, i),
-				Sets: []document.Assignment{{Path: "state.key1", Value: fmt.Sprintf("value-%d", i)}}}); err != nil {
-				return nil, err
+			for _, keyed := range []bool{true, false} {
+				value := fmt.Sprintf("value-%d-%t", i, keyed)
+				setKey, getKey := "", ""
+				if keyed {
+					setKey, getKey = fmt.Sprintf("%s-set-%d", id, i), fmt.Sprintf("%s-get-%d", id, i)
+				}
+				t0 := time.Now()
+				if _, err := e.Do(ctx, engine.Request{Op: engine.OpSet, ID: id, Config: cfg, OpKey: setKey,
+					Sets: []document.Assignment{{Path: "state.key1", Value: value}}}); err != nil {
+					return nil, err
+				}
+				t1 := time.Now()
+				o, err := e.Do(ctx, engine.Request{Op: engine.OpGet, ID: id, Config: cfg, OpKey: getKey,
+					Gets: []engine.GetSpec{{Name: "v", Expr: "state.key1"}}})
+				if err != nil {
+					return nil, err
+				}
+				t2 := time.Now()
+				if v, _ := o.Result("v"); v != value {
+					return nil, fmt.Errorf("engine bench: get returned %q after setting %s", v, value)
+				}
+				r := out[k]
+				if keyed {
+					r.set, r.get = append(r.set, t1.Sub(t0)), append(r.get, t2.Sub(t1))
+				} else {
+					r.setNoKey, r.getNoKey = append(r.setNoKey, t1.Sub(t0)), append(r.getNoKey, t2.Sub(t1))
+				}
 			}
-			t1 := time.Now()
-			o, err := e.Do(ctx, engine.Request{Op: engine.OpGet, ID: id, Config: cfg, OpKey: fmt.Sprintf("%s-get-%d", id, i),
-				Gets: []engine.GetSpec{{Name: "v", Expr: "state.key1"}}})
-			if err != nil {
-				return nil, err
-			}
-			t2 := time.Now()
-			if v, _ := o.Result("v"); v != fmt.Sprintf("value-%d", i) {
-				return nil, fmt.Errorf("engine bench: get returned %q after setting value-%d", v, i)
-			}
-			out[k].set = append(out[k].set, t1.Sub(t0))
-			out[k].get = append(out[k].get, t2.Sub(t1))
 		}
 	}
 	for _, r := range out {
-		log.Printf("engine, state %s: set p50 %s, get p50 %s", r.size, us(summarize(r.set).p50), us(summarize(r.get).p50))
+		log.Printf("engine, state %s: with op key set p50 %s, get p50 %s; without set p50 %s, get p50 %s", r.size,
+			us(summarize(r.set).p50), us(summarize(r.get).p50), us(summarize(r.setNoKey).p50), us(summarize(r.getNoKey).p50))
 	}
 	return out, nil
 }

@@ -29,22 +29,22 @@ import (
 
 // sizes of a run: quick (BENCH_QUICK=1) or full.
 type sizes struct {
-	latencyRuns   map[int]int // in flight -> CustomRuns per op
-	throughput    int         // CustomRuns per thread setting
-	pipelines     int         // PipelineRuns of each kind
-	engineIters   int         // set+get pairs per state size
-	rssRuns       int         // CustomRuns before the RSS reading
-	cliBenchIters int
+	latencyRuns map[int]int // in flight -> CustomRuns per op
+	throughput  int         // CustomRuns per thread setting
+	pipelines   int         // PipelineRuns of each kind
+	engineIters int         // set+get pairs per state size
+	rssRuns     int         // CustomRuns before the RSS reading
+	rounds      int         // of each op at 10 and 100 in flight
 }
 
 var quickSizes = sizes{
 	latencyRuns: map[int]int{1: 20, 10: 60, 100: 200},
-	throughput:  200, pipelines: 2, engineIters: 100, rssRuns: 200,
+	throughput:  200, pipelines: 2, engineIters: 100, rssRuns: 200, rounds: 1,
 }
 
 var fullSizes = sizes{
 	latencyRuns: map[int]int{1: 100, 10: 300, 100: 1000},
-	throughput:  1000, pipelines: 5, engineIters: 500, rssRuns: 5000,
+	throughput:  1000, pipelines: 5, engineIters: 300, rssRuns: 5000, rounds: 2,
 }
 
 var inFlight = []int{1, 10, 100}
@@ -116,15 +116,35 @@ func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
 		return err
 	}
 
-	// 1. op latency at 1, 10 and 100 in flight, ours and the baseline's
-	for _, n := range inFlight {
-		for _, op := range allOps {
-			ph, err := b.phase(ctx, fmt.Sprintf("lat-%s-c%d", op, n), op, n, sz.latencyRuns[n])
-			if err != nil {
-				return err
+	// 1. op latency at 1, 10 and 100 in flight, ours and the baseline's: at 1
+	// in flight the ops take turns run by run; at 10 and 100 each op runs on
+	// its own, in rounds (the ops in turn) so that drift hits them alike.
+	one, err := b.interleaved(ctx, "lat-c1", allOps, sz.latencyRuns[1])
+	for _, o := range allOps {
+		rep.latency = append(rep.latency, one[o])
+		log.Printf("%-8s %3d in flight: %s", o, 1, one[o].summary())
+	}
+	if err != nil {
+		return err
+	}
+	for _, n := range inFlight[1:] {
+		merged := map[op]*phaseResult{}
+		for r := 0; r < sz.rounds; r++ {
+			for _, o := range allOps {
+				ph, err := b.phase(ctx, fmt.Sprintf("lat-%s-c%d-r%d", o, n, r), o, n, sz.latencyRuns[n]/sz.rounds)
+				if m := merged[o]; m != nil {
+					m.merge(ph)
+				} else {
+					merged[o] = ph
+				}
+				if err != nil {
+					return err
+				}
 			}
-			rep.latency = append(rep.latency, ph)
-			log.Printf("%-8s %3d in flight: %s", op, n, ph.summary())
+		}
+		for _, o := range allOps {
+			rep.latency = append(rep.latency, merged[o])
+			log.Printf("%-8s %3d in flight: %s", o, n, merged[o].summary())
 		}
 	}
 

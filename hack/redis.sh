@@ -13,7 +13,7 @@
 # stopped; any other redis on the machine is left alone.
 #
 # Environment: REDIS_USER, REDIS_PASSWORD override the ACL user; REDIS_PERSIST=yes keeps
-# the data in an RDB snapshot in dir (written every second and at shutdown), so a stop and
+# the data in an RDB snapshot in dir (written every second or two, and at shutdown), so a stop and
 # start loses nothing. (Not an append-only file: Redis 7.0 cannot replay MULTI/EXEC from
 # an AOF when the default user is off.)
 

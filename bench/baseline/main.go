@@ -35,7 +35,7 @@ const (
 type reconciler struct{}
 
 // ReconcileKind copies params.value to results.value.
-func (reconciler) ReconcileKind(_ context.Context, run *v1beta1.CustomRun) kreconciler.Event {
+func (*reconciler) ReconcileKind(_ context.Context, run *v1beta1.CustomRun) kreconciler.Event {
 	if run.IsDone() {
 		return nil
 	}
@@ -52,7 +52,7 @@ func (reconciler) ReconcileKind(_ context.Context, run *v1beta1.CustomRun) kreco
 }
 
 func newController(ctx context.Context, _ configmap.Watcher) *controller.Impl {
-	impl := customrunreconciler.NewImpl(ctx, reconciler{}, func(*controller.Impl) controller.Options {
+	impl := customrunreconciler.NewImpl(ctx, &reconciler{}, func(*controller.Impl) controller.Options {
 		return controller.Options{AgentName: "bench-baseline"}
 	})
 	if _, err := customruninformer.Get(ctx).Informer().AddEventHandler(cache.FilteringResourceEventHandler{
