@@ -18,6 +18,8 @@ export REDIS_PORT=16381 CONTROLLER_HTTP_PORT=18095 CONTROLLER_PROBES_PORT=18096 
 # server (hack/stack.sh leaves it on the default :8008, which another stack may hold)
 export BASELINE_PROBES_PORT=18390 BASELINE_PROFILING_PORT=18391 PROFILING_PORT=18392
 export CONTROLLER_ARGS=""
+BENCH_STARTED="$(date +%s)"
+export BENCH_STARTED
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 QUICK=""

@@ -136,6 +136,7 @@ start_controller() {
   sa_kubeconfig
   START_BG_EXE="$CONTROLLER_BIN" start_bg cicdstatemgr-controller env \
     SYSTEM_NAMESPACE="$NS" PROBES_PORT="$CONTROLLER_PROBES_PORT" METRICS_PROTOCOL=none \
+    PROFILING_PORT="${CONTROLLER_PROFILING_PORT:-${PROFILING_PORT:-$((CONTROLLER_PROBES_PORT + 100))}}" \
     "$CONTROLLER_BIN" --kubeconfig "$SA_KUBECONFIG" --disable-ha \
     --http-addr "127.0.0.1:$CONTROLLER_HTTP_PORT" ${CONTROLLER_ARGS:-}
   wait_for_http "http://127.0.0.1:$CONTROLLER_HTTP_PORT/readyz" 60 ||

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,7 @@ func main() {
 	httpAddr := flag.String("http-addr", ":8090", "address of the HTTP server: /healthz, /readyz, /metrics, Slack interactions")
 	redisAddr := flag.String("redis-addr", "", "override datasources.redis host:port of config.yaml")
 	disableHA := flag.Bool("disable-ha", false, "run without leader election (single replica)")
+	memLimit := flag.Int64("memory-limit-mib", 64, "soft memory limit for the Go runtime in MiB (0: none; GOMEMLIMIT wins when set)")
 	cfg := injection.ParseAndGetRESTConfigOrDie()
 	// Defaults sized for hundreds of CustomRuns a minute: each run costs a
 	// status update and an event.
@@ -51,6 +53,10 @@ func main() {
 		cfg.Burst = 100
 	}
 	controller.DefaultThreadsPerController = *threads
+	if *memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// returns memory to the system sooner after bursts of CustomRuns
+		debug.SetMemoryLimit(*memLimit << 20)
+	}
 	if os.Getenv("SYSTEM_NAMESPACE") == "" {
 		os.Setenv("SYSTEM_NAMESPACE", "cicdstatemgr")
 	}

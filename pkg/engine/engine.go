@@ -340,7 +340,9 @@ func (e *Engine) get(ctx context.Context, req Request) (*Outcome, error) {
 		}
 		return out, nil
 	}
-	if len(req.Sets) == 0 && req.OpKey == "" {
+	// A get without sets writes nothing, so it needs no exactly-once record:
+	// it reads only what it needs, whatever the size of the context.
+	if len(req.Sets) == 0 {
 		if out, ok, err := e.getPartial(ctx, req, compute); ok {
 			return out, err
 		}

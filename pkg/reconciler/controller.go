@@ -6,13 +6,25 @@ import (
 	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun"
 	customrunreconciler "github.com/tektoncd/pipeline/pkg/client/injection/reconciler/pipeline/v1beta1/customrun"
 	tkncontroller "github.com/tektoncd/pipeline/pkg/controller"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 	kubeclient "knative.dev/pkg/client/injection/kube/client"
 	"knative.dev/pkg/configmap"
 	"knative.dev/pkg/controller"
 	"knative.dev/pkg/injection"
+	"knative.dev/pkg/logging"
 )
+
+// stripManagedFields drops metadata.managedFields from cached objects.
+func stripManagedFields(obj any) (any, error) {
+	if a, ok := obj.(interface {
+		SetManagedFields([]metav1.ManagedFieldsEntry)
+	}); ok {
+		a.SetManagedFields(nil)
+	}
+	return obj, nil
+}
 
 // ControllerName is the agent name on events and the leader-election lease.
 const ControllerName = "cicdstatemgr-controller"
@@ -52,6 +64,11 @@ func NewController(o Options) injection.ControllerConstructor {
 					impl.EnqueueKey(nn)
 				}
 			})
+		}
+		// The cache holds every CustomRun of the cluster; managed fields are
+		// most of an object's size and we never read them.
+		if err := customruninformer.Get(ctx).Informer().SetTransform(stripManagedFields); err != nil {
+			logging.FromContext(ctx).Infow("informer transform not installed", "error", err)
 		}
 		if _, err := customruninformer.Get(ctx).Informer().AddEventHandler(cache.FilteringResourceEventHandler{
 			FilterFunc: tkncontroller.FilterCustomRunRef(APIVersion, Kind),

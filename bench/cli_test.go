@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cicdstatemgr/cicdstatemgr/internal/redistest"
+)
+
+// The CLI benchmarks: one `cicdstatemgr --get` end to end (a fresh process,
+// as a pipeline step runs it) against a real Redis, and the start of a
+// trivial process (/bin/true) as the baseline of the same run.
+//
+//	go test -run '^$' -bench 'CLIGet|ProcessStart' ./bench
+//
+// Target: under 15 ms per --get (the Python original takes ~400 ms).
+
+var (
+	buildOnce sync.Once
+	cliBin    string
+	buildErr  error
+	buildDir  string
+)
+
+// quietLogger drops go-redis's log of failed dials while the server starts
+// (it would land in the middle of the benchmark lines).
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(quietLogger{})
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// buildCLI builds cmd/cicdstatemgr once per test binary.
+func buildCLI(b *testing.B) string {
+	b.Helper()
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "bench-cli-"); buildErr != nil {
+			return
+		}
+		cliBin = filepath.Join(buildDir, "cicdstatemgr")
+		out, err := exec.Command("go", "build", "-o", cliBin, "github.com/cicdstatemgr/cicdstatemgr/cmd/cicdstatemgr").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/cicdstatemgr: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+	return cliBin
+}
+
+func BenchmarkCLIGet(b *testing.B) {
+	bin := buildCLI(b)
+	srv := redistest.Start(b)
+	dir := b.TempDir()
+	host, port, _ := strings.Cut(srv.Addr, ":")
+	files := map[string]string{
+		"config.yaml":  fmt.Sprintf("cicdstatemgr:\n  datasources:\n    redis: {host: %s, port: %s, isPrimary: true}\n", host, port),
+		"secrets.yaml": "cicdstatemgr:\n  datasources:\n    redis: {username: cicdstatemgr, password: \"123$aBcZ\"}\n",
+		"app.yaml":     "cicd-contexts:\n  stage:\n    channel: bench\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cli := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"--config", "config.yaml", "--secrets", "secrets.yaml"}, args...)...)
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		if ee, ok := err.(*exec.ExitError); ok {
+			err = fmt.Errorf("%v: %s", err, ee.Stderr)
+		}
+		return string(out), err
+	}
+	if _, err := cli("--init-new", "bench-ctx", "--init-app-config-file", "app.yaml", "--set", "state.key1=value1"); err != nil {
+		b.Fatal(err)
+	}
+	var trueTotal time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// /bin/true interleaved, outside the timer: the same-run baseline
+		b.StopTimer()
+		t0 := time.Now()
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			b.Fatal(err)
+		}
+		trueTotal += time.Since(t0)
+		b.StartTimer()
+		out, err := cli("--id", "bench-ctx", "--get", "state.key1")
+		if err != nil || strings.TrimSpace(out) != "value1" {
+			b.Fatalf("--get: %q, %v", out, err)
+		}
+	}
+	b.StopTimer()
+	perOp := b.Elapsed() / time.Duration(b.N)
+	perTrue := trueTotal / time.Duration(b.N)
+	b.ReportMetric(float64(perOp)/1e6, "ms/op")
+	b.ReportMetric(float64(perTrue)/1e6, "true-ms/op")
+	if perTrue > 0 {
+		b.ReportMetric(float64(perOp)/float64(perTrue), "x-true")
+	}
+}
+
+func BenchmarkProcessStart(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed()/time.Duration(b.N))/1e6, "ms/op")
+}

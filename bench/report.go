@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// report collects every figure of a run.
+type report struct {
+	quick             bool
+	started, finished time.Time
+	sizes             sizes
+	latency           []*phaseResult
+	throughput        []*phaseResult
+	rss               *rssResult
+	pipelines         []*pipelineResult
+	engine            []*engineResult
+	cli               []goBench
+	failure           string
+}
+
+// goBench is one line of `go test -bench` output.
+type goBench struct {
+	name    string
+	n       int
+	metrics map[string]float64 // unit -> value
+}
+
+func parseGoBench(path string) ([]goBench, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []goBench
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
+			continue
+		}
+		n, err := strconv.Atoi(fields[1])
+		if err != nil {
+			continue
+		}
+		b := goBench{name: fields[0], n: n, metrics: map[string]float64{}}
+		if i := strings.LastIndex(b.name, "-"); i > 0 {
+			b.name = b.name[:i] // the -GOMAXPROCS suffix
+		}
+		for i := 2; i+1 < len(fields); i += 2 {
+			if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
+				b.metrics[fields[i+1]] = v
+			}
+		}
+		out = append(out, b)
+	}
+	return out, sc.Err()
+}
+
+func (r *report) cliBench(name string) *goBench {
+	for i := range r.cli {
+		if r.cli[i].name == name {
+			return &r.cli[i]
+		}
+	}
+	return nil
+}
+
+func (r *report) phase(o op, inFlight int) *phaseResult {
+	for _, p := range r.latency {
+		if p.op == o && p.inFlight == inFlight {
+			return p
+		}
+	}
+	return nil
+}
+
+func machine() string {
+	cpu := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[0], "MemTotal:"), "%d", &kb)
+		mem = fmt.Sprintf("%.0f GiB RAM", float64(kb)/(1<<20))
+	}
+	kernel, _ := exec.Command("uname", "-sr").Output()
+	return fmt.Sprintf("%s, %d cores, %s, %s", cpu, runtime.NumCPU(), mem, strings.TrimSpace(string(kernel)))
+}
+
+func commit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, _ := exec.Command("git", "status", "--porcelain").Output(); len(st) > 0 {
+		c += " + uncommitted changes"
+	}
+	return c
+}
+
+func redisVersion() string {
+	out, err := exec.Command("redis-server", "--version").Output()
+	if err != nil {
+		return "?"
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if v, ok := strings.CutPrefix(f, "v="); ok {
+			return v
+		}
+	}
+	return "?"
+}
+
+func x(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", v)
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**not met**"
+}
+
+func (r *report) markdown(env *benchEnv) string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	mode := "full"
+	if r.quick {
+		mode = "quick (BENCH_QUICK=1)"
+	}
+	w("# cicdstatemgr benchmarks\n\n")
+	w("- Machine: %s\n", machine())
+	took := fmt.Sprintf("the measurements took %s", r.finished.Sub(r.started).Round(time.Second))
+	if sec, err := strconv.ParseInt(os.Getenv("BENCH_STARTED"), 10, 64); err == nil {
+		took += fmt.Sprintf(", the whole run (CLI benchmarks, stack up) %s", r.finished.Sub(time.Unix(sec, 0)).Round(time.Second))
+	}
+	w("- Date: %s; %s; mode: %s\n", r.started.Format("2006-01-02 15:04 MST"), took, mode)
+	w("- Software: %s, Redis %s, commit %s\n", runtime.Version(), redisVersion(), commit())
+	w("- Reproduce: `make bench` (full) or `BENCH_QUICK=1 make bench` (quick). It brings up its own stack " +
+		"(`CLUSTER_DIR=.cache/bench-cluster`, etcd 43790/43800, apiserver 36443, Redis 16381, controller 18095/18096, " +
+		"echo 18097) and takes it down at the end.\n")
+	w("- Everything (apiserver, etcd, Tekton controller, our controller, the baseline controller, Redis and the load generator) " +
+		"shares the same cores: figures are noisy, ratios to the baseline measured in the same run are the meaningful part.\n")
+	if r.failure != "" {
+		w("\n**The run failed before the end: %s** (figures below are what was measured until then)\n", r.failure)
+	}
+
+	if len(r.latency) > 0 {
+		w("\n## Op latency: CustomRun created → Succeeded seen by a watch\n\n")
+		w("Each of *in flight* workers creates a CustomRun and waits for it to finish before creating the next. "+
+			"At 1 in flight the five ops take turns run by run; at 10 and 100 each op runs alone, in %d round(s) with the ops in turn. "+
+			"set, get and notify (`handle-event` of an event whose handler posts to the bench's echo server) work on 100 contexts "+
+			"(one per worker), init creates a new context each time. "+
+			"`baseline` is bench/baseline's Copy (same sharedmain, generated reconciler, threads and client limits; no Redis, no event). "+
+			"Ratios are to the baseline at the same number in flight; runs/s is runs ÷ wall time.\n\n", r.sizes.rounds)
+		w("| op | in flight | runs | p50 | p95 | p99 | runs/s | p50 ÷ baseline | p99 ÷ baseline | failed |\n")
+		w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		for _, p := range r.latency {
+			s := summarize(p.lat)
+			rp50, rp99 := "", ""
+			if base := r.phase(opCopy, p.inFlight); base != nil && p.op != opCopy {
+				bs := summarize(base.lat)
+				rp50, rp99 = x(ratio(s.p50, bs.p50)), x(ratio(s.p99, bs.p99))
+			}
+			w("| %s | %d | %d | %s | %s | %s | %.1f | %s | %s | %d |\n", p.op, p.inFlight, s.n, ms(s.p50), ms(s.p95), ms(s.p99),
+				p.perSecond(), rp50, rp99, p.failed+p.timedOut+p.errors)
+		}
+	}
+
+	if len(r.latency) > 0 {
+		w("\n![latency](latency.png)\n")
+	}
+
+	if len(r.throughput) > 0 {
+		w("\n## Throughput: CustomRuns completed per second, 100 in flight (op set)\n\n")
+		w("Our controller restarted with `CONTROLLER_ARGS=--threads=N`; the default is 8. runs/s = runs ÷ wall time of the phase.\n\n")
+		w("| controller | threads | runs | runs/s | ÷ baseline | p50 | p99 |\n|---|--:|--:|--:|--:|--:|--:|\n")
+		base := r.phase(opCopy, 100)
+		row := func(who string, threads int, p *phaseResult) {
+			s := summarize(p.lat)
+			rb := "-"
+			if base != nil && base.perSecond() > 0 {
+				rb = x(p.perSecond() / base.perSecond())
+			}
+			w("| %s | %d | %d | %.1f | %s | %s | %s |\n", who, threads, s.n, p.perSecond(), rb, ms(s.p50), ms(s.p99))
+		}
+		for _, p := range r.throughput {
+			row("cicdstatemgr", p.threads, p)
+		}
+		if p := r.phase(opSet, 100); p != nil {
+			row("cicdstatemgr (from the latency table)", 8, p)
+		}
+		if base != nil {
+			row("baseline", 8, base)
+		}
+	}
+
+	if len(r.pipelines) == 2 {
+		w("\n## A pipeline of %d sequential tasks: PipelineRun created → Succeeded\n\n", pipelineSteps)
+		w("Ours: init, 8 sets (appending to a list), get. Baseline: 10 Copy tasks, each copying the previous result. One PipelineRun at a time.\n\n")
+		w("| pipeline | runs | p50 | max | p50 per task | p50 ÷ baseline |\n|---|--:|--:|--:|--:|--:|\n")
+		bs := summarize(r.pipelines[1].lat)
+		for _, p := range r.pipelines {
+			s := summarize(p.lat)
+			w("| %s | %d | %s | %s | %s | %s |\n", p.kind, s.n, ms(s.p50), ms(s.max), ms(s.p50/pipelineSteps), x(ratio(s.p50, bs.p50)))
+		}
+	}
+
+	if len(r.engine) > 0 {
+		w("\n## The engine alone (pkg/engine against the bench Redis, no Kubernetes)\n\n")
+		w("A set of state.key1, then a get of it, on a context whose state holds the given size (state.big: many ~100-byte entries); "+
+			"%d of each per size and variant, sizes in turn. *op key*: as the controller calls the engine (the CustomRun's UID makes "+
+			"the op exactly-once); *no key*: as the CLI does.\n\n", len(r.engine[0].set))
+		w("| state | set p50, op key | get p50, op key | set p50, no key | get p50, no key | set+get ÷ 1 KB, op key | set+get ÷ 1 KB, no key |\n")
+		w("|---|--:|--:|--:|--:|--:|--:|\n")
+		e0 := r.engine[0]
+		for _, e := range r.engine {
+			w("| %s | %s | %s | %s | %s | %s | %s |\n", e.size, us(p50(e.set)), us(p50(e.get)), us(p50(e.setNoKey)), us(p50(e.getNoKey)),
+				x(ratio(p50(e.set)+p50(e.get), p50(e0.set)+p50(e0.get))), x(ratio(p50(e.setNoKey)+p50(e.getNoKey), p50(e0.setNoKey)+p50(e0.getNoKey))))
+		}
+	}
+
+	if r.rss != nil {
+		m := r.rss
+		w("\n## Memory of our controller (VmRSS of /proc/<pid>/status)\n\n")
+		w("%d CustomRuns (set and get, 100 in flight, %s), kept until the end, then deleted; RSS read %s after the deletion.\n\n",
+			m.runs, m.phase.summary(), m.settle)
+		w("| before | with the %d runs | after deleting them | peak (VmHWM) |\n|--:|--:|--:|--:|\n", m.runs)
+		w("| %s | %s | %s | %s |\n", mib(m.before), mib(m.full), mib(m.after), mib(m.peak))
+	}
+
+	if len(r.cli) > 0 {
+		w("\n## CLI: one `cicdstatemgr --get` invocation, process start included\n\n")
+		w("`go test -run '^$' -bench 'CLIGet|ProcessStart' ./bench` against a real Redis (internal/redistest); " +
+			"`BenchmarkProcessStart` execs /bin/true. The Python original takes ~400 ms.\n\n")
+		w("| benchmark | runs | ms/op | ÷ /bin/true |\n|---|--:|--:|--:|\n")
+		trueMs := 0.0
+		if t := r.cliBench("BenchmarkProcessStart"); t != nil {
+			trueMs = t.metrics["ns/op"] / 1e6
+		}
+		for _, c := range r.cli {
+			v := c.metrics["ns/op"] / 1e6
+			rt := "-"
+			if trueMs > 0 {
+				rt = x(v / trueMs)
+			}
+			w("| %s | %d | %.2f | %s |\n", c.name, c.n, v, rt)
+		}
+	}
+
+	w("\n## Targets\n\n| target | measured | |\n|---|---|---|\n")
+	if base := r.phase(opCopy, 1); base != nil {
+		bs := summarize(base.lat)
+		for _, o := range []op{opSet, opGet, opInit, opNotify} {
+			if p := r.phase(o, 1); p != nil {
+				s := summarize(p.lat)
+				rt := ratio(s.p50, bs.p50)
+				w("| %s at 1 in flight: p50 ≤ 1.3× baseline and < 25 ms | %s, %s the baseline's %s | %s |\n", o, ms(s.p50), x(rt), ms(bs.p50),
+					met(rt <= 1.3 && s.p50 < 25*time.Millisecond))
+			}
+		}
+	}
+	if p := r.phase(opSet, 100); p != nil {
+		best := p.perSecond()
+		w("| ≥ 100 CustomRuns/s with 100 in flight (set, default 8 threads) | %.1f/s | %s |\n", best, met(best >= 100))
+	}
+	if len(r.engine) == 3 {
+		a, c := r.engine[0], r.engine[2]
+		rk := ratio(p50(c.set)+p50(c.get), p50(a.set)+p50(a.get))
+		rn := ratio(p50(c.setNoKey)+p50(c.getNoKey), p50(a.setNoKey)+p50(a.getNoKey))
+		w("| engine: 1 MB state ≤ 3× slower than 1 KB (set+get p50), as the controller calls it (op key) | %s | %s |\n", x(rk), met(rk <= 3))
+		w("| the same without op key (as the CLI calls it) | %s | %s |\n", x(rn), met(rn <= 3))
+	}
+	if m := r.rss; m != nil {
+		w("| controller RSS < 80 MiB after %d CustomRuns (deleted) | %s (before %s, peak %s) | %s |\n", m.runs, mib(m.after), mib(m.before), mib(m.peak),
+			met(m.after < 80<<10))
+	}
+	if c := r.cliBench("BenchmarkCLIGet"); c != nil {
+		v := c.metrics["ns/op"] / 1e6
+		w("| CLI `--get` < 15 ms end to end | %.2f ms | %s |\n", v, met(v < 15))
+	}
+	if !r.quick {
+		return b.String()
+	}
+	w("\nQuick mode: fewer runs (%d/%d/%d per op at 1/10/100 in flight, %d for throughput, %d before the RSS reading): the tails (p99) rest on few samples.\n",
+		r.sizes.latencyRuns[1], r.sizes.latencyRuns[10], r.sizes.latencyRuns[100], r.sizes.throughput, r.sizes.rssRuns)
+	return b.String()
+}
+
+func p50(d []time.Duration) time.Duration { return summarize(d).p50 }
+
+func mib(kib int64) string {
+	return fmt.Sprintf("%.1f MiB", float64(kib)/1024)
+}
