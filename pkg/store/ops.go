@@ -277,15 +277,9 @@ func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (re
 			if err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
 				return err
 			}
-			if opCmd != nil {
-				b, err := opCmd.Bytes()
-				if err == nil {
-					res, replay = b, true
-					return nil
-				}
-				if !errors.Is(err, redis.Nil) {
-					return err
-				}
+			if b, found, err := recordedResult(opCmd); err != nil || found {
+				res, replay = b, found
+				return err
 			}
 			h, err := docCmd.Result()
 			var legacy []byte

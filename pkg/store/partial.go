@@ -293,15 +293,9 @@ func (s *Store) UpdatePaths(ctx context.Context, id, opKey string, paths []strin
 			if err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
 				return err
 			}
-			if opCmd != nil {
-				b, err := opCmd.Bytes()
-				if err == nil {
-					res, replay = b, true
-					return nil
-				}
-				if !errors.Is(err, redis.Nil) {
-					return err
-				}
+			if b, found, err := recordedResult(opCmd); err != nil || found {
+				res, replay = b, found
+				return err
 			}
 			vals, err := docCmd.Result()
 			switch {
@@ -419,4 +413,20 @@ func queueFieldWrites(ctx context.Context, p redis.Pipeliner, key string, writes
 	if opK != "" {
 		p.Set(ctx, opK, result, ttl)
 	}
+}
+
+// recordedResult reads the op record queued in opCmd (nil: no op key): found
+// says the op was applied before and its result is to be replayed.
+func recordedResult(opCmd *redis.StringCmd) (result []byte, found bool, err error) {
+	if opCmd == nil {
+		return nil, false, nil
+	}
+	b, err := opCmd.Bytes()
+	switch {
+	case err == nil:
+		return b, true, nil
+	case errors.Is(err, redis.Nil):
+		return nil, false, nil
+	}
+	return nil, false, err
 }
