@@ -180,7 +180,10 @@ is_running() {
   kill -0 "$pid" 2>/dev/null || return 1
   bin="$(cat "$RUN_DIR/$name.bin" 2>/dev/null || true)"
   [[ -n "$bin" ]] || return 0
-  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" == "$bin" ]]
+  # a rebuilt binary shows as "<path> (deleted)" for a process started before the rebuild
+  local exe
+  exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+  [[ "${exe% (deleted)}" == "$bin" ]]
 }
 
 # start_bg NAME BIN [ARGS...]: start BIN detached (own session), stdout+stderr appended to
