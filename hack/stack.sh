@@ -133,6 +133,9 @@ start_controller() {
     return 0
   fi
   [[ -x "$CONTROLLER_BIN" ]] || build_ours
+  if port_listening "$CONTROLLER_HTTP_PORT"; then
+    die "port $CONTROLLER_HTTP_PORT is in use by another process (another stack's controller?): stop it or set CONTROLLER_HTTP_PORT"
+  fi
   sa_kubeconfig
   START_BG_EXE="$CONTROLLER_BIN" start_bg cicdstatemgr-controller env \
     SYSTEM_NAMESPACE="$NS" PROBES_PORT="$CONTROLLER_PROBES_PORT" METRICS_PROTOCOL=none \
