@@ -96,9 +96,17 @@ func main() {
 		Waker:   func(fn func(string)) { wake.Store(&fn) },
 		Setup: func(ctx context.Context) error {
 			logger := logging.FromContext(ctx)
-			return src.Watch(ctx, kubeclient.Get(ctx), system.Namespace(), func(err error) {
+			if err := src.Watch(ctx, kubeclient.Get(ctx), system.Namespace(), func(err error) {
 				logger.Errorw("configuration rejected", "error", err)
-			})
+			}); err != nil {
+				return err
+			}
+			go followDecisions(ctx, src, func(key string) {
+				if w := wake.Load(); w != nil {
+					(*w)(key)
+				}
+			}, logger.Infow)
+			return nil
 		},
 	}))
 }
@@ -113,5 +121,35 @@ func serveHTTP(ctx context.Context, addr string, mux *http.ServeMux) {
 	}()
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatalf("http server on %s: %v", addr, err)
+	}
+}
+
+// followDecisions subscribes to the decisions published by any process (the
+// CLI's `choose`, another replica) so that a waiting CustomRun wakes at once
+// rather than at its next poll. It follows the store across configuration
+// reloads.
+func followDecisions(ctx context.Context, src *settings.Source, wake func(string), logf func(string, ...any)) {
+	var current *store.Store
+	stop := func() {}
+	defer func() { stop() }()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		if eng, _, err := src.Current(); err == nil && eng.Choices != nil && src.Store() != current {
+			stop()
+			subCtx, cancel := context.WithCancel(ctx)
+			stop = cancel
+			if err := eng.Choices.Subscribe(subCtx, wake); err != nil {
+				cancel()
+				logf("cannot subscribe to choice decisions yet; waiting runs poll", "error", err)
+			} else {
+				current = src.Store()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
 }

@@ -221,9 +221,15 @@ func controllerLogTail() string {
 	return "controller log tail:\n" + string(log)
 }
 
-// cliGet prints the value at path of the context id with the CLI binary,
-// against the stack's Redis (the same config and secrets as the controller).
+// cliGet prints the value at path of the context id with the CLI binary.
 func cliGet(t *testing.T, id, path string) string {
+	t.Helper()
+	return cli(t, "--id", id, "--get", path)
+}
+
+// cli runs the CLI binary against the stack's Redis (the same config and
+// secrets as the controller) and returns its stdout.
+func cli(t *testing.T, args ...string) string {
 	t.Helper()
 	host, port, _ := strings.Cut(redisAdr, ":")
 	dir := t.TempDir()
@@ -232,13 +238,17 @@ func cliGet(t *testing.T, id, path string) string {
 	os.WriteFile(cfg, []byte(fmt.Sprintf("cicdstatemgr:\n  datasources:\n    redis: {host: %s, port: %s, isPrimary: true}\n", host, port)), 0o600)
 	os.WriteFile(sec, []byte(fmt.Sprintf("cicdstatemgr:\n  datasources:\n    redis: {username: %s, password: %q}\n", redisUser, redisPassword)), 0o600)
 	bin := filepath.Join(root, ".cache", "bin", "cicdstatemgr")
-	cmd := exec.Command(bin, "--config", cfg, "--secrets", sec, "--id", id, "--get", path)
+	full := append([]string{"--config", cfg, "--secrets", sec}, args...)
+	if len(args) > 0 && args[0] == "choose" {
+		full = append([]string{"choose", "--config", cfg, "--secrets", sec}, args[1:]...)
+	}
+	cmd := exec.Command(bin, full...)
 	cmd.Env = append(os.Environ(), "CICDSTATEMGR_CONFIG_PATH=", "CICDSTATEMGR_SECRETS_PATH=")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("%s --id %s --get %s: %v\n%s", bin, id, path, err, stderr.String())
+		t.Fatalf("%s %v: %v\n%s", bin, args, err, stderr.String())
 	}
 	return strings.TrimRight(string(out), "\n")
 }

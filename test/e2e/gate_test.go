@@ -195,3 +195,34 @@ func TestApprovalGateWithSlack(t *testing.T) {
 		t.Errorf("handled = %v", handled)
 	}
 }
+
+// TestApprovalGateWithCLI: the same gate answered by `cicdstatemgr choose`
+// from another process: the waiting CustomRun wakes and succeeds.
+func TestApprovalGateWithCLI(t *testing.T) {
+	startFakeSlack(t)
+	ns := namespace(t, "gatecli")
+	kubectl(t, gatePipeline, "-n", ns, "apply", "-f", "-")
+	id := ns + "-ctx"
+	kubectl(t, pipelineRun("release-1", "release", map[string]string{"id": id}), "-n", ns, "create", "-f", "-")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		runs, _ := tekton.TektonV1beta1().CustomRuns(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "tekton.dev/pipelineTask=approve"})
+		if runs != nil && len(runs.Items) == 1 {
+			if c := runs.Items[0].Status.GetCondition(apis.ConditionSucceeded); c != nil && c.Reason == "WaitingForChoice" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the approve CustomRun never waited for a choice\n%s", describe(ns))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if out := cli(t, "choose", "--id", id, "--choice", "stop", "--by", "bob"); !strings.Contains(out, "choice=stop") {
+		t.Fatalf("choose printed %q", out)
+	}
+	pr := waitPipelineRun(t, ns, "release-1", 60*time.Second)
+	succeeded(t, pr)
+	if got := prResults(pr); got["choice"] != "stop" || got["chosen-by"] != "bob" || got["recorded"] != "stop" {
+		t.Fatalf("results %v", got)
+	}
+}
