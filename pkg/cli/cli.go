@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
@@ -195,7 +196,9 @@ func run(ctx context.Context, o Options, stdout, stderr io.Writer, log *slog.Log
 		return err
 	}
 	if out.Waiting != "" {
-		fmt.Fprintf(stderr, "cicdstatemgr: an approval gate waits for a choice: cicdstatemgr choose --id %s --choice <value>\n", req.ID)
+		if err := waitForChoice(ctx, eng, st, req.ID, out.Waiting, stderr); err != nil {
+			return err
+		}
 	}
 	switch req.Op {
 	case engine.OpInit:
@@ -341,4 +344,39 @@ func loadFileValue(path string) (any, error) {
 		return v, nil
 	}
 	return string(b), nil
+}
+
+// waitForChoice does what the controller does at an approval gate: it waits
+// (within --timeout) until someone chooses, then records the decision in the
+// state. Decisions come from Slack through the controller, from `cicdstatemgr
+// choose`, or from the controller's HTTP endpoint.
+func waitForChoice(ctx context.Context, eng *engine.Engine, st *store.Store, id, key string, stderr io.Writer) error {
+	choices := choice.New(st)
+	fmt.Fprintf(stderr, "cicdstatemgr: waiting for a choice (until --timeout): cicdstatemgr choose --id %s --choice <value>\n", id)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		pending, decision, err := choices.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if decision != nil {
+			fmt.Fprintf(stderr, "cicdstatemgr: %s chose %s\n", decision.ChosenBy, decision.Choice)
+			return eng.RecordDecision(ctx, id, key+"/choice", pending, *decision)
+		}
+		select {
+		case <-ctx.Done():
+			_ = choices.Cancel(context.Background(), key)
+			return engine.Errorf("ChoiceTimedOut", "nobody chose within --timeout; the gate is closed (options: %s)", optionValues(pending))
+		case <-tick.C:
+		}
+	}
+}
+
+func optionValues(p choice.Pending) string {
+	vals := make([]string, len(p.Options))
+	for i, o := range p.Options {
+		vals[i] = o.Value
+	}
+	return strings.Join(vals, ", ")
 }

@@ -526,3 +526,27 @@ func FormatValue(v any) string {
 		return document.MustJSON(t, document.PythonJSON)
 	}
 }
+
+// RecordDecision writes the decision of an approval gate into the state,
+// once per opKey: state.choices.<pipeline>.<event> = {choice, chosenBy,
+// [userId,] via, at}.
+func (e *Engine) RecordDecision(ctx context.Context, id, opKey string, p choice.Pending, d choice.Decision) error {
+	_, _, err := e.Store.Update(ctx, id, opKey, func(doc *document.Map) (bool, []byte, error) {
+		rec := document.NewMap()
+		rec.Set("choice", d.Choice)
+		rec.Set("chosenBy", d.ChosenBy)
+		if d.UserID != "" {
+			rec.Set("userId", d.UserID)
+		}
+		rec.Set("via", d.Via)
+		rec.Set("at", d.At.UTC().Format(time.RFC3339))
+		path := fmt.Sprintf("state.choices.%s.%s", pathSegment(p.Pipeline), pathSegment(p.Event))
+		return true, nil, document.SetPath(doc, path, rec)
+	})
+	return err
+}
+
+// pathSegment keeps a name usable as one path segment.
+func pathSegment(s string) string {
+	return strings.NewReplacer(".", "_", "[]", "", "{}", "").Replace(s)
+}

@@ -14,7 +14,6 @@ import (
 	kreconciler "knative.dev/pkg/reconciler"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 )
 
@@ -40,7 +39,7 @@ func (r *Reconciler) awaitChoice(ctx context.Context, run *v1beta1.CustomRun, p 
 		run.Status.MarkCustomRunRunning(ReasonWaitingForChoice, "%s", waitingMessage(p.id, pending))
 		return controller.NewRequeueAfter(r.untilTimeout(run, GatePollInterval))
 	}
-	if err := r.recordDecision(ctx, run, p, eng, pending, *decision); err != nil {
+	if err := eng.RecordDecision(ctx, p.id, string(run.UID)+"/choice", pending, *decision); err != nil {
 		e := engine.AsError(err, engine.ReasonStoreUnavailable)
 		if e.Transient {
 			return r.transient(ctx, run, p, e)
@@ -62,29 +61,6 @@ func waitingMessage(id string, p choice.Pending) string {
 	}
 	return fmt.Sprintf("waiting for a choice (%s): click a button in Slack, or run `cicdstatemgr choose --id %s --choice <value>`",
 		strings.Join(vals, ", "), id)
-}
-
-// recordDecision writes the decision into the state, once per CustomRun:
-// state.choices.<pipeline>.<event> = {choice, chosenBy, via, at}.
-func (r *Reconciler) recordDecision(ctx context.Context, run *v1beta1.CustomRun, p *params, eng *engine.Engine, pending choice.Pending, d choice.Decision) error {
-	_, _, err := eng.Store.Update(ctx, p.id, string(run.UID)+"/choice", func(doc *document.Map) (bool, []byte, error) {
-		rec := document.NewMap()
-		rec.Set("choice", d.Choice)
-		rec.Set("chosenBy", d.ChosenBy)
-		if d.UserID != "" {
-			rec.Set("userId", d.UserID)
-		}
-		rec.Set("via", d.Via)
-		rec.Set("at", d.At.UTC().Format(time.RFC3339))
-		path := fmt.Sprintf("state.choices.%s.%s", pathSafe(pending.Pipeline), pathSafe(pending.Event))
-		return true, nil, document.SetPath(doc, path, rec)
-	})
-	return err
-}
-
-// pathSafe keeps a name usable as one path segment.
-func pathSafe(s string) string {
-	return strings.NewReplacer(".", "_", "[]", "", "{}", "").Replace(s)
 }
 
 // closeGate cancels the approval gate of a run that was cancelled or timed
