@@ -37,13 +37,13 @@ test-e2e: deps
 	@bash hack/cluster/build.sh
 	$(GO) test $(GOTEST_FLAGS) -timeout 30m ./test/e2e/...
 
-## fuzz-short: a few seconds of each fuzz target (part of make test)
+## fuzz-short: 1,000 inputs of each fuzz target (part of make test)
 fuzz-short:
-	@bash hack/fuzz.sh 8s
+	@bash hack/fuzz.sh 1000x
 
-## fuzz: longer fuzzing
+## fuzz: 200,000 inputs of each fuzz target
 fuzz:
-	@bash hack/fuzz.sh 2m
+	@bash hack/fuzz.sh 200000x
 
 ## bench: benchmarks with ratios against baselines measured in the same run
 bench: deps

@@ -23,7 +23,7 @@ log "== race detector on the core packages"
 go test -count=1 -race ./pkg/document/... ./pkg/tmpl/... ./pkg/store/... ./pkg/engine/... ./pkg/events/... ./pkg/render/...
 
 log "== short fuzzing"
-bash hack/fuzz.sh 5s
+bash hack/fuzz.sh 1000x
 
 log "== waiting for the control-plane build (log: $build_log)"
 if ! wait "$build_pid"; then
