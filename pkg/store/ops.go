@@ -246,20 +246,9 @@ func diffHash(old map[string]string, enc *encoded) (writes []any, dels []string)
 // transaction. A missing document is ErrNotFound (fn not called); fn's error is returned
 // as is and nothing is written.
 func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (result []byte, replayed bool, err error) {
-	if err := checkID(id); err != nil {
+	key, opK, keys, err := s.txKeys(id, opKey)
+	if err != nil {
 		return nil, false, err
-	}
-	if opKey != "" {
-		if err := checkOpKey("op key", opKey); err != nil {
-			return nil, false, err
-		}
-	}
-	key := s.DocKey(id)
-	keys := []string{key}
-	var opK string
-	if opKey != "" {
-		opK = s.OpKey(opKey)
-		keys = append(keys, opK)
 	}
 	for attempt := 0; ; attempt++ {
 		var res []byte
@@ -342,20 +331,11 @@ func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (re
 			})
 			return err
 		}, keys...)
-		var fe fnError
-		switch {
-		case err == nil:
+		if err == nil {
 			return res, replay, nil
-		case errors.As(err, &fe):
-			return nil, false, fe.err
-		case errors.Is(err, ErrNotFound), errors.Is(err, ErrMalformed):
+		}
+		if err := s.retryOrFail(ctx, err, attempt, key); err != nil {
 			return nil, false, err
-		case errors.Is(err, redis.TxFailedErr):
-			if err := backoff(ctx, attempt); err != nil {
-				return nil, false, s.wrap(err, "UPDATE", key)
-			}
-		default:
-			return nil, false, s.wrap(err, "UPDATE", key)
 		}
 	}
 }
@@ -623,4 +603,41 @@ func (s *Store) Expire(ctx context.Context, id string, ttl time.Duration) error 
 		return s.notFound(id)
 	}
 	return nil
+}
+
+// txKeys validates id and opKey and returns the document key, the op record key
+// ("" without an op key) and the keys an update WATCHes.
+func (s *Store) txKeys(id, opKey string) (key, opK string, keys []string, err error) {
+	if err := checkID(id); err != nil {
+		return "", "", nil, err
+	}
+	key = s.DocKey(id)
+	keys = []string{key}
+	if opKey != "" {
+		if err := checkOpKey("op key", opKey); err != nil {
+			return "", "", nil, err
+		}
+		opK = s.OpKey(opKey)
+		keys = append(keys, opK)
+	}
+	return key, opK, keys, nil
+}
+
+// retryOrFail decides what a failed optimistic attempt means: nil after a
+// backoff when another writer won the race (try again), otherwise the error
+// to return (fn's own error as is, a Redis fault wrapped).
+func (s *Store) retryOrFail(ctx context.Context, err error, attempt int, key string) error {
+	var fe fnError
+	switch {
+	case errors.As(err, &fe):
+		return fe.err
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrMalformed):
+		return err
+	case errors.Is(err, redis.TxFailedErr):
+		if err := backoff(ctx, attempt); err != nil {
+			return s.wrap(err, "UPDATE", key)
+		}
+		return nil
+	}
+	return s.wrap(err, "UPDATE", key)
 }

@@ -261,20 +261,9 @@ func (s *Store) UpdatePaths(ctx context.Context, id, opKey string, paths []strin
 	if plan.full {
 		return s.Update(ctx, id, opKey, fn)
 	}
-	if err := checkID(id); err != nil {
+	key, opK, keys, err := s.txKeys(id, opKey)
+	if err != nil {
 		return nil, false, err
-	}
-	if opKey != "" {
-		if err := checkOpKey("op key", opKey); err != nil {
-			return nil, false, err
-		}
-	}
-	key := s.DocKey(id)
-	keys := []string{key}
-	var opK string
-	if opKey != "" {
-		opK = s.OpKey(opKey)
-		keys = append(keys, opK)
 	}
 	fields := plan.fields()
 	for attempt := 0; ; attempt++ {
@@ -334,22 +323,14 @@ func (s *Store) UpdatePaths(ctx context.Context, id, opKey string, paths []strin
 			})
 			return err
 		}, keys...)
-		var fe fnError
 		switch {
 		case err == nil:
 			return res, replay, nil
 		case errors.Is(err, errNeedFull):
 			return s.Update(ctx, id, opKey, fn)
-		case errors.As(err, &fe):
-			return nil, false, fe.err
-		case errors.Is(err, ErrNotFound), errors.Is(err, ErrMalformed):
+		}
+		if err := s.retryOrFail(ctx, err, attempt, key); err != nil {
 			return nil, false, err
-		case errors.Is(err, redis.TxFailedErr):
-			if err := backoff(ctx, attempt); err != nil {
-				return nil, false, s.wrap(err, "UPDATE", key)
-			}
-		default:
-			return nil, false, s.wrap(err, "UPDATE", key)
 		}
 	}
 }
