@@ -127,19 +127,7 @@ spec:
 	kubectl(t, pipelineRun("cancel-1", "cancelme", nil), "-n", ns, "create", "-f", "-")
 
 	// the cancel target must be running (retrying) before we cancel it
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		runs, _ := tekton.TektonV1beta1().CustomRuns(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "tekton.dev/pipelineRun=cancel-1"})
-		if runs != nil && len(runs.Items) == 1 {
-			if c := runs.Items[0].Status.GetCondition(apis.ConditionSucceeded); c != nil && c.Reason == "Retrying" {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the CustomRun never reported Retrying while Redis was down\n%s", describe(ns))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitCustomRunReason(t, ns, "tekton.dev/pipelineRun=cancel-1", "Retrying", 30*time.Second)
 	_, err := tekton.TektonV1().PipelineRuns(ns).Patch(context.Background(), "cancel-1", types.MergePatchType,
 		[]byte(`{"spec":{"status":"Cancelled"}}`), metav1.PatchOptions{})
 	if err != nil {
@@ -165,44 +153,37 @@ spec:
 // sequential appends runs, start it again: the run completes and every
 // append is applied exactly once.
 func TestControllerKilledMidRun(t *testing.T) {
-	ns := namespace(t, "killctl")
+	chainThroughOutage(t, "killctl", []string{"stop-controller", "--kill"}, []string{"start-controller"}, 2*time.Second)
+}
+
+// TestRedisRestartedMidRun: stop Redis while a pipeline runs, start it
+// again: the run completes with nothing lost and nothing applied twice.
+func TestRedisRestartedMidRun(t *testing.T) {
+	chainThroughOutage(t, "redisrestart", []string{"stop-redis"}, []string{"start-redis"}, 3*time.Second)
+}
+
+// chainThroughOutage runs a pipeline of sequential appends, takes a part of
+// the stack down (stop) once the third append is done, brings it back
+// (start) after pause, and checks the run completes with every append
+// applied exactly once.
+func chainThroughOutage(t *testing.T, name string, stop, start []string, pause time.Duration) {
+	t.Helper()
+	ns := namespace(t, name)
 	const n = 12
 	kubectl(t, chainPipeline("chain", n), "-n", ns, "apply", "-f", "-")
 	kubectl(t, pipelineRun("chain-1", "chain", map[string]string{"id": ns + "-ctx"}), "-n", ns, "create", "-f", "-")
 	waitCustomRunDone(t, ns, "chain-1", "add-3", 60*time.Second)
-	if err := stack("stop-controller", "--kill"); err != nil {
+	if err := stack(stop...); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
-	if err := stack("start-controller"); err != nil {
+	time.Sleep(pause)
+	if err := stack(start...); err != nil {
 		t.Fatal(err)
 	}
 	pr := waitPipelineRun(t, ns, "chain-1", 120*time.Second)
 	succeeded(t, pr)
 	if got := prResults(pr)["items"]; got != expectedItems(n) {
 		t.Fatalf("items = %q, want %q (each append exactly once)", got, expectedItems(n))
-	}
-}
-
-// TestRedisRestartedMidRun: stop Redis while a pipeline runs, start it
-// again: the run completes with nothing lost and nothing applied twice.
-func TestRedisRestartedMidRun(t *testing.T) {
-	ns := namespace(t, "redisrestart")
-	const n = 12
-	kubectl(t, chainPipeline("chain", n), "-n", ns, "apply", "-f", "-")
-	kubectl(t, pipelineRun("chain-1", "chain", map[string]string{"id": ns + "-ctx"}), "-n", ns, "create", "-f", "-")
-	waitCustomRunDone(t, ns, "chain-1", "add-3", 60*time.Second)
-	if err := stack("stop-redis"); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(3 * time.Second)
-	if err := stack("start-redis"); err != nil {
-		t.Fatal(err)
-	}
-	pr := waitPipelineRun(t, ns, "chain-1", 120*time.Second)
-	succeeded(t, pr)
-	if got := prResults(pr)["items"]; got != expectedItems(n) {
-		t.Fatalf("items = %q, want %q", got, expectedItems(n))
 	}
 }
 

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,9 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"knative.dev/pkg/apis"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/slack"
 )
@@ -132,21 +128,8 @@ func TestApprovalGateWithSlack(t *testing.T) {
 	kubectl(t, gatePipeline, "-n", ns, "apply", "-f", "-")
 	kubectl(t, pipelineRun("release-1", "release", map[string]string{"id": ns + "-ctx"}), "-n", ns, "create", "-f", "-")
 
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		runs, _ := tekton.TektonV1beta1().CustomRuns(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "tekton.dev/pipelineTask=approve"})
-		if runs != nil && len(runs.Items) == 1 {
-			if c := runs.Items[0].Status.GetCondition(apis.ConditionSucceeded); c != nil && c.Reason == "WaitingForChoice" {
-				if !strings.Contains(c.Message, "ship, stop") {
-					t.Errorf("waiting message does not list the options: %s", c.Message)
-				}
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the approve CustomRun never waited for a choice\n%s", describe(ns))
-		}
-		time.Sleep(200 * time.Millisecond)
+	if c := waitCustomRunReason(t, ns, "tekton.dev/pipelineTask=approve", "WaitingForChoice", 60*time.Second); !strings.Contains(c.Message, "ship, stop") {
+		t.Errorf("waiting message does not list the options: %s", c.Message)
 	}
 	fake.mu.Lock()
 	posted := strings.Join(fake.posts, "\n")
@@ -204,19 +187,7 @@ func TestApprovalGateWithCLI(t *testing.T) {
 	kubectl(t, gatePipeline, "-n", ns, "apply", "-f", "-")
 	id := ns + "-ctx"
 	kubectl(t, pipelineRun("release-1", "release", map[string]string{"id": id}), "-n", ns, "create", "-f", "-")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		runs, _ := tekton.TektonV1beta1().CustomRuns(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "tekton.dev/pipelineTask=approve"})
-		if runs != nil && len(runs.Items) == 1 {
-			if c := runs.Items[0].Status.GetCondition(apis.ConditionSucceeded); c != nil && c.Reason == "WaitingForChoice" {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the approve CustomRun never waited for a choice\n%s", describe(ns))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitCustomRunReason(t, ns, "tekton.dev/pipelineTask=approve", "WaitingForChoice", 60*time.Second)
 	if out := cli(t, "choose", "--id", id, "--choice", "stop", "--by", "bob"); !strings.Contains(out, "choice=stop") {
 		t.Fatalf("choose printed %q", out)
 	}

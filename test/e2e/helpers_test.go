@@ -157,3 +157,22 @@ func expectedItems(n int) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// waitCustomRunReason waits until the one CustomRun matching selector has a
+// Succeeded condition with reason, and returns that condition.
+func waitCustomRunReason(t *testing.T, ns, selector, reason string, timeout time.Duration) *apis.Condition {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		runs, _ := tekton.TektonV1beta1().CustomRuns(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+		if runs != nil && len(runs.Items) == 1 {
+			if c := runs.Items[0].Status.GetCondition(apis.ConditionSucceeded); c != nil && c.Reason == reason {
+				return c
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CustomRun %s reached reason %s within %s\n%s", selector, reason, timeout, describe(ns))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
