@@ -6,7 +6,7 @@ GO ?= go
 BIN := $(CURDIR)/.cache/bin
 GOTEST_FLAGS ?= -count=1 -p 2
 # packages whose tests also run under the race detector
-RACE_PKGS := ./pkg/document/... ./pkg/tmpl/... ./pkg/store/... ./pkg/engine/... ./pkg/events/... ./pkg/render/...
+RACE_PKGS := ./pkg/document/... ./pkg/tmpl/... ./pkg/store/... ./pkg/engine/... ./pkg/handlers/...
 
 .PHONY: all deps build test test-unit test-race test-e2e fuzz fuzz-short bench demo demo-down cluster-up cluster-down clean
 

@@ -9,7 +9,6 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -44,7 +43,7 @@ func engineBench(ctx context.Context, env *benchEnv, iters int) ([]*engineResult
 	if err != nil {
 		return nil, err
 	}
-	e := &engine.Engine{Store: st, Renderer: render.New(tmpl.New(tmpl.Options{}))}
+	e := &engine.Engine{Store: st, Templates: tmpl.New(tmpl.Options{})}
 	stamp := time.Now().UnixNano()
 	var out []*engineResult
 	var ids []string

@@ -20,7 +20,7 @@ log "== unit, controller and CLI acceptance tests (benchmarks run with make benc
 go test -count=1 -p 1 $(go list ./... | grep -v -e /test/e2e -e /bench)
 
 log "== race detector on the core packages"
-go test -count=1 -race ./pkg/document/... ./pkg/tmpl/... ./pkg/store/... ./pkg/engine/... ./pkg/events/... ./pkg/render/...
+go test -count=1 -race ./pkg/document/... ./pkg/tmpl/... ./pkg/store/... ./pkg/engine/... ./pkg/handlers/...
 
 log "== short fuzzing"
 bash hack/fuzz.sh 1000x

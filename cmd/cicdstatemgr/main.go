@@ -6,17 +6,17 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/cli"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
 func main() {
-	cli.EventRunnerFactory = func(st *store.Store, r *render.Renderer, log *slog.Logger) engine.EventRunner {
-		return events.NewRunner(st, r, log, events.WithChoices(choice.New(st)))
+	cli.EventRunnerFactory = func(st *store.Store, r *tmpl.Env, log *slog.Logger) engine.EventRunner {
+		return handlers.NewRunner(st, r, log, handlers.WithGates(gate.New(st)))
 	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

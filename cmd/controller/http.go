@@ -11,13 +11,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/settings"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/slack"
 )
 
-// newMux serves health, metrics, Slack interactions and choices. The Slack
+// newMux serves health, metrics, Slack interactions and gate decisions. The Slack
 // handler is built per request from the current configuration, so a new
 // signing secret applies without a restart.
 func newMux(reg *prometheus.Registry, src *settings.Source, log *slog.Logger) *http.ServeMux {
@@ -33,19 +33,19 @@ func newMux(reg *prometheus.Registry, src *settings.Source, log *slog.Logger) *h
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	interactive := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		eng, cfg, err := src.Current()
-		if err != nil || eng.Choices == nil {
+		if err != nil || eng.Gates == nil {
 			http.Error(w, "not configured yet", http.StatusServiceUnavailable)
 			return
 		}
 		h := &slack.Handler{
-			Choices:       eng.Choices,
+			Gates:         eng.Gates,
 			SigningSecret: func() string { return cfg.SecretStringAt("slack.signingSecret") },
-			APIToken:      func() string { return cfg.SecretStringAt("choices.token") },
+			APIToken:      func() string { return cfg.SecretStringAt("gates.token") },
 			Clock:         time.Now,
 			Log:           log,
 			Forward: func(_ context.Context, payload []byte) error {
 				// Slack gives up after 3 s: forward in the background.
-				headers, err := events.NewRunner(nil, eng.Renderer, log).TriggerHeaders(cfg, document.NewMap())
+				headers, err := handlers.NewRunner(nil, eng.Templates, log).TriggerHeaders(cfg, document.NewMap())
 				if err != nil {
 					return err
 				}
@@ -56,7 +56,7 @@ func newMux(reg *prometheus.Registry, src *settings.Source, log *slog.Logger) *h
 		h.ServeHTTP(w, req)
 	})
 	mux.Handle("/slack/", interactive)
-	mux.Handle("/choices/", interactive)
+	mux.Handle("/gates/", interactive)
 	return mux
 }
 

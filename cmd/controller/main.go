@@ -25,12 +25,11 @@ import (
 	"knative.dev/pkg/signals"
 	"knative.dev/pkg/system"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/reconciler"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/settings"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
@@ -70,16 +69,16 @@ func main() {
 	// HTTP endpoint wakes the waiting CustomRun at once.
 	var wake atomic.Pointer[func(string)]
 	src := settings.NewSource(func(st *store.Store, c *config.Config) *engine.Engine {
-		r := render.New(templates)
-		choices := choice.New(st)
-		choices.OnDecision = func(p choice.Pending, _ choice.Decision) {
+		r := templates
+		gates := gate.New(st)
+		gates.OnDecision = func(p gate.Gate, _ gate.Decision) {
 			if w := wake.Load(); w != nil {
 				(*w)(p.Key)
 			}
 		}
-		runner := events.NewRunner(st, r, slog.Default(), events.WithChoices(choices))
-		runner.Trigger = (&trigger.Creator{Client: tektonClient, Renderer: r, Fallback: runner.PostTrigger}).Trigger
-		return &engine.Engine{Store: st, Renderer: r, Choices: choices, Events: runner}
+		runner := handlers.NewRunner(st, r, slog.Default(), handlers.WithGates(gates))
+		runner.Trigger = (&trigger.Creator{Client: tektonClient, Templates: r, Fallback: runner.PostTrigger}).Trigger
+		return &engine.Engine{Store: st, Templates: r, Gates: gates, Handlers: runner}
 	})
 	if *redisAddr != "" {
 		src.StoreOptions = func(o *store.Options) { o.Addr = *redisAddr }
@@ -125,7 +124,7 @@ func serveHTTP(ctx context.Context, addr string, mux *http.ServeMux) {
 }
 
 // followDecisions subscribes to the decisions published by any process (the
-// CLI's `choose`, another replica) so that a waiting CustomRun wakes at once
+// CLI's `decide`, another replica) so that a waiting CustomRun wakes at once
 // rather than at its next poll. It follows the store across configuration
 // reloads.
 func followDecisions(ctx context.Context, src *settings.Source, wake func(string), logf func(string, ...any)) {
@@ -135,11 +134,11 @@ func followDecisions(ctx context.Context, src *settings.Source, wake func(string
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
-		if eng, _, err := src.Current(); err == nil && eng.Choices != nil && src.Store() != current {
+		if eng, _, err := src.Current(); err == nil && eng.Gates != nil && src.Store() != current {
 			stop()
 			subCtx, cancel := context.WithCancel(ctx)
 			stop = cancel
-			if err := eng.Choices.Subscribe(subCtx, wake); err != nil {
+			if err := eng.Gates.Subscribe(subCtx, wake); err != nil {
 				cancel()
 				logf("cannot subscribe to choice decisions yet; waiting runs poll", "error", err)
 			} else {

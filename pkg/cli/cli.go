@@ -18,12 +18,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/localfiles"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -64,7 +63,7 @@ func (l listFlag) Set(s string) error { *l.items = append(*l.items, s); return n
 
 // EventRunnerFactory builds the handle-event runner for the CLI; nil means
 // handle-event is unavailable.
-var EventRunnerFactory func(st *store.Store, r *render.Renderer, log *slog.Logger) engine.EventRunner
+var EventRunnerFactory func(st *store.Store, r *tmpl.Env, log *slog.Logger) engine.EventRunner
 
 func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("cicdstatemgr", flag.ContinueOnError)
@@ -92,8 +91,8 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 
 // Main runs the CLI and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "choose" {
-		return Choose(args[1:], stdout, stderr)
+	if len(args) > 0 && args[0] == "decide" {
+		return Decide(args[1:], stdout, stderr)
 	}
 	var o Options
 	fs := newFlagSet(&o, stderr)
@@ -186,17 +185,17 @@ func run(ctx context.Context, o Options, stdout, stderr io.Writer, log *slog.Log
 		return engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
 	}
 	defer st.Close()
-	renderer := render.New(tmpl.New(tmpl.Options{}))
-	eng := &engine.Engine{Store: st, Renderer: renderer, Log: log}
+	templates := tmpl.New(tmpl.Options{})
+	eng := &engine.Engine{Store: st, Templates: templates, Log: log}
 	if EventRunnerFactory != nil {
-		eng.Events = EventRunnerFactory(st, renderer, log)
+		eng.Handlers = EventRunnerFactory(st, templates, log)
 	}
 	out, err := eng.Do(ctx, *req)
 	if err != nil {
 		return err
 	}
 	if out.Waiting != "" {
-		if err := waitForChoice(ctx, eng, st, req.ID, out.Waiting, stderr); err != nil {
+		if err := waitForDecision(ctx, eng, st, req.ID, out.Waiting, stderr); err != nil {
 			return err
 		}
 	}
@@ -238,7 +237,7 @@ func storeOptions(rc config.Redis) store.Options {
 // buildRequest picks the one operation the flags ask for, in the original's
 // order of precedence: init-new, load, get, generate, handle-event, set.
 func buildRequest(o Options, log *slog.Logger) (*engine.Request, error) {
-	vars, err := render.ParseVars(o.TmplCtxVars)
+	vars, err := tmpl.ParseVars(o.TmplCtxVars)
 	if err != nil {
 		return nil, engine.Errorf(engine.ReasonInvalidParams, "%v", err)
 	}
@@ -346,17 +345,17 @@ func loadFileValue(path string) (any, error) {
 	return string(b), nil
 }
 
-// waitForChoice does what the controller does at an approval gate: it waits
-// (within --timeout) until someone chooses, then records the decision in the
+// waitForDecision does what the controller does at an approval gate: it waits
+// (within --timeout) until someone decides, then records the decision in the
 // state. Decisions come from Slack through the controller, from `cicdstatemgr
-// choose`, or from the controller's HTTP endpoint.
-func waitForChoice(ctx context.Context, eng *engine.Engine, st *store.Store, id, key string, stderr io.Writer) error {
-	choices := choice.New(st)
-	fmt.Fprintf(stderr, "cicdstatemgr: waiting for a choice (until --timeout): cicdstatemgr choose --id %s --choice <value>\n", id)
+// decide`, or from the controller's HTTP endpoint.
+func waitForDecision(ctx context.Context, eng *engine.Engine, st *store.Store, id, key string, stderr io.Writer) error {
+	gates := gate.New(st)
+	fmt.Fprintf(stderr, "cicdstatemgr: waiting for a decision (until --timeout): cicdstatemgr decide --id %s --option <value>\n", id)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		pending, decision, err := choices.Get(ctx, key)
+		pending, decision, err := gates.Get(ctx, key)
 		if err != nil {
 			return err
 		}
@@ -366,14 +365,14 @@ func waitForChoice(ctx context.Context, eng *engine.Engine, st *store.Store, id,
 		}
 		select {
 		case <-ctx.Done():
-			_ = choices.Cancel(context.Background(), key)
-			return engine.Errorf("ChoiceTimedOut", "nobody chose within --timeout; the gate is closed (options: %s)", optionValues(pending))
+			_ = gates.Cancel(context.Background(), key)
+			return engine.Errorf("GateTimedOut", "nobody decided within --timeout; the gate is closed (options: %s)", optionValues(pending))
 		case <-tick.C:
 		}
 	}
 }
 
-func optionValues(p choice.Pending) string {
+func optionValues(p gate.Gate) string {
 	vals := make([]string, len(p.Options))
 	for i, o := range p.Options {
 		vals[i] = o.Value

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/cicdstatemgr/cicdstatemgr/internal/redistest"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/cli"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
 const gateApp = `cicd-contexts:
@@ -33,7 +33,7 @@ const gateApp = `cicd-contexts:
 `
 
 // TestHandleEventWaitsOnAGate: like the controller, the CLI's
-// --handle-event waits at a manual-choice gate until someone chooses (or
+// --handle-event waits at a manual-choice gate until someone decides (or
 // --timeout), then records the decision.
 func TestHandleEventWaitsOnAGate(t *testing.T) {
 	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -51,8 +51,8 @@ func TestHandleEventWaitsOnAGate(t *testing.T) {
 	write(t, e.dir, "secrets.yaml", "cicdstatemgr:\n  slack: {token: t}\n  datasources:\n    redis: {username: cicdstatemgr, password: \"123$aBcZ\"}\n")
 	write(t, e.dir, "app.yaml", gateApp)
 	old := cli.EventRunnerFactory
-	cli.EventRunnerFactory = func(st *store.Store, r *render.Renderer, log *slog.Logger) engine.EventRunner {
-		return events.NewRunner(st, r, log, events.WithChoices(choice.New(st)))
+	cli.EventRunnerFactory = func(st *store.Store, r *tmpl.Env, log *slog.Logger) engine.EventRunner {
+		return handlers.NewRunner(st, r, log, handlers.WithGates(gate.New(st)))
 	}
 	defer func() { cli.EventRunnerFactory = old }()
 	e.mustRun("--init-new", "g1", "--init-app-config-file", "app.yaml", "--set", "state.a=1")
@@ -63,9 +63,9 @@ func TestHandleEventWaitsOnAGate(t *testing.T) {
 	}
 	defer st.Close()
 	go func() {
-		ch := choice.New(st)
+		ch := gate.New(st)
 		for i := 0; i < 100; i++ {
-			if _, _, err := ch.Decide(context.Background(), choice.Lookup{ContextID: "g1"}, choice.Decision{Choice: "stop", ChosenBy: "dana", Via: choice.ViaCLI}); err == nil {
+			if _, _, err := ch.Decide(context.Background(), gate.Lookup{ContextID: "g1"}, gate.Decision{Choice: "stop", ChosenBy: "dana", Via: gate.ViaCLI}); err == nil {
 				return
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -81,7 +81,7 @@ func TestHandleEventWaitsOnAGate(t *testing.T) {
 
 	// nobody answers the next gate: the CLI gives up at --timeout, one error line
 	code, out, errs := e.run("--id", "g1", "--timeout", "2s", "--handle-event", "rel=approve")
-	if code == 0 || out != "" || !strings.Contains(errs, "ChoiceTimedOut") {
+	if code == 0 || out != "" || !strings.Contains(errs, "GateTimedOut") {
 		t.Fatalf("timeout: exit %d out %q err %q", code, out, errs)
 	}
 }

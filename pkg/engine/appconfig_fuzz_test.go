@@ -9,7 +9,6 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -56,7 +55,7 @@ func FuzzAppConfig(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	e := &engine.Engine{Store: st, Renderer: render.New(tmpl.New(tmpl.Options{}))}
+	e := &engine.Engine{Store: st, Templates: tmpl.New(tmpl.Options{})}
 
 	f.Fuzz(func(t *testing.T, app, base, cicdContext, set string) {
 		load := func(name string) ([]byte, error) {

@@ -38,7 +38,6 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -88,7 +87,7 @@ func benchEngine(b *testing.B) (*engine.Engine, *config.Config) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &engine.Engine{Store: st, Renderer: render.New(tmpl.New(tmpl.Options{}))}, cfg
+	return &engine.Engine{Store: st, Templates: tmpl.New(tmpl.Options{})}, cfg
 }
 
 func benchSet(b *testing.B, e *engine.Engine, cfg *config.Config, id string, i int) {

@@ -13,10 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -68,7 +67,7 @@ type EventInput struct {
 	Config    *config.Config
 	Pipeline  string
 	Event     string
-	Vars      []render.Var
+	Vars      []tmpl.Var
 	// JournalKey scopes the side-effect journal: a handler's HTTP call is
 	// made once per JournalKey, however often the operation is retried.
 	JournalKey string
@@ -84,13 +83,13 @@ type EventRunner interface {
 
 // Engine runs operations.
 type Engine struct {
-	Store    Store
-	Renderer *render.Renderer
-	// Events runs handle-event; nil means handle-event is unavailable.
-	Events EventRunner
-	// Choices keeps approval gates; the reconciler waits on it.
-	Choices *choice.Store
-	Log     *slog.Logger
+	Store     Store
+	Templates *tmpl.Env
+	// Handlers runs the event handlers of handle-event; nil means handle-event is unavailable.
+	Handlers EventRunner
+	// Gates keeps approval gates; the reconciler waits on them.
+	Gates *gate.Store
+	Log   *slog.Logger
 }
 
 // Event names a pipeline's event.
@@ -134,7 +133,7 @@ type Request struct {
 	// Sets are applied in order before the operation (all operations).
 	Sets  []document.Assignment
 	Gets  []GetSpec
-	Vars  []render.Var
+	Vars  []tmpl.Var
 	Event *Event
 	// Generator is the path of the generator object.
 	Generator string
@@ -156,7 +155,7 @@ type Outcome struct {
 	// Handled is the JSON summary of the event handlers that ran.
 	Handled string `json:"handled,omitempty"`
 	// Waiting is the key of the approval gate the op opened, if any: the
-	// caller waits for a choice (pkg/choice) before it reports success.
+	// caller waits for a decision at the gate (pkg/gate) before it reports success.
 	Waiting string `json:"waiting,omitempty"`
 	// Replayed is true when the outcome was recorded by an earlier run.
 	Replayed bool `json:"-"`
@@ -183,7 +182,7 @@ func (e *Engine) Do(ctx context.Context, req Request) (*Outcome, error) {
 	if req.Config == nil {
 		return nil, Errorf(ReasonInvalidConfig, "no configuration loaded")
 	}
-	if req.Event != nil && e.Events == nil {
+	if req.Event != nil && e.Handlers == nil {
 		return nil, Errorf(ReasonInvalidParams, "handle-event is not supported by this build")
 	}
 	var out *Outcome
@@ -245,7 +244,7 @@ func (e *Engine) runEvent(ctx context.Context, req Request, doc *document.Map, j
 		return "", "", nil
 	}
 	waiting := ""
-	handled, err := e.Events.HandleEvent(ctx, EventInput{
+	handled, err := e.Handlers.HandleEvent(ctx, EventInput{
 		ID: req.ID, Namespace: req.Namespace, Doc: doc, Config: req.Config, Pipeline: req.Event.Pipeline, Event: req.Event.Name,
 		Vars: req.Vars, JournalKey: journalKey, OnWait: func(key string) { waiting = key },
 	})
@@ -468,7 +467,7 @@ func macrosOnly(doc *document.Map) bool {
 // output formats of design §3.4): a string is rendered as a template, a
 // number or boolean prints as JSON, maps and lists as JSON with Python's
 // separators, a missing or null value as "".
-func (e *Engine) GetValue(doc *document.Map, cfg *config.Config, expr string, vars []render.Var) (string, error) {
+func (e *Engine) GetValue(doc *document.Map, cfg *config.Config, expr string, vars []tmpl.Var) (string, error) {
 	p, err := document.ParsePath(expr)
 	if err != nil {
 		return "", Errorf(ReasonInvalidParams, "get %q: %v", expr, err)
@@ -484,18 +483,18 @@ func (e *Engine) GetValue(doc *document.Map, cfg *config.Config, expr string, va
 	if s == "" {
 		return "", nil
 	}
-	tctx, err := render.Context(doc, cfg.Data, vars)
+	tctx, err := tmpl.Context(doc, cfg.Data, vars)
 	if err != nil {
 		return "", Errorf(ReasonInvalidParams, "%v", err)
 	}
-	out, err := e.Renderer.Render(s, tctx)
+	out, err := e.Templates.Render(s, tctx)
 	if err != nil {
 		return "", AsError(fmt.Errorf("get %s: %w", expr, err), ReasonTemplateError)
 	}
 	return out, nil
 }
 
-func (e *Engine) getFormatted(doc *document.Map, cfg *config.Config, g GetSpec, vars []render.Var) (string, error) {
+func (e *Engine) getFormatted(doc *document.Map, cfg *config.Config, g GetSpec, vars []tmpl.Var) (string, error) {
 	if g.Format == "csv" {
 		if v, ok, err := document.Lookup(doc, g.Expr); err == nil && ok {
 			if l, isList := v.([]any); isList {
@@ -530,7 +529,7 @@ func FormatValue(v any) string {
 // RecordDecision writes the decision of an approval gate into the state,
 // once per opKey: state.choices.<pipeline>.<event> = {choice, chosenBy,
 // [userId,] via, at}.
-func (e *Engine) RecordDecision(ctx context.Context, id, opKey string, p choice.Pending, d choice.Decision) error {
+func (e *Engine) RecordDecision(ctx context.Context, id, opKey string, p gate.Gate, d gate.Decision) error {
 	_, _, err := e.Store.Update(ctx, id, opKey, func(doc *document.Map) (bool, []byte, error) {
 		rec := document.NewMap()
 		rec.Set("choice", d.Choice)

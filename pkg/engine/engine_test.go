@@ -13,7 +13,6 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -91,7 +90,7 @@ func newEngine(t *testing.T) (*engine.Engine, *config.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &engine.Engine{Store: st, Renderer: render.New(tmpl.New(tmpl.Options{}))}, cfg
+	return &engine.Engine{Store: st, Templates: tmpl.New(tmpl.Options{})}, cfg
 }
 
 func bases(name string) ([]byte, error) {
@@ -158,7 +157,7 @@ func TestInitOverwritesAndPicksContext(t *testing.T) {
 
 func get(t *testing.T, e *engine.Engine, cfg *config.Config, id, expr string, vars ...string) (string, error) {
 	t.Helper()
-	pv, err := render.ParseVars(vars)
+	pv, err := tmpl.ParseVars(vars)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +229,7 @@ func TestGetFormatsAndTmplCtxVars(t *testing.T) {
 func TestGenerate(t *testing.T) {
 	e, cfg := newEngine(t)
 	initDoc(t, e, cfg, "gen", document.Assignment{Path: "state.tag", Value: "app-alpine-1"})
-	vars, _ := render.ParseVars([]string{"ctx.v=v1"})
+	vars, _ := tmpl.ParseVars([]string{"ctx.v=v1"})
 	out, err := e.Do(context.Background(), engine.Request{Op: engine.OpGenerate, ID: "gen", Config: cfg, Vars: vars, Generator: "pipelines.build.generators.gen"})
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +289,7 @@ func TestRedisUnreachableFailsFast(t *testing.T) {
 	}
 	defer st.Close()
 	_, cfg := newEngine(t)
-	e := &engine.Engine{Store: st, Renderer: render.New(tmpl.New(tmpl.Options{}))}
+	e := &engine.Engine{Store: st, Templates: tmpl.New(tmpl.Options{})}
 	start := time.Now()
 	_, err = e.Do(context.Background(), engine.Request{Op: engine.OpGet, ID: "x", Config: cfg, Gets: []engine.GetSpec{{Name: "v", Expr: "a"}}})
 	ee := engine.AsError(err, "")

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
 // generate runs the generator object at req.Generator (§1.10): for each
@@ -38,14 +38,14 @@ func (e *Engine) generate(_ context.Context, req Request, doc *document.Map) err
 }
 
 func (e *Engine) generateEntry(doc *document.Map, req Request, name string, cfg *document.Map) error {
-	ctx, err := render.Context(doc, req.Config.Data, req.Vars)
+	ctx, err := tmpl.Context(doc, req.Config.Data, req.Vars)
 	if err != nil {
 		return Errorf(ReasonInvalidParams, "%v", err)
 	}
 	ctx.Set("generator", document.Clone(cfg))
 	if cond, ok := cfg.Get("if"); ok {
 		src, _ := cond.(string)
-		pass, err := e.Renderer.Condition(src, ctx, true)
+		pass, err := e.Templates.Condition(src, ctx, true)
 		if err != nil {
 			e.log().Info("generator condition did not render: skipping", "entry", name, "error", err)
 		}
@@ -61,7 +61,7 @@ func (e *Engine) generateEntry(doc *document.Map, req Request, name string, cfg 
 			return Errorf(ReasonInvalidAppConfig, "generator %s set[%d] must be a map with key and value", name, i)
 		}
 		keyT, _ := item.Get("key")
-		key, err := e.Renderer.RenderAny(keyT, ctx)
+		key, err := e.Templates.RenderAny(keyT, ctx)
 		if err != nil {
 			return AsError(err, ReasonTemplateError)
 		}
@@ -69,7 +69,7 @@ func (e *Engine) generateEntry(doc *document.Map, req Request, name string, cfg 
 		if strings.TrimSpace(key) == "" || !document.Truthy(raw) {
 			continue
 		}
-		val, err := e.Renderer.RenderAny(raw, ctx)
+		val, err := e.Templates.RenderAny(raw, ctx)
 		if err != nil {
 			return AsError(err, ReasonTemplateError)
 		}

@@ -205,7 +205,7 @@ func (e *Engine) renderVariables(doc, merged *document.Map) error {
 		if !isStr {
 			return Errorf(ReasonInvalidAppConfig, "variables.%s must be a string template, not a %s", name, document.TypeName(v))
 		}
-		out, err := e.Renderer.Render(src, doc)
+		out, err := e.Templates.Render(src, doc)
 		if err != nil {
 			return AsError(fmt.Errorf("variables.%s: %w", name, err), ReasonTemplateError)
 		}

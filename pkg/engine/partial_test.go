@@ -9,8 +9,8 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
 // wholeOnly hides the partial reads and writes of the store, so the engine
@@ -35,7 +35,7 @@ cicd-contexts:
 	for name, app := range map[string]string{"app": appYAML, "macros with output": macrosWithOutput, "macros only": macrosOnly} {
 		t.Run(name, func(t *testing.T) {
 			fast, cfg := newEngine(t)
-			whole := &engine.Engine{Store: wholeOnly{fast.Store}, Renderer: fast.Renderer}
+			whole := &engine.Engine{Store: wholeOnly{fast.Store}, Templates: fast.Templates}
 			ctx := context.Background()
 			sets := []document.Assignment{
 				{Path: "state.key1", Value: "value1"},
@@ -92,7 +92,7 @@ cicd-contexts:
 				" state.key1 ", "state", "$.state.key1", "state.list[0]", "state[", "state..x", "state.key1.x", "nope.x"}
 			for _, expr := range exprs {
 				for _, vars := range [][]string{nil, {"t.p=state.key1"}} {
-					pv, _ := render.ParseVars(vars)
+					pv, _ := tmpl.ParseVars(vars)
 					for _, format := range []string{"", "csv"} {
 						req := engine.Request{Op: engine.OpGet, ID: "fast", Config: cfg, Vars: pv,
 							Gets: []engine.GetSpec{{Name: "v", Expr: expr, Format: format}, {Name: "k", Expr: "state.key1"}}}

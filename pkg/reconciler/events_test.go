@@ -15,13 +15,12 @@ import (
 	testclock "k8s.io/utils/clock/testing"
 	"knative.dev/pkg/apis"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -61,7 +60,7 @@ func newEndpoint(t *testing.T) *endpoint {
 	return e
 }
 
-func eventsSource(t *testing.T, url string) (staticSource, *choice.Store) {
+func eventsSource(t *testing.T, url string) (staticSource, *gate.Store) {
 	t.Helper()
 	st, err := store.New(store.Options{Addr: redisSrv.Addr, Username: redisSrv.Username, Password: redisSrv.Password,
 		KeyPrefix: "ev-" + strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())})
@@ -79,11 +78,11 @@ func eventsSource(t *testing.T, url string) (staticSource, *choice.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := render.New(tmpl.New(tmpl.Options{}))
-	choices := choice.New(st)
-	runner := events.NewRunner(st, r, nil, events.WithChoices(choices),
-		events.WithHTTPClient(&httpclient.Client{Attempts: 2, Backoff: time.Millisecond}))
-	eng := &engine.Engine{Store: st, Renderer: r, Events: runner, Choices: choices}
+	r := tmpl.New(tmpl.Options{})
+	choices := gate.New(st)
+	runner := handlers.NewRunner(st, r, nil, handlers.WithGates(choices),
+		handlers.WithHTTPClient(&httpclient.Client{Attempts: 2, Backoff: time.Millisecond}))
+	eng := &engine.Engine{Store: st, Templates: r, Handlers: runner, Gates: choices}
 	if _, err := eng.Do(context.Background(), engine.Request{Op: engine.OpInit, ID: "ctx-1", Config: cfg, AppConfig: []byte(eventsApp),
 		Sets: []document.Assignment{{Path: "state.k", Value: "v"}}}); err != nil {
 		t.Fatal(err)
@@ -170,11 +169,11 @@ func TestApprovalGate(t *testing.T) {
 	y := eventRun(t, "uid-gate", "gate")
 	run := parseRun(t, y)
 	ev := r.ReconcileKind(context.Background(), run)
-	checkStatus(t, run, wantStatus{status: corev1.ConditionUnknown, reason: ReasonWaitingForChoice, message: "a, b", requeue: true}, ev)
+	checkStatus(t, run, wantStatus{status: corev1.ConditionUnknown, reason: ReasonWaitingForDecision, message: "a, b", requeue: true}, ev)
 	if nn, ok := r.WakeGate("uid-gate"); !ok || nn.Name != "run" {
 		t.Fatalf("the waiting run is not registered for wake-ups: %v %v", nn, ok)
 	}
-	if _, _, err := choices.Decide(context.Background(), choice.Lookup{SlackChannel: "C1", SlackTS: "1.2"}, choice.Decision{Choice: "b", ChosenBy: "alice", Via: choice.ViaSlack}); err != nil {
+	if _, _, err := choices.Decide(context.Background(), gate.Lookup{SlackChannel: "C1", SlackTS: "1.2"}, gate.Decision{Choice: "b", ChosenBy: "alice", Via: gate.ViaSlack}); err != nil {
 		t.Fatal(err)
 	}
 	ev = r.ReconcileKind(context.Background(), run)

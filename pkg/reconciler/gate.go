@@ -13,8 +13,8 @@ import (
 	"knative.dev/pkg/logging"
 	kreconciler "knative.dev/pkg/reconciler"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 )
 
 // GatePollInterval is how often a waiting CustomRun looks for a decision
@@ -22,21 +22,21 @@ import (
 // controller's HTTP endpoint wake it at once.
 var GatePollInterval = 2 * time.Second
 
-// awaitChoice keeps a CustomRun whose op opened an approval gate Running
+// awaitDecision keeps a CustomRun whose op opened an approval gate Running
 // until a decision arrives; then it records the decision in the state and
 // succeeds with the results choice and chosen-by. Timeouts and cancellation
 // end the wait in ReconcileKind.
-func (r *Reconciler) awaitChoice(ctx context.Context, run *v1beta1.CustomRun, p *params, eng *engine.Engine, out *engine.Outcome) kreconciler.Event {
-	if eng.Choices == nil {
+func (r *Reconciler) awaitDecision(ctx context.Context, run *v1beta1.CustomRun, p *params, eng *engine.Engine, out *engine.Outcome) kreconciler.Event {
+	if eng.Gates == nil {
 		return r.fail(run, p, engine.Errorf(engine.ReasonInvalidConfig, "the op opened an approval gate but no choice store is configured"))
 	}
 	r.gates.Store(out.Waiting, types.NamespacedName{Namespace: run.Namespace, Name: run.Name})
-	pending, decision, err := eng.Choices.Get(ctx, out.Waiting)
+	pending, decision, err := eng.Gates.Get(ctx, out.Waiting)
 	if err != nil {
 		return r.transient(ctx, run, p, engine.AsError(err, engine.ReasonStoreUnavailable))
 	}
 	if decision == nil {
-		run.Status.MarkCustomRunRunning(ReasonWaitingForChoice, "%s", waitingMessage(p.id, pending))
+		run.Status.MarkCustomRunRunning(ReasonWaitingForDecision, "%s", waitingMessage(p.id, pending))
 		return controller.NewRequeueAfter(r.untilTimeout(run, GatePollInterval))
 	}
 	if err := eng.RecordDecision(ctx, p.id, string(run.UID)+"/choice", pending, *decision); err != nil {
@@ -54,12 +54,12 @@ func (r *Reconciler) awaitChoice(ctx context.Context, run *v1beta1.CustomRun, p 
 	return r.succeed(run, p, out)
 }
 
-func waitingMessage(id string, p choice.Pending) string {
+func waitingMessage(id string, p gate.Gate) string {
 	vals := make([]string, len(p.Options))
 	for i, o := range p.Options {
 		vals[i] = o.Value
 	}
-	return fmt.Sprintf("waiting for a choice (%s): click a button in Slack, or run `cicdstatemgr choose --id %s --choice <value>`",
+	return fmt.Sprintf("waiting for a choice (%s): click a button in Slack, or run `cicdstatemgr decide --id %s --option <value>`",
 		strings.Join(vals, ", "), id)
 }
 
@@ -67,11 +67,11 @@ func waitingMessage(id string, p choice.Pending) string {
 // out, so that a late click is told it no longer counts.
 func (r *Reconciler) closeGate(ctx context.Context, run *v1beta1.CustomRun) {
 	eng, _, err := r.Source.Current()
-	if err != nil || eng.Choices == nil {
+	if err != nil || eng.Gates == nil {
 		return
 	}
 	key := string(run.UID)
-	if err := eng.Choices.Cancel(ctx, key); err != nil && !errors.Is(err, choice.ErrNotFound) {
+	if err := eng.Gates.Cancel(ctx, key); err != nil && !errors.Is(err, gate.ErrNotFound) {
 		logging.FromContext(ctx).Infow("could not close the approval gate", "error", err)
 	}
 	r.gates.Delete(key)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
 // Param names of the CustomRun contract (design.md §2).
@@ -59,7 +59,7 @@ type params struct {
 	basesRef     string
 	sets         []document.Assignment
 	gets         []getEntry
-	vars         []render.Var
+	vars         []tmpl.Var
 	event        *engine.Event
 	generator    string
 	ttl          string
@@ -127,7 +127,7 @@ func parseParams(run *v1beta1.CustomRun) (*params, error) {
 	if p.gets, err = parseGets(list(ParamGet)); err != nil {
 		return nil, err
 	}
-	if p.vars, err = render.ParseVars(list(ParamTmplCtxVar)); err != nil {
+	if p.vars, err = tmpl.ParseVars(list(ParamTmplCtxVar)); err != nil {
 		return nil, invalid("param %q: %v", ParamTmplCtxVar, err)
 	}
 	if ev := str(ParamEvent); ev != "" {

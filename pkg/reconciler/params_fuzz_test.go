@@ -15,11 +15,10 @@ import (
 	testclock "k8s.io/utils/clock/testing"
 	"knative.dev/pkg/apis"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -70,10 +69,10 @@ func FuzzParams(f *testing.F) {
 		f.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r := render.New(tmpl.New(tmpl.Options{}))
-	choices := choice.New(st)
-	eng := &engine.Engine{Store: st, Renderer: r, Choices: choices,
-		Events: events.NewRunner(st, r, quiet, events.WithChoices(choices))}
+	r := tmpl.New(tmpl.Options{})
+	choices := gate.New(st)
+	eng := &engine.Engine{Store: st, Templates: r, Gates: choices,
+		Handlers: handlers.NewRunner(st, r, quiet, handlers.WithGates(choices))}
 	src := staticSource{eng: eng, cfg: cfg}
 	if _, err := eng.Do(context.Background(), engine.Request{Op: engine.OpInit, ID: "ctx-1", Config: cfg, AppConfig: []byte(appConfig)}); err != nil {
 		f.Fatal(err)
@@ -143,7 +142,7 @@ func FuzzParams(f *testing.F) {
 				t.Fatalf("failed run without a completion time: %+v", c)
 			}
 		default:
-			if c.Reason != ReasonRetrying && c.Reason != ReasonWaitingForChoice && c.Reason != ReasonRunning || strings.TrimSpace(c.Message) == "" {
+			if c.Reason != ReasonRetrying && c.Reason != ReasonWaitingForDecision && c.Reason != ReasonRunning || strings.TrimSpace(c.Message) == "" {
 				t.Fatalf("still running with condition %+v", c)
 			}
 		}

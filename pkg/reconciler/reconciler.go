@@ -40,9 +40,9 @@ const (
 	// or a customSpec: CicdState has no named definitions.
 	ReasonUnexpectedRef = "UnexpectedCustomRef"
 	ReasonConfigError   = "ConfigUnavailable"
-	// ReasonWaitingForChoice: a manual-choice gate (wait: true) waits for
-	// someone to choose.
-	ReasonWaitingForChoice = "WaitingForChoice"
+	// ReasonWaitingForDecision: a manual-choice gate (wait: true) waits for
+	// someone to decide.
+	ReasonWaitingForDecision = "WaitingForDecision"
 )
 
 // EngineSource hands out the engine built from the current configuration.
@@ -131,7 +131,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		return r.fail(run, p, e)
 	}
 	if out.Waiting != "" {
-		return r.awaitChoice(ctx, run, p, eng, out)
+		return r.awaitDecision(ctx, run, p, eng, out)
 	}
 	return r.succeed(run, p, out)
 }

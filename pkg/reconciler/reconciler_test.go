@@ -21,7 +21,6 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -63,7 +62,7 @@ func newSource(t *testing.T, addr string) (staticSource, *store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return staticSource{eng: &engine.Engine{Store: st, Renderer: render.New(tmpl.New(tmpl.Options{}))}, cfg: cfg}, st
+	return staticSource{eng: &engine.Engine{Store: st, Templates: tmpl.New(tmpl.Options{})}, cfg: cfg}, st
 }
 
 const appConfig = `cicd-contexts:

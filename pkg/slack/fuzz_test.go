@@ -10,14 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/slack"
 )
 
 // FuzzSlackRequest sends arbitrary requests to the handler (some correctly signed, so
 // that parsing and deciding are reached): it must never panic nor answer 5xx.
 func FuzzSlackRequest(f *testing.F) {
-	paths := []string{slack.PathInteractions, slack.PathCommands, slack.PathChoices + "tok", "/", "/slack/other"}
+	paths := []string{slack.PathInteractions, slack.PathCommands, slack.PathGates + "tok", "/", "/slack/other"}
 	methods := []string{http.MethodPost, http.MethodGet, http.MethodPut, http.MethodHead}
 	click := clickPayload("U1", "alice", "1.000001", "deploy").Encode()
 	f.Add(uint8(0), uint8(0), []byte(click), "", "", true, "")
@@ -35,15 +35,15 @@ func FuzzSlackRequest(f *testing.F) {
 
 	choices := newChoices(f)
 	ctx := context.Background()
-	if _, err := choices.Register(ctx, choice.Pending{Key: "fuzz", ContextID: "c",
-		Options: []choice.Option{{Value: "deploy"}, {Value: "skip"}}}); err != nil {
+	if _, err := choices.Register(ctx, gate.Gate{Key: "fuzz", ContextID: "c",
+		Options: []gate.Option{{Value: "deploy"}, {Value: "skip"}}}); err != nil {
 		f.Fatal(err)
 	}
 	if err := choices.AttachSlackMessage(ctx, "fuzz", "C1", "1.000001"); err != nil {
 		f.Fatal(err)
 	}
 	h := &slack.Handler{
-		Choices:       choices,
+		Gates:         choices,
 		SigningSecret: func() string { return secret },
 		APIToken:      func() string { return apiToken },
 		Clock:         func() time.Time { return now },

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 )
 
 // MaxBodyBytes is the largest request body accepted.
@@ -26,7 +26,7 @@ const MaxBodyBytes = 1 << 20
 const (
 	PathInteractions = "/slack/interactions"
 	PathCommands     = "/slack/commands"
-	PathChoices      = "/choices/" // + token
+	PathGates        = "/gates/" // + token
 )
 
 // Handler serves:
@@ -37,18 +37,18 @@ const (
 //	                          action_values (as the original slack-payload-handler did)
 //	POST /slack/commands      Slack slash commands: replies the form fields as a flat JSON
 //	                          map and passes the same JSON to Forward
-//	POST /choices/{token}     non-Slack callers: Authorization: Bearer <APIToken>, JSON body
+//	POST /gates/{token}     non-Slack callers: Authorization: Bearer <APIToken>, JSON body
 //	                          {"choice": "...", "chosenBy": "..."}
 //
 // The two Slack routes accept both kinds of request (like the original's single route)
 // and require a valid Slack signature. Bodies are limited to MaxBodyBytes; other methods
 // get 405. Set the fields before serving; Handler must not be copied after first use.
 type Handler struct {
-	Choices *choice.Store
+	Gates *gate.Store
 	// SigningSecret is Slack's signing secret, read per request (so reloaded
 	// configuration applies). Empty: the Slack routes answer 404.
 	SigningSecret func() string
-	// APIToken is the bearer token of /choices/{token}, read per request. Empty or
+	// APIToken is the bearer token of /gates/{token}, read per request. Empty or
 	// nil: that route answers 404.
 	APIToken func() string
 	// Clock defaults to time.Now.
@@ -70,7 +70,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m := http.NewServeMux()
 		m.HandleFunc("POST "+PathInteractions, h.serveSlack)
 		m.HandleFunc("POST "+PathCommands, h.serveSlack)
-		m.HandleFunc("POST "+PathChoices+"{token}", h.serveChoice)
+		m.HandleFunc("POST "+PathGates+"{token}", h.serveDecision)
 		h.mux = m
 	})
 	h.mux.ServeHTTP(w, r)
@@ -214,7 +214,7 @@ func (h *Handler) interaction(w http.ResponseWriter, r *http.Request, log *slog.
 		ts = in.Message.TS
 	}
 	value := in.Actions[0].Value
-	if channel != "" && ts != "" && value != "" && h.Choices != nil {
+	if channel != "" && ts != "" && value != "" && h.Gates != nil {
 		by := in.User.Username
 		if by == "" {
 			by = in.User.Name
@@ -222,9 +222,9 @@ func (h *Handler) interaction(w http.ResponseWriter, r *http.Request, log *slog.
 		if by == "" {
 			by = in.User.ID
 		}
-		p, d, err := h.Choices.Decide(r.Context(), choice.Lookup{SlackChannel: channel, SlackTS: ts},
-			choice.Decision{Choice: value, ChosenBy: by, UserID: in.User.ID, Via: choice.ViaSlack, At: h.now().UTC()})
-		if !errors.Is(err, choice.ErrNotFound) {
+		p, d, err := h.Gates.Decide(r.Context(), gate.Lookup{SlackChannel: channel, SlackTS: ts},
+			gate.Decision{Choice: value, ChosenBy: by, UserID: in.User.ID, Via: gate.ViaSlack, At: h.now().UTC()})
+		if !errors.Is(err, gate.ErrNotFound) {
 			h.replyDecision(w, log, p, d, err)
 			return
 		}
@@ -242,15 +242,15 @@ func (h *Handler) interaction(w http.ResponseWriter, r *http.Request, log *slog.
 }
 
 // replyDecision answers a Slack click that matched a pending choice.
-func (h *Handler) replyDecision(w http.ResponseWriter, log *slog.Logger, p choice.Pending, d choice.Decision, err error) {
+func (h *Handler) replyDecision(w http.ResponseWriter, log *slog.Logger, p gate.Gate, d gate.Decision, err error) {
 	switch {
 	case err == nil:
 		log.Info("choice decided", "key", p.Key, "context", p.ContextID, "choice", d.Choice, "chosenBy", d.ChosenBy, "via", d.Via)
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "choice": d.Choice, "chosenBy": d.ChosenBy})
-	case errors.Is(err, choice.ErrAlreadyDecided):
+	case errors.Is(err, gate.ErrAlreadyDecided):
 		writeJSON(w, http.StatusOK, map[string]any{"ok": false,
 			"message": fmt.Sprintf("already decided by %s: %s", d.ChosenBy, d.Choice), "decision": d})
-	case errors.Is(err, choice.ErrCancelled):
+	case errors.Is(err, gate.ErrCancelled):
 		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "message": "no longer waiting for this choice"})
 	default:
 		code, msg := status(err)
@@ -264,15 +264,15 @@ func (h *Handler) replyDecision(w http.ResponseWriter, log *slog.Logger, p choic
 // status maps a choice error to an HTTP status and a message for the caller.
 func status(err error) (int, string) {
 	switch {
-	case errors.Is(err, choice.ErrNotFound):
+	case errors.Is(err, gate.ErrNotFound):
 		return http.StatusNotFound, "no such pending choice"
-	case errors.Is(err, choice.ErrCancelled):
+	case errors.Is(err, gate.ErrCancelled):
 		return http.StatusGone, "no longer waiting for this choice"
-	case errors.Is(err, choice.ErrAlreadyDecided):
+	case errors.Is(err, gate.ErrAlreadyDecided):
 		return http.StatusConflict, "already decided"
-	case errors.Is(err, choice.ErrInvalidChoice), errors.Is(err, choice.ErrInvalid):
+	case errors.Is(err, gate.ErrInvalidChoice), errors.Is(err, gate.ErrInvalid):
 		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, choice.ErrNotAllowed):
+	case errors.Is(err, gate.ErrNotAllowed):
 		return http.StatusForbidden, "you are not allowed to answer this choice"
 	}
 	return http.StatusServiceUnavailable, "the choice store is unavailable, try again"
@@ -311,18 +311,18 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, log *slog.Logg
 	_, _ = w.Write(append(b, '\n'))
 }
 
-type choiceRequest struct {
+type decisionRequest struct {
 	Choice   string `json:"choice"`
 	ChosenBy string `json:"chosenBy"`
 }
 
-func (h *Handler) serveChoice(w http.ResponseWriter, r *http.Request) {
-	log := h.log().With("path", PathChoices+"…")
+func (h *Handler) serveDecision(w http.ResponseWriter, r *http.Request) {
+	log := h.log().With("path", PathGates+"…")
 	want := ""
 	if h.APIToken != nil {
 		want = h.APIToken()
 	}
-	if want == "" || h.Choices == nil {
+	if want == "" || h.Gates == nil {
 		writeText(w, http.StatusNotFound, "404 page not found")
 		return
 	}
@@ -335,7 +335,7 @@ func (h *Handler) serveChoice(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req choiceRequest
+	var req decisionRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "body must be JSON: {\"choice\": \"...\", \"chosenBy\": \"...\"}"})
 		return
@@ -344,13 +344,13 @@ func (h *Handler) serveChoice(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "choice and chosenBy are required"})
 		return
 	}
-	p, d, err := h.Choices.Decide(r.Context(), choice.Lookup{Token: r.PathValue("token")},
-		choice.Decision{Choice: req.Choice, ChosenBy: req.ChosenBy, Via: choice.ViaHTTP, At: h.now().UTC()})
+	p, d, err := h.Gates.Decide(r.Context(), gate.Lookup{Token: r.PathValue("token")},
+		gate.Decision{Choice: req.Choice, ChosenBy: req.ChosenBy, Via: gate.ViaHTTP, At: h.now().UTC()})
 	switch {
 	case err == nil:
 		log.Info("choice decided", "key", p.Key, "context", p.ContextID, "choice", d.Choice, "chosenBy", d.ChosenBy, "via", d.Via)
 		writeJSON(w, http.StatusOK, map[string]any{"decision": d})
-	case errors.Is(err, choice.ErrAlreadyDecided):
+	case errors.Is(err, gate.ErrAlreadyDecided):
 		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "decision": d})
 	default:
 		code, msg := status(err)
@@ -358,7 +358,7 @@ func (h *Handler) serveChoice(w http.ResponseWriter, r *http.Request) {
 			log.Error("deciding a choice failed", "error", err)
 		}
 		out := map[string]any{"error": msg}
-		var ic *choice.InvalidChoiceError
+		var ic *gate.InvalidChoiceError
 		if errors.As(err, &ic) {
 			out["options"] = ic.Options
 		}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/slack"
 )
 
@@ -23,7 +23,7 @@ var now = time.Unix(1_700_000_000, 0)
 
 type fixture struct {
 	t        *testing.T
-	choices  *choice.Store
+	choices  *gate.Store
 	h        *slack.Handler
 	mu       sync.Mutex
 	forwards [][]byte
@@ -32,7 +32,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, choices: newChoices(t)}
 	f.h = &slack.Handler{
-		Choices:       f.choices,
+		Gates:         f.choices,
 		SigningSecret: func() string { return secret },
 		APIToken:      func() string { return apiToken },
 		Clock:         func() time.Time { return now },
@@ -47,12 +47,12 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // gate registers a pending choice posted as Slack message C1/<ts>.
-func (f *fixture) gate(key, ts string, allowed ...string) choice.Pending {
+func (f *fixture) gate(key, ts string, allowed ...string) gate.Gate {
 	f.t.Helper()
 	ctx := context.Background()
-	p, err := f.choices.Register(ctx, choice.Pending{
+	p, err := f.choices.Register(ctx, gate.Gate{
 		Key: key, ContextID: "ctx-" + key, Title: "Deploy 1.0?", AllowedUsers: allowed,
-		Options: []choice.Option{{Value: "deploy", Text: "Deploy"}, {Value: "skip", Text: "Skip"}},
+		Options: []gate.Option{{Value: "deploy", Text: "Deploy"}, {Value: "skip", Text: "Skip"}},
 	})
 	if err != nil {
 		f.t.Fatal(err)
@@ -63,7 +63,7 @@ func (f *fixture) gate(key, ts string, allowed ...string) choice.Pending {
 	return p
 }
 
-func (f *fixture) decision(key string) *choice.Decision {
+func (f *fixture) decision(key string) *gate.Decision {
 	f.t.Helper()
 	_, d, err := f.choices.Get(context.Background(), key)
 	if err != nil {
@@ -125,7 +125,7 @@ func TestInteractionResolvesPendingChoice(t *testing.T) {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
 	d := f.decision("run-1")
-	if d == nil || d.Choice != "deploy" || d.ChosenBy != "alice" || d.UserID != "U1" || d.Via != choice.ViaSlack || !d.At.Equal(now) {
+	if d == nil || d.Choice != "deploy" || d.ChosenBy != "alice" || d.UserID != "U1" || d.Via != gate.ViaSlack || !d.At.Equal(now) {
 		t.Fatalf("decision %+v", d)
 	}
 	if len(f.forwards) != 0 {
@@ -201,12 +201,12 @@ func TestInteractionWithoutPendingChoiceIsForwarded(t *testing.T) {
 		t.Fatal("an unrelated click decided a choice")
 	}
 	// Without Forward: 200, nothing handled.
-	f.h = &slack.Handler{Choices: f.choices, SigningSecret: func() string { return secret }, Clock: func() time.Time { return now }}
+	f.h = &slack.Handler{Gates: f.choices, SigningSecret: func() string { return secret }, Clock: func() time.Time { return now }}
 	if w := f.do(slackRequest(slack.PathInteractions, form, now)); w.Code != http.StatusOK || decodeJSON(t, w)["handled"] != false {
 		t.Fatalf("without Forward: %d %s", w.Code, w.Body)
 	}
 	// A failing Forward is a 502.
-	f.h = &slack.Handler{Choices: f.choices, SigningSecret: func() string { return secret }, Clock: func() time.Time { return now },
+	f.h = &slack.Handler{Gates: f.choices, SigningSecret: func() string { return secret }, Clock: func() time.Time { return now },
 		Forward: func(context.Context, []byte) error { return errors.New("trigger down") }}
 	if w := f.do(slackRequest(slack.PathInteractions, form, now)); w.Code != http.StatusBadGateway {
 		t.Fatalf("failing Forward: %d %s", w.Code, w.Body)
@@ -257,7 +257,7 @@ func TestChoicesByToken(t *testing.T) {
 	f := newFixture(t)
 	p := f.gate("run-1", "1.000001")
 	post := func(token, auth, body string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodPost, slack.PathChoices+token, strings.NewReader(body))
+		req := httptest.NewRequest(http.MethodPost, slack.PathGates+token, strings.NewReader(body))
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
@@ -285,16 +285,16 @@ func TestChoicesByToken(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d containing %s", c.name, w.Code, w.Body, c.code, c.has)
 		}
 		if c.name == "decides" {
-			var out struct{ Decision choice.Decision }
-			if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Decision.Choice != "deploy" || out.Decision.Via != choice.ViaHTTP {
+			var out struct{ Decision gate.Decision }
+			if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Decision.Choice != "deploy" || out.Decision.Via != gate.ViaHTTP {
 				t.Errorf("decision reply %s (%v)", w.Body, err)
 			}
 		}
 	}
-	if d := f.decision("run-1"); d == nil || d.Choice != "deploy" || d.ChosenBy != "ci-bot" || d.Via != choice.ViaHTTP {
+	if d := f.decision("run-1"); d == nil || d.Choice != "deploy" || d.ChosenBy != "ci-bot" || d.Via != gate.ViaHTTP {
 		t.Fatalf("stored decision %+v", d)
 	}
-	if w := f.do(httptest.NewRequest(http.MethodGet, slack.PathChoices+p.Token, nil)); w.Code != http.StatusMethodNotAllowed {
+	if w := f.do(httptest.NewRequest(http.MethodGet, slack.PathGates+p.Token, nil)); w.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("GET: %d", w.Code)
 	}
 	// Without an API token the route does not exist.
@@ -314,7 +314,7 @@ func TestCancelledChoiceIsNoLongerWaiting(t *testing.T) {
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "no longer waiting") || len(f.forwards) != 0 {
 		t.Fatalf("click on a cancelled choice: %d %s", w.Code, w.Body)
 	}
-	req := httptest.NewRequest(http.MethodPost, slack.PathChoices+p.Token, strings.NewReader(`{"choice":"deploy","chosenBy":"x"}`))
+	req := httptest.NewRequest(http.MethodPost, slack.PathGates+p.Token, strings.NewReader(`{"choice":"deploy","chosenBy":"x"}`))
 	req.Header.Set("Authorization", "Bearer "+apiToken)
 	if w := f.do(req); w.Code != http.StatusGone {
 		t.Fatalf("API on a cancelled choice: %d %s", w.Code, w.Body)

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/cicdstatemgr/cicdstatemgr/internal/redistest"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 
 var prefixSeq atomic.Int64
 
-func newChoices(t testing.TB) *choice.Store {
+func newChoices(t testing.TB) *gate.Store {
 	t.Helper()
 	st, err := store.New(store.Options{
 		Addr: srv.Addr, Username: srv.Username, Password: srv.Password,
@@ -38,5 +38,5 @@ func newChoices(t testing.TB) *choice.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	return choice.New(st)
+	return gate.New(st)
 }

@@ -16,9 +16,9 @@ import (
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
 // ConfigKey is the setting, under config.yaml `trigger` or in a handler
@@ -48,15 +48,15 @@ const (
 
 // Creator creates PipelineRuns.
 type Creator struct {
-	Client   versioned.Interface
-	Renderer *render.Renderer
+	Client    versioned.Interface
+	Templates *tmpl.Env
 	// Fallback performs the trigger when create-pipelinerun is not set
-	// (events.Runner.PostTrigger).
-	Fallback func(ctx context.Context, call *events.TriggerCall) (*httpclient.Response, error)
+	// (handlers.Runner.PostTrigger).
+	Fallback func(ctx context.Context, call *handlers.TriggerCall) (*httpclient.Response, error)
 }
 
-// Trigger is an events.Runner Trigger hook.
-func (c *Creator) Trigger(ctx context.Context, call *events.TriggerCall) (*httpclient.Response, error) {
+// Trigger is an handlers.Runner Trigger hook.
+func (c *Creator) Trigger(ctx context.Context, call *handlers.TriggerCall) (*httpclient.Response, error) {
 	tmpl, ok, err := templateFor(call)
 	if err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func (c *Creator) Trigger(ctx context.Context, call *events.TriggerCall) (*httpc
 
 // templateFor finds create-pipelinerun in the handler block, else in config
 // trigger; false means not configured.
-func templateFor(call *events.TriggerCall) (string, bool, error) {
+func templateFor(call *handlers.TriggerCall) (string, bool, error) {
 	v, ok := call.Block.Get(ConfigKey)
 	if !ok && call.Config != nil {
 		v, ok = call.Config.MapAt("trigger").Get(ConfigKey)
@@ -109,10 +109,10 @@ func templateFor(call *events.TriggerCall) (string, bool, error) {
 
 // build renders the template (context: the handler block's, plus payload)
 // into a PipelineRun confined to the CustomRun's namespace.
-func (c *Creator) build(call *events.TriggerCall, tmpl string) (*v1.PipelineRun, error) {
+func (c *Creator) build(call *handlers.TriggerCall, tmpl string) (*v1.PipelineRun, error) {
 	tctx := document.CloneMap(call.Context)
 	tctx.Set("payload", call.Payload)
-	text, err := c.Renderer.Render(tmpl, tctx)
+	text, err := c.Templates.Render(tmpl, tctx)
 	if err != nil {
 		return nil, engine.AsError(fmt.Errorf("create-pipelinerun template: %w", err), engine.ReasonTemplateError)
 	}

@@ -11,15 +11,14 @@ import (
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
 var errFallback = errors.New("fallback called")
 
-func call(t *testing.T, block, cfgYAML string) *events.TriggerCall {
+func call(t *testing.T, block, cfgYAML string) *handlers.TriggerCall {
 	t.Helper()
 	b, err := document.ParseYAMLMap([]byte(block))
 	if err != nil {
@@ -37,13 +36,13 @@ func call(t *testing.T, block, cfgYAML string) *events.TriggerCall {
 	tp := document.CloneMap(b)
 	ctx.Set("triggerPipeline", tp)
 	_ = name
-	return &events.TriggerCall{Pipeline: "build", Event: "done", Namespace: "team-a", Config: cfg, Name: "default", Block: b, Context: ctx, Payload: payload}
+	return &handlers.TriggerCall{Pipeline: "build", Event: "done", Namespace: "team-a", Config: cfg, Name: "default", Block: b, Context: ctx, Payload: payload}
 }
 
 func creator() (*Creator, *faketekton.Clientset) {
 	cs := faketekton.NewSimpleClientset()
-	return &Creator{Client: cs, Renderer: render.New(tmpl.New(tmpl.Options{})),
-		Fallback: func(context.Context, *events.TriggerCall) (*httpclient.Response, error) { return nil, errFallback }}, cs
+	return &Creator{Client: cs, Templates: tmpl.New(tmpl.Options{}),
+		Fallback: func(context.Context, *handlers.TriggerCall) (*httpclient.Response, error) { return nil, errFallback }}, cs
 }
 
 func TestDefaultTemplateCreatesThePipelineRun(t *testing.T) {

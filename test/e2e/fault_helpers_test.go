@@ -239,8 +239,8 @@ func cli(t *testing.T, args ...string) string {
 	os.WriteFile(sec, []byte(fmt.Sprintf("cicdstatemgr:\n  datasources:\n    redis: {username: %s, password: %q}\n", redisUser, redisPassword)), 0o600)
 	bin := filepath.Join(root, ".cache", "bin", "cicdstatemgr")
 	full := append([]string{"--config", cfg, "--secrets", sec}, args...)
-	if len(args) > 0 && args[0] == "choose" {
-		full = append([]string{"choose", "--config", cfg, "--secrets", sec}, args[1:]...)
+	if len(args) > 0 && args[0] == "decide" {
+		full = append([]string{"decide", "--config", cfg, "--secrets", sec}, args[1:]...)
 	}
 	cmd := exec.Command(bin, full...)
 	cmd.Env = append(os.Environ(), "CICDSTATEMGR_CONFIG_PATH=", "CICDSTATEMGR_SECRETS_PATH=")

@@ -128,7 +128,7 @@ func TestApprovalGateWithSlack(t *testing.T) {
 	kubectl(t, gatePipeline, "-n", ns, "apply", "-f", "-")
 	kubectl(t, pipelineRun("release-1", "release", map[string]string{"id": ns + "-ctx"}), "-n", ns, "create", "-f", "-")
 
-	if c := waitCustomRunReason(t, ns, "tekton.dev/pipelineTask=approve", "WaitingForChoice", 60*time.Second); !strings.Contains(c.Message, "ship, stop") {
+	if c := waitCustomRunReason(t, ns, "tekton.dev/pipelineTask=approve", "WaitingForDecision", 60*time.Second); !strings.Contains(c.Message, "ship, stop") {
 		t.Errorf("waiting message does not list the options: %s", c.Message)
 	}
 	fake.mu.Lock()
@@ -179,7 +179,7 @@ func TestApprovalGateWithSlack(t *testing.T) {
 	}
 }
 
-// TestApprovalGateWithCLI: the same gate answered by `cicdstatemgr choose`
+// TestApprovalGateWithCLI: the same gate answered by `cicdstatemgr decide`
 // from another process: the waiting CustomRun wakes and succeeds.
 func TestApprovalGateWithCLI(t *testing.T) {
 	startFakeSlack(t)
@@ -187,9 +187,9 @@ func TestApprovalGateWithCLI(t *testing.T) {
 	kubectl(t, gatePipeline, "-n", ns, "apply", "-f", "-")
 	id := ns + "-ctx"
 	kubectl(t, pipelineRun("release-1", "release", map[string]string{"id": id}), "-n", ns, "create", "-f", "-")
-	waitCustomRunReason(t, ns, "tekton.dev/pipelineTask=approve", "WaitingForChoice", 60*time.Second)
-	if out := cli(t, "choose", "--id", id, "--choice", "stop", "--by", "bob"); !strings.Contains(out, "choice=stop") {
-		t.Fatalf("choose printed %q", out)
+	waitCustomRunReason(t, ns, "tekton.dev/pipelineTask=approve", "WaitingForDecision", 60*time.Second)
+	if out := cli(t, "decide", "--id", id, "--option", "stop", "--by", "bob"); !strings.Contains(out, "choice=stop") {
+		t.Fatalf("decide printed %q", out)
 	}
 	pr := waitPipelineRun(t, ns, "release-1", 60*time.Second)
 	succeeded(t, pr)

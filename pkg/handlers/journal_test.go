@@ -1,4 +1,4 @@
-package events_test
+package handlers_test
 
 import (
 	"encoding/json"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 )
 
 // run calls the runner directly on a copy of the stored document.
@@ -65,7 +65,7 @@ func TestSameJournalKeySendsOnceAndReplays(t *testing.T) {
 func TestIntentWithoutOutcomeIsNotResent(t *testing.T) {
 	e := newEnv(t, nil)
 	e.init("")
-	key := events.JournalKey("run-uid-1", "build", "testNotifyEvent", "notify", "default")
+	key := handlers.JournalKey("run-uid-1", "build", "testNotifyEvent", "notify", "default")
 	if err := e.st.SetOpResult(e.ctx(), key, []byte(`{"state":"intent","nonce":"a-dead-process"}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestOutcomeRecordedAndFailureReleased(t *testing.T) {
 	if _, _, err := e.run("build=testEvent", "run-uid-1"); err == nil {
 		t.Fatal("no error for a 400")
 	}
-	key := events.JournalKey("run-uid-1", "build", "testEvent", "notify", "default")
+	key := handlers.JournalKey("run-uid-1", "build", "testEvent", "notify", "default")
 	if _, found, err := e.st.OpResult(e.ctx(), key); err != nil || found {
 		t.Fatalf("a failed request left a journal record (found %v, err %v)", found, err)
 	}

@@ -1,4 +1,4 @@
-package choice_test
+package gate_test
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 )
 
 func TestRegisterIsIdempotentPerKey(t *testing.T) {
@@ -35,19 +35,19 @@ func TestRegisterIsIdempotentPerKey(t *testing.T) {
 		t.Fatalf("Get = %+v %v %v", got, d, err)
 	}
 	// No second token was indexed.
-	prefix := strings.TrimSuffix(s.RecordKey(""), ":choice:")
-	if keys := srv.Client().Keys(ctx, prefix+":choice-by-token:*").Val(); len(keys) != 1 {
+	prefix := strings.TrimSuffix(s.RecordKey(""), ":gate:")
+	if keys := srv.Client().Keys(ctx, prefix+":gate-by-token:*").Val(); len(keys) != 1 {
 		t.Fatalf("token index keys %v, want exactly one", keys)
 	}
-	bad := []choice.Pending{
-		{Key: "", Options: []choice.Option{{Value: "a"}}},
+	bad := []gate.Gate{
+		{Key: "", Options: []gate.Option{{Value: "a"}}},
 		{Key: "k"},
-		{Key: "k", Options: []choice.Option{{Value: ""}}},
-		{Key: "k", Options: []choice.Option{{Value: "a"}, {Value: "a"}}},
-		{Key: strings.Repeat("k", choice.MaxKeyLen+1), Options: []choice.Option{{Value: "a"}}},
+		{Key: "k", Options: []gate.Option{{Value: ""}}},
+		{Key: "k", Options: []gate.Option{{Value: "a"}, {Value: "a"}}},
+		{Key: strings.Repeat("k", gate.MaxKeyLen+1), Options: []gate.Option{{Value: "a"}}},
 	}
 	for i, p := range bad {
-		if _, err := s.Register(ctx, p); !errors.Is(err, choice.ErrInvalid) {
+		if _, err := s.Register(ctx, p); !errors.Is(err, gate.ErrInvalid) {
 			t.Errorf("bad pending %d: err = %v, want ErrInvalid", i, err)
 		}
 	}
@@ -58,14 +58,14 @@ func TestDecideByEachLookup(t *testing.T) {
 	s := newStore(t)
 	cases := []struct {
 		name   string
-		lookup func(p choice.Pending) choice.Lookup
+		lookup func(p gate.Gate) gate.Lookup
 	}{
-		{"key", func(p choice.Pending) choice.Lookup { return choice.Lookup{Key: p.Key} }},
-		{"context", func(p choice.Pending) choice.Lookup { return choice.Lookup{ContextID: p.ContextID} }},
-		{"slack", func(p choice.Pending) choice.Lookup {
-			return choice.Lookup{SlackChannel: p.SlackChannel, SlackTS: p.SlackTS}
+		{"key", func(p gate.Gate) gate.Lookup { return gate.Lookup{Key: p.Key} }},
+		{"context", func(p gate.Gate) gate.Lookup { return gate.Lookup{ContextID: p.ContextID} }},
+		{"slack", func(p gate.Gate) gate.Lookup {
+			return gate.Lookup{SlackChannel: p.SlackChannel, SlackTS: p.SlackTS}
 		}},
-		{"token", func(p choice.Pending) choice.Lookup { return choice.Lookup{Token: p.Token} }},
+		{"token", func(p gate.Gate) gate.Lookup { return gate.Lookup{Token: p.Token} }},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -80,7 +80,7 @@ func TestDecideByEachLookup(t *testing.T) {
 			}
 			p.SlackChannel, p.SlackTS = "C1", ts
 			at := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
-			gotP, d, err := s.Decide(ctx, c.lookup(p), choice.Decision{Choice: "reject", ChosenBy: "alice", Via: choice.ViaCLI, At: at})
+			gotP, d, err := s.Decide(ctx, c.lookup(p), gate.Decision{Choice: "reject", ChosenBy: "alice", Via: gate.ViaCLI, At: at})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,12 +94,12 @@ func TestDecideByEachLookup(t *testing.T) {
 		})
 	}
 	// Unknown things are ErrNotFound, whatever the lookup.
-	for _, l := range []choice.Lookup{{Key: "nope"}, {ContextID: "nope"}, {SlackChannel: "C1", SlackTS: "1.2"}, {Token: "nope"}} {
-		if _, _, err := s.Decide(ctx, l, choice.Decision{Choice: "approve", ChosenBy: "bob"}); !errors.Is(err, choice.ErrNotFound) {
+	for _, l := range []gate.Lookup{{Key: "nope"}, {ContextID: "nope"}, {SlackChannel: "C1", SlackTS: "1.2"}, {Token: "nope"}} {
+		if _, _, err := s.Decide(ctx, l, gate.Decision{Choice: "approve", ChosenBy: "bob"}); !errors.Is(err, gate.ErrNotFound) {
 			t.Errorf("%v: err = %v, want ErrNotFound", l, err)
 		}
 	}
-	if _, _, err := s.Decide(ctx, choice.Lookup{}, choice.Decision{Choice: "approve", ChosenBy: "bob"}); !errors.Is(err, choice.ErrInvalid) {
+	if _, _, err := s.Decide(ctx, gate.Lookup{}, gate.Decision{Choice: "approve", ChosenBy: "bob"}); !errors.Is(err, gate.ErrInvalid) {
 		t.Errorf("empty lookup: err = %v", err)
 	}
 }
@@ -112,7 +112,7 @@ func TestContextIndexPointsAtLatestAndSlackIndexMoves(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, _, err := s.Decide(ctx, choice.Lookup{ContextID: "c1"}, choice.Decision{Choice: "go", ChosenBy: "x"})
+	p, _, err := s.Decide(ctx, gate.Lookup{ContextID: "c1"}, gate.Decision{Choice: "go", ChosenBy: "x"})
 	if err != nil || p.Key != "new" {
 		t.Fatalf("by context decided %q (%v), want the latest", p.Key, err)
 	}
@@ -122,13 +122,13 @@ func TestContextIndexPointsAtLatestAndSlackIndexMoves(t *testing.T) {
 	if err := s.AttachSlackMessage(ctx, "old", "C1", "2.2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Decide(ctx, choice.Lookup{SlackChannel: "C1", SlackTS: "1.1"}, choice.Decision{Choice: "go", ChosenBy: "x"}); !errors.Is(err, choice.ErrNotFound) {
-		t.Fatalf("old message still finds the choice: %v", err)
+	if _, _, err := s.Decide(ctx, gate.Lookup{SlackChannel: "C1", SlackTS: "1.1"}, gate.Decision{Choice: "go", ChosenBy: "x"}); !errors.Is(err, gate.ErrNotFound) {
+		t.Fatalf("old message still finds the gate: %v", err)
 	}
-	if p, _, err := s.Decide(ctx, choice.Lookup{SlackChannel: "C1", SlackTS: "2.2"}, choice.Decision{Choice: "go", ChosenBy: "x"}); err != nil || p.Key != "old" {
+	if p, _, err := s.Decide(ctx, gate.Lookup{SlackChannel: "C1", SlackTS: "2.2"}, gate.Decision{Choice: "go", ChosenBy: "x"}); err != nil || p.Key != "old" {
 		t.Fatalf("new message: %q %v", p.Key, err)
 	}
-	if err := s.AttachSlackMessage(ctx, "missing", "C1", "3.3"); !errors.Is(err, choice.ErrNotFound) {
+	if err := s.AttachSlackMessage(ctx, "missing", "C1", "3.3"); !errors.Is(err, gate.ErrNotFound) {
 		t.Fatalf("attach to a missing choice: %v", err)
 	}
 }
@@ -141,7 +141,7 @@ func TestExactlyOneWinnerAmongConcurrentDecides(t *testing.T) {
 	}
 	const n = 20
 	type result struct {
-		d   choice.Decision
+		d   gate.Decision
 		err error
 	}
 	results := make([]result, n)
@@ -153,19 +153,19 @@ func TestExactlyOneWinnerAmongConcurrentDecides(t *testing.T) {
 			defer wg.Done()
 			<-start
 			opt := []string{"a", "b"}[i%2]
-			_, d, err := stores[i%len(stores)].Decide(ctx, choice.Lookup{Key: "race"},
-				choice.Decision{Choice: opt, ChosenBy: fmt.Sprintf("user%d", i)})
+			_, d, err := stores[i%len(stores)].Decide(ctx, gate.Lookup{Key: "race"},
+				gate.Decision{Choice: opt, ChosenBy: fmt.Sprintf("user%d", i)})
 			results[i] = result{d, err}
 		}()
 	}
 	close(start)
 	wg.Wait()
-	var winners []choice.Decision
+	var winners []gate.Decision
 	for _, r := range results {
 		switch {
 		case r.err == nil:
 			winners = append(winners, r.d)
-		case !errors.Is(r.err, choice.ErrAlreadyDecided):
+		case !errors.Is(r.err, gate.ErrAlreadyDecided):
 			t.Fatalf("unexpected error %v", r.err)
 		}
 	}
@@ -193,18 +193,18 @@ func TestDecideRejections(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		d    choice.Decision
+		d    gate.Decision
 		want error
 		msg  string
 	}{
-		{"not an option", choice.Decision{Choice: "maybe", ChosenBy: "carol"}, choice.ErrInvalidChoice, `the options are "approve", "reject"`},
-		{"empty choice", choice.Decision{Choice: "", ChosenBy: "carol"}, choice.ErrInvalidChoice, ""},
-		{"option text is not a value", choice.Decision{Choice: "APPROVE", ChosenBy: "carol"}, choice.ErrInvalidChoice, ""},
-		{"user not allowed", choice.Decision{Choice: "approve", ChosenBy: "mallory", UserID: "U999"}, choice.ErrNotAllowed, "mallory"},
-		{"no chooser", choice.Decision{Choice: "approve"}, choice.ErrInvalid, ""},
+		{"not an option", gate.Decision{Choice: "maybe", ChosenBy: "carol"}, gate.ErrInvalidChoice, `the options are "approve", "reject"`},
+		{"empty choice", gate.Decision{Choice: "", ChosenBy: "carol"}, gate.ErrInvalidChoice, ""},
+		{"option text is not a value", gate.Decision{Choice: "APPROVE", ChosenBy: "carol"}, gate.ErrInvalidChoice, ""},
+		{"user not allowed", gate.Decision{Choice: "approve", ChosenBy: "mallory", UserID: "U999"}, gate.ErrNotAllowed, "mallory"},
+		{"no chooser", gate.Decision{Choice: "approve"}, gate.ErrInvalid, ""},
 	}
 	for _, c := range cases {
-		_, _, err := s.Decide(ctx, choice.Lookup{Key: "gate"}, c.d)
+		_, _, err := s.Decide(ctx, gate.Lookup{Key: "gate"}, c.d)
 		if !errors.Is(err, c.want) || !strings.Contains(fmt.Sprint(err), c.msg) {
 			t.Errorf("%s: err = %v, want %v containing %q", c.name, err, c.want, c.msg)
 		}
@@ -213,7 +213,7 @@ func TestDecideRejections(t *testing.T) {
 		t.Fatalf("a rejected decision was stored: %+v", d)
 	}
 	// Allowed by Slack user id, by username (case and '@' ignored).
-	for _, d := range []choice.Decision{
+	for _, d := range []gate.Decision{
 		{Choice: "approve", ChosenBy: "someone", UserID: "U123"},
 		{Choice: "reject", ChosenBy: "Carol"},
 	} {
@@ -222,14 +222,14 @@ func TestDecideRejections(t *testing.T) {
 		if _, err := s.Register(ctx, q); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := s.Decide(ctx, choice.Lookup{Key: q.Key}, d); err != nil {
+		if _, _, err := s.Decide(ctx, gate.Lookup{Key: q.Key}, d); err != nil {
 			t.Errorf("%+v: %v", d, err)
 		}
 	}
 	// A second decision keeps the first and says who made it.
-	_, first, _ := s.Decide(ctx, choice.Lookup{Key: "gate"}, choice.Decision{Choice: "approve", ChosenBy: "carol"})
-	_, again, err := s.Decide(ctx, choice.Lookup{Key: "gate"}, choice.Decision{Choice: "reject", ChosenBy: "U123"})
-	if !errors.Is(err, choice.ErrAlreadyDecided) || again != first || !strings.Contains(err.Error(), "carol") {
+	_, first, _ := s.Decide(ctx, gate.Lookup{Key: "gate"}, gate.Decision{Choice: "approve", ChosenBy: "carol"})
+	_, again, err := s.Decide(ctx, gate.Lookup{Key: "gate"}, gate.Decision{Choice: "reject", ChosenBy: "U123"})
+	if !errors.Is(err, gate.ErrAlreadyDecided) || again != first || !strings.Contains(err.Error(), "carol") {
 		t.Fatalf("second decision: %+v %v, want the first %+v", again, err, first)
 	}
 }
@@ -245,7 +245,7 @@ func TestCancel(t *testing.T) {
 	if err := s.Cancel(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Decide(ctx, choice.Lookup{ContextID: "c-a"}, choice.Decision{Choice: "ok", ChosenBy: "x"}); !errors.Is(err, choice.ErrCancelled) || !strings.Contains(err.Error(), "no longer waiting") {
+	if _, _, err := s.Decide(ctx, gate.Lookup{ContextID: "c-a"}, gate.Decision{Choice: "ok", ChosenBy: "x"}); !errors.Is(err, gate.ErrCancelled) || !strings.Contains(err.Error(), "no longer waiting") {
 		t.Fatalf("decide after cancel: %v", err)
 	}
 	p, d, err := s.Get(ctx, "a")
@@ -253,7 +253,7 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("Get after cancel: %+v %v %v", p, d, err)
 	}
 	// Cancelling a decided choice keeps the decision; unknown keys are no error.
-	if _, _, err := s.Decide(ctx, choice.Lookup{Key: "b"}, choice.Decision{Choice: "ok", ChosenBy: "x"}); err != nil {
+	if _, _, err := s.Decide(ctx, gate.Lookup{Key: "b"}, gate.Decision{Choice: "ok", ChosenBy: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Cancel(ctx, "b"); err != nil {
@@ -289,13 +289,13 @@ func TestOnDecisionAndSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	var local []string
-	controller.OnDecision = func(p choice.Pending, d choice.Decision) { local = append(local, p.Key+"="+d.Choice) }
+	controller.OnDecision = func(p gate.Gate, d gate.Decision) { local = append(local, p.Key+"="+d.Choice) }
 	for _, k := range []string{"remote", "local"} {
 		if _, err := controller.Register(ctx, pending(k, "c", "yes")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := cli.Decide(ctx, choice.Lookup{Key: "remote"}, choice.Decision{Choice: "yes", ChosenBy: "x"}); err != nil {
+	if _, _, err := cli.Decide(ctx, gate.Lookup{Key: "remote"}, gate.Decision{Choice: "yes", ChosenBy: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -309,14 +309,14 @@ func TestOnDecisionAndSubscribe(t *testing.T) {
 	if len(local) != 0 {
 		t.Fatalf("OnDecision ran for another store's decision: %v", local)
 	}
-	if _, _, err := controller.Decide(ctx, choice.Lookup{Key: "local"}, choice.Decision{Choice: "yes", ChosenBy: "x"}); err != nil {
+	if _, _, err := controller.Decide(ctx, gate.Lookup{Key: "local"}, gate.Decision{Choice: "yes", ChosenBy: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	if len(local) != 1 || local[0] != "local=yes" {
 		t.Fatalf("OnDecision calls %v", local)
 	}
 	// A lost race publishes nothing and does not call OnDecision again.
-	_, _, _ = controller.Decide(ctx, choice.Lookup{Key: "local"}, choice.Decision{Choice: "yes", ChosenBy: "y"})
+	_, _, _ = controller.Decide(ctx, gate.Lookup{Key: "local"}, gate.Decision{Choice: "yes", ChosenBy: "y"})
 	if len(local) != 1 {
 		t.Fatalf("OnDecision after a lost decision: %v", local)
 	}

@@ -1,4 +1,4 @@
-package choice_test
+package gate_test
 
 import (
 	"bytes"
@@ -8,15 +8,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/cli"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
-// TestCLIChoose runs `cicdstatemgr choose` through cli.Main against real Redis. (It
+// TestCLIDecide runs `cicdstatemgr decide` through cli.Main against real Redis. (It
 // lives here because pkg/cli's test files belong to others.)
-func TestCLIChoose(t *testing.T) {
+func TestCLIDecide(t *testing.T) {
 	ctx := testCtx(t)
 	prefix := uniquePrefix(t)
 	dir := t.TempDir()
@@ -40,7 +40,7 @@ func TestCLIChoose(t *testing.T) {
 	if _, _, err := st.Put(ctx, "idle", document.NewMap(), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s := choice.New(st)
+	s := gate.New(st)
 	for _, k := range []string{"run-a", "run-b"} {
 		p := pending(k, "ctx1", "deploy", "skip")
 		p.AllowedUsers = []string{"ops", "dev"}
@@ -57,7 +57,7 @@ func TestCLIChoose(t *testing.T) {
 	t.Setenv("USER", "ops")
 	run := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
-		full := append([]string{"choose", "--config", cfg, "--secrets", sec}, args...)
+		full := append([]string{"decide", "--config", cfg, "--secrets", sec}, args...)
 		code := cli.Main(full, &out, &errb)
 		return code, out.String(), errb.String()
 	}
@@ -67,14 +67,14 @@ func TestCLIChoose(t *testing.T) {
 		reason string
 		msg    string
 	}{
-		{[]string{"--id", "ctx1", "--choice", "maybe"}, "InvalidChoice", `"deploy", "skip"`},
-		{[]string{"--id", "ctx1", "--choice", "deploy", "--by", "mallory"}, "NotAllowed", "mallory"},
-		{[]string{"--id", "nope", "--choice", "deploy"}, "ContextNotFound", "nope"},
-		{[]string{"--id", "idle", "--choice", "deploy"}, "NoPendingChoice", "idle"},
-		{[]string{"--key", "nope", "--choice", "deploy"}, "NoPendingChoice", "nope"},
-		{[]string{"--id", "ctx-c", "--choice", "go"}, "ChoiceCancelled", "no longer waiting"},
-		{[]string{"--id", "ctx1"}, "InvalidParams", "--choice"},
-		{[]string{"--choice", "deploy"}, "InvalidParams", "--id"},
+		{[]string{"--id", "ctx1", "--option", "maybe"}, "UnknownOption", `"deploy", "skip"`},
+		{[]string{"--id", "ctx1", "--option", "deploy", "--by", "mallory"}, "NotAllowed", "mallory"},
+		{[]string{"--id", "nope", "--option", "deploy"}, "ContextNotFound", "nope"},
+		{[]string{"--id", "idle", "--option", "deploy"}, "NoWaitingGate", "idle"},
+		{[]string{"--key", "nope", "--option", "deploy"}, "NoWaitingGate", "nope"},
+		{[]string{"--id", "ctx-c", "--option", "go"}, "GateClosed", "no longer waiting"},
+		{[]string{"--id", "ctx1"}, "InvalidParams", "--option"},
+		{[]string{"--option", "deploy"}, "InvalidParams", "--id"},
 	}
 	for _, f := range fails {
 		code, out, errs := run(f.args...)
@@ -89,22 +89,22 @@ func TestCLIChoose(t *testing.T) {
 		}
 	}
 	// The latest pending choice of the context, chooser from $USER.
-	if code, out, errs := run("--id", "ctx1", "--choice", "deploy"); code != 0 || out != "choice=deploy chosen-by=ops\n" {
-		t.Fatalf("choose: exit %d out %q err %q", code, out, errs)
+	if code, out, errs := run("--id", "ctx1", "--option", "deploy"); code != 0 || out != "choice=deploy chosen-by=ops\n" {
+		t.Fatalf("decide: exit %d out %q err %q", code, out, errs)
 	}
-	if _, d, _ := s.Get(ctx, "run-b"); d == nil || d.Choice != "deploy" || d.ChosenBy != "ops" || d.Via != choice.ViaCLI {
+	if _, d, _ := s.Get(ctx, "run-b"); d == nil || d.Choice != "deploy" || d.ChosenBy != "ops" || d.Via != gate.ViaCLI {
 		t.Fatalf("run-b decision %+v", d)
 	}
 	if _, d, _ := s.Get(ctx, "run-a"); d != nil {
 		t.Fatalf("run-a (not the latest) was decided: %+v", d)
 	}
 	// Again: already decided, the first decision is named.
-	code, out, errs := run("--id", "ctx1", "--choice", "skip", "--by", "dev")
+	code, out, errs := run("--id", "ctx1", "--option", "skip", "--by", "dev")
 	if code == 0 || out != "" || !strings.HasPrefix(errs, "cicdstatemgr: AlreadyDecided: ") || !strings.Contains(errs, "by ops") {
-		t.Fatalf("second choose: exit %d out %q err %q", code, out, errs)
+		t.Fatalf("second decide: exit %d out %q err %q", code, out, errs)
 	}
 	// --key picks another one.
-	if code, out, errs := run("--key", "run-a", "--choice", "skip", "--by", "dev"); code != 0 || out != "choice=skip chosen-by=dev\n" {
-		t.Fatalf("choose --key: exit %d out %q err %q", code, out, errs)
+	if code, out, errs := run("--key", "run-a", "--option", "skip", "--by", "dev"); code != 0 || out != "choice=skip chosen-by=dev\n" {
+		t.Fatalf("decide --key: exit %d out %q err %q", code, out, errs)
 	}
 }

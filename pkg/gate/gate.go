@@ -1,23 +1,24 @@
-// Package choice keeps the pending interactive choices ("approval gates") in Redis.
+// Package gate keeps approval gates in Redis: what a waiting run asks, who may decide,
+// and the one decision that wins.
 //
 // A waiter (a CustomRun of a manual-choice handler with wait: true, or a CLI journal
-// key) registers a Pending under its Key: what is asked, the options, who may answer and,
+// key) registers a Gate under its Key: what is asked, the options, who may answer and,
 // once the question is posted to Slack, the channel and ts of that message. Anyone who
-// answers (a Slack button click, `cicdstatemgr choose`, an HTTP call with the pending
-// choice's Token) calls Decide; exactly one decision is ever recorded per Key, later ones
+// answers (a Slack button click, `cicdstatemgr decide`, an HTTP call with the gate's
+// Token) calls Decide; exactly one decision is ever recorded per Key, later ones
 // get ErrAlreadyDecided together with the first decision. A waiter that gives up (the
 // CustomRun was cancelled or timed out) calls Cancel, after which decisions get
 // ErrCancelled ("no longer waiting").
 //
 // Keys (prefix = the store's key prefix; everything expires after Store.TTL):
 //
-//	<prefix>:choice:<key>                        hash: pending (JSON), slackChannel,
-//	                                             slackTS, decision (JSON), cancelledAt
-//	<prefix>:choice-by-slack:<channel>:<ts>      -> key of the choice posted as that message
-//	<prefix>:choice-by-context:<contextID>       -> key of the latest choice registered for
-//	                                             that cicd context
-//	<prefix>:choice-by-token:<token>             -> key of the choice with that token
-//	<prefix>:choice-decided                      pub/sub channel: the key of every decision
+//	<prefix>:gate:<key>                        hash: pending (JSON), slackChannel,
+//	                                           slackTS, decision (JSON), cancelledAt
+//	<prefix>:gate-by-slack:<channel>:<ts>      -> key of the gate posted as that message
+//	<prefix>:gate-by-context:<contextID>       -> key of the latest gate registered for
+//	                                           that cicd context
+//	<prefix>:gate-by-token:<token>             -> key of the gate with that token
+//	<prefix>:gate-decided                      pub/sub channel: the key of every decision
 //
 // Register, AttachSlackMessage, Decide and Cancel are single Lua scripts, so they are
 // atomic; the scripts name index keys they derive themselves, so the store must be a
@@ -25,16 +26,16 @@
 //
 // Waking the waiter: Store.OnDecision is called after a successful Decide made through
 // that Store value (same process); every decision is also published on
-// <prefix>:choice-decided, which Subscribe delivers, so a decision made by the CLI or by
+// <prefix>:gate-decided, which Subscribe delivers, so a decision made by the CLI or by
 // another replica wakes the controller too. Pub/sub is fire-and-forget: a subscriber
 // that was disconnected when a decision was published misses it, so waiters should also
 // poll Get now and then.
 //
-// The allow-list (Pending.AllowedUsers) is checked against the identity the caller
+// The allow-list (Gate.AllowedUsers) is checked against the identity the caller
 // reports (Decision.ChosenBy and Decision.UserID): it is authoritative for Slack clicks
 // (whose identity Slack signs) and advisory for the CLI and API-token callers, who can
 // name anyone.
-package choice
+package gate
 
 import (
 	"context"
@@ -51,7 +52,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
-// DefaultTTL is how long pending choices, their decisions and their indexes are kept.
+// DefaultTTL is how long gates, their decisions and their indexes are kept.
 const DefaultTTL = 7 * 24 * time.Hour
 
 // MaxKeyLen is the longest Key accepted, in bytes.
@@ -66,18 +67,18 @@ const (
 
 // Sentinel errors; test with errors.Is.
 var (
-	// ErrNotFound: no such pending choice (never registered, expired, or nothing
+	// ErrNotFound: no such gate (never registered, expired, or nothing
 	// pending for that context, Slack message or token).
-	ErrNotFound = errors.New("no pending choice")
+	ErrNotFound = errors.New("no gate")
 	// ErrAlreadyDecided: someone decided first; Decide returns that first decision.
 	ErrAlreadyDecided = errors.New("already decided")
 	// ErrInvalidChoice: the choice is not one of the options (see *InvalidChoiceError).
 	ErrInvalidChoice = errors.New("invalid choice")
 	// ErrNotAllowed: the user is not in the allow-list.
-	ErrNotAllowed = errors.New("not allowed to choose")
+	ErrNotAllowed = errors.New("not allowed to decide this gate")
 	// ErrCancelled: the waiter gave up (cancelled or timed out); nobody waits any more.
-	ErrCancelled = errors.New("no longer waiting: the choice was cancelled")
-	// ErrInvalid: a malformed Pending, Lookup or Decision (empty key, no options, no
+	ErrCancelled = errors.New("no longer waiting: the gate was closed")
+	// ErrInvalid: a malformed Gate, Lookup or Decision (empty key, no options, no
 	// ChosenBy, ...).
 	ErrInvalid = errors.New("invalid request")
 )
@@ -99,14 +100,14 @@ func (e *InvalidChoiceError) Error() string {
 // Is makes errors.Is(err, ErrInvalidChoice) true.
 func (e *InvalidChoiceError) Is(target error) bool { return target == ErrInvalidChoice }
 
-// Option is one answer of a choice.
+// Option is one answer of a gate.
 type Option struct {
 	Value string `json:"value"`
 	Text  string `json:"text,omitempty"`
 }
 
-// Pending is a choice someone waits for.
-type Pending struct {
+// Gate is an approval gate someone waits at.
+type Gate struct {
 	// Key identifies the waiter: the CustomRun UID or the CLI journal key.
 	Key       string `json:"key"`
 	ContextID string `json:"contextId,omitempty"`
@@ -129,7 +130,7 @@ type Pending struct {
 }
 
 // HasOption reports whether v is one of the option values.
-func (p Pending) HasOption(v string) bool {
+func (p Gate) HasOption(v string) bool {
 	for _, o := range p.Options {
 		if o.Value == v {
 			return true
@@ -138,9 +139,9 @@ func (p Pending) HasOption(v string) bool {
 	return false
 }
 
-// Allows reports whether any of the identities may choose (always true without an
+// Allows reports whether any of the identities may decide (always true without an
 // allow-list). Comparison ignores case and a leading '@'.
-func (p Pending) Allows(identities ...string) bool {
+func (p Gate) Allows(identities ...string) bool {
 	if len(p.AllowedUsers) == 0 {
 		return true
 	}
@@ -158,7 +159,7 @@ func (p Pending) Allows(identities ...string) bool {
 	return false
 }
 
-// Decision is the answer to a choice.
+// Decision is the answer to a gate.
 type Decision struct {
 	Choice   string `json:"choice"`
 	ChosenBy string `json:"chosenBy"`
@@ -168,8 +169,8 @@ type Decision struct {
 	At     time.Time `json:"at"`
 }
 
-// Lookup names a pending choice: by Key, else by Token, else by SlackChannel+SlackTS,
-// else by ContextID (the latest choice registered for that context).
+// Lookup names a gate: by Key, else by Token, else by SlackChannel+SlackTS,
+// else by ContextID (the latest gate registered for that context).
 type Lookup struct {
 	Key          string
 	ContextID    string
@@ -193,12 +194,12 @@ func (l Lookup) String() string {
 	return "an empty lookup"
 }
 
-// Store keeps pending choices in the Redis of a *store.Store. Set the exported fields
+// Store keeps gates in the Redis of a *store.Store. Set the exported fields
 // before use; the Store is then safe for concurrent use.
 type Store struct {
 	// OnDecision, when set, is called after every successful Decide made through this
 	// Store (synchronously, in the caller's goroutine).
-	OnDecision func(p Pending, d Decision)
+	OnDecision func(p Gate, d Decision)
 	// TTL of the records; DefaultTTL when <= 0.
 	TTL time.Duration
 	// Clock defaults to time.Now.
@@ -244,24 +245,24 @@ func (s *Store) ttl() time.Duration {
 
 // Key names of the store (exported for tests and tools).
 
-// RecordKey is the Redis key of the pending choice key.
-func (s *Store) RecordKey(key string) string { return s.prefix + ":choice:" + key }
+// RecordKey is the Redis key of the gate key.
+func (s *Store) RecordKey(key string) string { return s.prefix + ":gate:" + key }
 
 func (s *Store) slackIndex(channel, ts string) string {
-	return s.prefix + ":choice-by-slack:" + channel + ":" + ts
+	return s.prefix + ":gate-by-slack:" + channel + ":" + ts
 }
-func (s *Store) contextIndex(id string) string { return s.prefix + ":choice-by-context:" + id }
-func (s *Store) tokenIndex(tok string) string  { return s.prefix + ":choice-by-token:" + tok }
+func (s *Store) contextIndex(id string) string { return s.prefix + ":gate-by-context:" + id }
+func (s *Store) tokenIndex(tok string) string  { return s.prefix + ":gate-by-token:" + tok }
 
 // Channel is the pub/sub channel decisions are published on.
-func (s *Store) Channel() string { return s.prefix + ":choice-decided" }
+func (s *Store) Channel() string { return s.prefix + ":gate-decided" }
 
 func checkKey(key string) error {
 	if key == "" {
-		return fmt.Errorf("%w: empty pending choice key", ErrInvalid)
+		return fmt.Errorf("%w: empty gate key", ErrInvalid)
 	}
 	if len(key) > MaxKeyLen {
-		return fmt.Errorf("%w: pending choice key longer than %d bytes", ErrInvalid, MaxKeyLen)
+		return fmt.Errorf("%w: gate key longer than %d bytes", ErrInvalid, MaxKeyLen)
 	}
 	return nil
 }
@@ -293,30 +294,30 @@ end
 return 1
 `)
 
-// Register records p unless a choice with p.Key exists already, in which case it
+// Register records p unless a gate with p.Key exists already, in which case it
 // returns that one unchanged (same token, same options). It fills Token and CreatedAt
 // when empty and points the context's index at p.Key.
-func (s *Store) Register(ctx context.Context, p Pending) (Pending, error) {
+func (s *Store) Register(ctx context.Context, p Gate) (Gate, error) {
 	if err := checkKey(p.Key); err != nil {
-		return Pending{}, err
+		return Gate{}, err
 	}
 	if len(p.Options) == 0 {
-		return Pending{}, fmt.Errorf("%w: pending choice %q has no options", ErrInvalid, p.Key)
+		return Gate{}, fmt.Errorf("%w: gate %q has no options", ErrInvalid, p.Key)
 	}
 	seen := map[string]bool{}
 	for _, o := range p.Options {
 		if o.Value == "" {
-			return Pending{}, fmt.Errorf("%w: pending choice %q has an option with an empty value", ErrInvalid, p.Key)
+			return Gate{}, fmt.Errorf("%w: gate %q has an option with an empty value", ErrInvalid, p.Key)
 		}
 		if seen[o.Value] {
-			return Pending{}, fmt.Errorf("%w: pending choice %q has the option %q twice", ErrInvalid, p.Key, o.Value)
+			return Gate{}, fmt.Errorf("%w: gate %q has the option %q twice", ErrInvalid, p.Key, o.Value)
 		}
 		seen[o.Value] = true
 	}
 	if p.Token == "" {
 		tok, err := newToken()
 		if err != nil {
-			return Pending{}, fmt.Errorf("choice: making a token: %w", err)
+			return Gate{}, fmt.Errorf("gate: making a token: %w", err)
 		}
 		p.Token = tok
 	}
@@ -332,7 +333,7 @@ func (s *Store) Register(ctx context.Context, p Pending) (Pending, error) {
 	rec.SlackChannel, rec.SlackTS = "", "" // kept in their own hash fields
 	b, err := json.Marshal(rec)
 	if err != nil {
-		return Pending{}, fmt.Errorf("choice: encoding %q: %w", p.Key, err)
+		return Gate{}, fmt.Errorf("gate: encoding %q: %w", p.Key, err)
 	}
 	hasCtx := "0"
 	if p.ContextID != "" {
@@ -343,7 +344,7 @@ func (s *Store) Register(ctx context.Context, p Pending) (Pending, error) {
 		[]string{k, s.tokenIndex(p.Token), s.contextIndex(p.ContextID), s.slackIndex(slackCh, slackTS)},
 		string(b), s.ttl().Milliseconds(), p.Key, hasCtx, slackCh, slackTS).Int()
 	if err != nil {
-		return Pending{}, s.wrap(err, "REGISTER", k)
+		return Gate{}, s.wrap(err, "REGISTER", k)
 	}
 	if created == 1 {
 		p.SlackChannel, p.SlackTS = slackCh, slackTS
@@ -353,7 +354,7 @@ func (s *Store) Register(ctx context.Context, p Pending) (Pending, error) {
 	return existing, err
 }
 
-// attachScript records the Slack message of a choice and indexes it.
+// attachScript records the Slack message of a gate and indexes it.
 // KEYS: record, new slack index. ARGV: channel, ts, key, slack index prefix, ttl ms.
 var attachScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -376,8 +377,8 @@ redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl)
 return 1
 `)
 
-// AttachSlackMessage records that the choice key was posted as the Slack message
-// channel/ts, so a click on it finds the choice. A previous message's index is dropped.
+// AttachSlackMessage records that the gate key was posted as the Slack message
+// channel/ts, so a click on it finds the gate. A previous message's index is dropped.
 func (s *Store) AttachSlackMessage(ctx context.Context, key, channel, ts string) error {
 	if err := checkKey(key); err != nil {
 		return err
@@ -387,7 +388,7 @@ func (s *Store) AttachSlackMessage(ctx context.Context, key, channel, ts string)
 	}
 	k := s.RecordKey(key)
 	n, err := attachScript.Run(ctx, s.rdb, []string{k, s.slackIndex(channel, ts)},
-		channel, ts, key, s.prefix+":choice-by-slack:", s.ttl().Milliseconds()).Int()
+		channel, ts, key, s.prefix+":gate-by-slack:", s.ttl().Milliseconds()).Int()
 	if err != nil {
 		return s.wrap(err, "ATTACH", k)
 	}
@@ -397,28 +398,28 @@ func (s *Store) AttachSlackMessage(ctx context.Context, key, channel, ts string)
 	return nil
 }
 
-// Get returns the choice key and its decision (nil while undecided). A cancelled
-// choice has CancelledAt set.
-func (s *Store) Get(ctx context.Context, key string) (Pending, *Decision, error) {
+// Get returns the gate key and its decision (nil while undecided). A cancelled
+// gate has CancelledAt set.
+func (s *Store) Get(ctx context.Context, key string) (Gate, *Decision, error) {
 	if err := checkKey(key); err != nil {
-		return Pending{}, nil, err
+		return Gate{}, nil, err
 	}
 	k := s.RecordKey(key)
 	h, err := s.rdb.HGetAll(ctx, k).Result()
 	if err != nil {
-		return Pending{}, nil, s.wrap(err, "HGETALL", k)
+		return Gate{}, nil, s.wrap(err, "HGETALL", k)
 	}
 	return parseRecord(key, h)
 }
 
-func parseRecord(key string, h map[string]string) (Pending, *Decision, error) {
+func parseRecord(key string, h map[string]string) (Gate, *Decision, error) {
 	raw, ok := h["pending"]
 	if !ok {
-		return Pending{}, nil, fmt.Errorf("%w for key %q", ErrNotFound, key)
+		return Gate{}, nil, fmt.Errorf("%w for key %q", ErrNotFound, key)
 	}
-	var p Pending
+	var p Gate
 	if err := json.Unmarshal([]byte(raw), &p); err != nil {
-		return Pending{}, nil, fmt.Errorf("choice: malformed record of %q: %w", key, err)
+		return Gate{}, nil, fmt.Errorf("gate: malformed record of %q: %w", key, err)
 	}
 	p.SlackChannel, p.SlackTS = h["slackChannel"], h["slackTS"]
 	if c := h["cancelledAt"]; c != "" {
@@ -428,7 +429,7 @@ func parseRecord(key string, h map[string]string) (Pending, *Decision, error) {
 	if raw, ok := h["decision"]; ok {
 		d = new(Decision)
 		if err := json.Unmarshal([]byte(raw), d); err != nil {
-			return Pending{}, nil, fmt.Errorf("choice: malformed decision of %q: %w", key, err)
+			return Gate{}, nil, fmt.Errorf("gate: malformed decision of %q: %w", key, err)
 		}
 	}
 	return p, d, nil
@@ -480,14 +481,14 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return {3, ARGV[1]}
 `)
 
-// Decide records d as the answer to the choice l names. Exactly one decision wins:
+// Decide records d as the answer to the gate l names. Exactly one decision wins:
 // after the first, Decide returns that first decision with ErrAlreadyDecided and
 // changes nothing. Errors: ErrNotFound, ErrCancelled, ErrInvalidChoice (an
 // *InvalidChoiceError), ErrNotAllowed, ErrInvalid (no ChosenBy, bad lookup).
 // d.At defaults to now, d.Via to "cli".
-func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Pending, Decision, error) {
+func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Gate, Decision, error) {
 	if strings.TrimSpace(d.ChosenBy) == "" && d.UserID == "" {
-		return Pending{}, Decision{}, fmt.Errorf("%w: a decision needs a ChosenBy", ErrInvalid)
+		return Gate{}, Decision{}, fmt.Errorf("%w: a decision needs a ChosenBy", ErrInvalid)
 	}
 	if d.ChosenBy == "" {
 		d.ChosenBy = d.UserID
@@ -500,11 +501,11 @@ func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Pending, Deci
 	}
 	key, err := s.resolve(ctx, l)
 	if err != nil {
-		return Pending{}, Decision{}, err
+		return Gate{}, Decision{}, err
 	}
 	p, first, err := s.Get(ctx, key)
 	if err != nil {
-		return Pending{}, Decision{}, err
+		return Gate{}, Decision{}, err
 	}
 	if !p.CancelledAt.IsZero() {
 		return p, Decision{}, fmt.Errorf("%w (key %q, cancelled at %s)", ErrCancelled, key, p.CancelledAt.Format(time.RFC3339))
@@ -520,7 +521,7 @@ func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Pending, Deci
 	}
 	b, err := json.Marshal(d)
 	if err != nil {
-		return p, Decision{}, fmt.Errorf("choice: encoding the decision: %w", err)
+		return p, Decision{}, fmt.Errorf("gate: encoding the decision: %w", err)
 	}
 	k := s.RecordKey(key)
 	res, err := decideScript.Run(ctx, s.rdb, []string{k}, string(b), s.Channel(), key).Slice()
@@ -535,7 +536,7 @@ func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Pending, Deci
 	case 1:
 		var prev Decision
 		if err := json.Unmarshal([]byte(payload), &prev); err != nil {
-			return p, Decision{}, fmt.Errorf("choice: malformed decision of %q: %w", key, err)
+			return p, Decision{}, fmt.Errorf("gate: malformed decision of %q: %w", key, err)
 		}
 		return p, prev, alreadyDecided(prev)
 	case 2:
@@ -547,7 +548,7 @@ func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Pending, Deci
 	return p, d, nil
 }
 
-func titleOf(p Pending) string {
+func titleOf(p Gate) string {
 	if p.Title != "" {
 		return p.Title
 	}
@@ -570,9 +571,9 @@ redis.call('HSETNX', KEYS[1], 'cancelledAt', ARGV[1])
 return 2
 `)
 
-// Cancel says nobody waits for the choice key any more (its CustomRun was cancelled or
+// Cancel says nobody waits for the gate key any more (its CustomRun was cancelled or
 // timed out): later decisions get ErrCancelled. Cancelling an unknown, decided or
-// already cancelled choice does nothing.
+// already closed gate does nothing.
 func (s *Store) Cancel(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err

@@ -1,4 +1,4 @@
-package events_test
+package handlers_test
 
 import (
 	"regexp"

@@ -1,4 +1,4 @@
-package events_test
+package handlers_test
 
 import (
 	"bytes"
@@ -23,9 +23,8 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/events"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -43,7 +42,7 @@ func TestMain(m *testing.M) {
 	var err error
 	srv, err = redistest.StartProcess(redistest.WithDefaultUserDisabled())
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "pkg/events tests need a real Redis:", err)
+		fmt.Fprintln(os.Stderr, "pkg/handlers tests need a real Redis:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -152,7 +151,7 @@ type env struct {
 	ep     *endpoint
 	st     *store.Store
 	cfg    *config.Config
-	runner *events.Runner
+	runner *handlers.Runner
 	eng    *engine.Engine
 	logs   *syncBuffer
 	id     string
@@ -192,13 +191,13 @@ func newEnv(t *testing.T, edit func(string) string) *env {
 	t.Cleanup(func() { st.Close() })
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	renderer := render.New(tmpl.New(tmpl.Options{}))
-	runner := events.NewRunner(st, renderer, log, events.WithHTTPClient(&httpclient.Client{
+	templates := tmpl.New(tmpl.Options{})
+	runner := handlers.NewRunner(st, templates, log, handlers.WithHTTPClient(&httpclient.Client{
 		Timeout: 3 * time.Second, Backoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 	}))
 	return &env{
 		t: t, ep: ep, st: st, cfg: cfg, runner: runner, logs: logs,
-		eng: &engine.Engine{Store: st, Renderer: renderer, Events: runner, Log: log},
+		eng: &engine.Engine{Store: st, Templates: templates, Handlers: runner, Log: log},
 		id:  "context-data-id-1",
 	}
 }

@@ -1,4 +1,4 @@
-package choice_test
+package gate_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/cicdstatemgr/cicdstatemgr/internal/redistest"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 	var err error
 	srv, err = redistest.StartProcess(redistest.WithDefaultUserDisabled())
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "pkg/choice tests need a real Redis:", err)
+		fmt.Fprintln(os.Stderr, "pkg/gate tests need a real Redis:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -36,23 +36,23 @@ func uniquePrefix(t testing.TB) string {
 	return fmt.Sprintf("t%d:%s", prefixSeq.Add(1), strings.ReplaceAll(t.Name(), "/", "_"))
 }
 
-// newStores makes n choice stores with their own connections sharing one key prefix.
-func newStores(t testing.TB, n int) []*choice.Store {
+// newStores makes n gate stores with their own connections sharing one key prefix.
+func newStores(t testing.TB, n int) []*gate.Store {
 	t.Helper()
 	prefix := uniquePrefix(t)
-	out := make([]*choice.Store, n)
+	out := make([]*gate.Store, n)
 	for i := range out {
 		st, err := store.New(store.Options{Addr: srv.Addr, Username: srv.Username, Password: srv.Password, KeyPrefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = st.Close() })
-		out[i] = choice.New(st)
+		out[i] = gate.New(st)
 	}
 	return out
 }
 
-func newStore(t testing.TB) *choice.Store { return newStores(t, 1)[0] }
+func newStore(t testing.TB) *gate.Store { return newStores(t, 1)[0] }
 
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -60,10 +60,10 @@ func testCtx(t testing.TB) context.Context {
 	return ctx
 }
 
-func pending(key, ctxID string, opts ...string) choice.Pending {
-	p := choice.Pending{Key: key, ContextID: ctxID, Pipeline: "build", Event: "success", Title: "Deploy?"}
+func pending(key, ctxID string, opts ...string) gate.Gate {
+	p := gate.Gate{Key: key, ContextID: ctxID, Pipeline: "build", Event: "success", Title: "Deploy?"}
 	for _, o := range opts {
-		p.Options = append(p.Options, choice.Option{Value: o, Text: strings.ToUpper(o)})
+		p.Options = append(p.Options, gate.Option{Value: o, Text: strings.ToUpper(o)})
 	}
 	return p
 }

@@ -1,24 +1,25 @@
-package events
+package handlers
 
 import (
 	"context"
 	"fmt"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"regexp"
 	"strings"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 )
 
 // blockContext builds a block's template context: the §5.2 context plus a
 // copy of the block under the handler's key. own is that copy, which the
 // handler fills with rendered values for the body template.
 func (r *Runner) blockContext(b *blockRun) (tctx, own *document.Map, err error) {
-	tctx, err = render.Context(b.in.Doc, b.cfg().Data, b.in.Vars)
+	tctx, err = tmpl.Context(b.in.Doc, b.cfg().Data, b.in.Vars)
 	if err != nil {
 		return nil, nil, failf(engine.ReasonInvalidParams, "%v", err)
 	}
@@ -38,13 +39,13 @@ func (r *Runner) proceed(b *blockRun, tctx *document.Map, strip bool) bool {
 	switch t := src.(type) {
 	case nil:
 	case string:
-		p, err := r.Renderer.Condition(t, tctx, strip)
+		p, err := r.Templates.Condition(t, tctx, strip)
 		if err != nil {
 			r.log().Info("event handler condition did not render: counted as blank", "type", b.typ, "name", b.name, "error", b.redact(err.Error()))
 		}
 		pass = p
 	default:
-		s, err := r.Renderer.RenderAny(t, tctx)
+		s, err := r.Templates.RenderAny(t, tctx)
 		if strip {
 			s = strings.TrimSpace(s)
 		}
@@ -59,7 +60,7 @@ func (r *Runner) proceed(b *blockRun, tctx *document.Map, strip bool) bool {
 
 // render renders a config value; a failure is a TemplateError naming what.
 func (r *Runner) render(what string, v any, tctx *document.Map) (string, error) {
-	s, err := r.Renderer.RenderAny(v, tctx)
+	s, err := r.Templates.RenderAny(v, tctx)
 	if err != nil {
 		return "", &engine.Error{Reason: engine.ReasonTemplateError, Message: what + ": " + err.Error(), Err: err}
 	}
@@ -254,14 +255,14 @@ func (r *Runner) manualChoice(ctx context.Context, b *blockRun) error {
 const StatusWaiting = "waiting"
 
 // registerGate records the approval gate of a manual-choice block with
-// `wait: true`: its options, who may choose, and the Slack message (channel
+// `wait: true`: its options, who may decide, and the Slack message (channel
 // and ts of the chat.postMessage reply) whose buttons answer it. The op's
 // JournalKey (the CustomRun UID) identifies the gate.
 func (r *Runner) registerGate(ctx context.Context, b *blockRun, own *document.Map, reply []byte) error {
-	if r.Choices == nil || b.in.OnWait == nil {
+	if r.Gates == nil || b.in.OnWait == nil {
 		return failf(engine.ReasonInvalidParams, "manual-choice %s has wait: true, which needs the controller (or a CLI with a Redis store)", b.name)
 	}
-	p := choice.Pending{Key: b.in.JournalKey, ContextID: b.in.ID, Pipeline: b.in.Pipeline, Event: b.in.Event}
+	p := gate.Gate{Key: b.in.JournalKey, ContextID: b.in.ID, Pipeline: b.in.Pipeline, Event: b.in.Event}
 	p.Title, _ = own.GetString("title")
 	choices, _ := own.GetMap("choices")
 	choices.Range(func(_ string, g any) bool {
@@ -272,7 +273,7 @@ func (r *Runner) registerGate(ctx context.Context, b *blockRun, own *document.Ma
 				v, _ := om.GetString("value")
 				t, _ := om.GetString("text")
 				if v != "" {
-					p.Options = append(p.Options, choice.Option{Value: v, Text: t})
+					p.Options = append(p.Options, gate.Option{Value: v, Text: t})
 				}
 			}
 		}
@@ -292,7 +293,7 @@ func (r *Runner) registerGate(ctx context.Context, b *blockRun, own *document.Ma
 			p.SlackTS, _ = m.GetString("ts")
 		}
 	}
-	if _, err := r.Choices.Register(ctx, p); err != nil {
+	if _, err := r.Gates.Register(ctx, p); err != nil {
 		return failf(engine.ReasonEventHandlerFailed, "manual-choice %s: registering the approval gate: %v", b.name, err)
 	}
 	b.entry.Status = StatusWaiting

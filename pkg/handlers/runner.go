@@ -42,21 +42,22 @@
 // twice: endpoints are not idempotent, and this is the usual HTTP trade-off.
 //
 // An empty JournalKey (or a Runner without a Store) sends without a journal.
-package events
+package handlers
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/choice"
 	"log/slog"
 	"strings"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/render"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
@@ -86,9 +87,9 @@ const (
 // Runner runs event handlers. It is safe for concurrent use.
 type Runner struct {
 	// Store keeps the side-effect journal; nil: no journal.
-	Store    *store.Store
-	Renderer *render.Renderer
-	Log      *slog.Logger
+	Store     *store.Store
+	Templates *tmpl.Env
+	Log       *slog.Logger
 	// HTTP sends every request; nil: httpclient defaults.
 	HTTP *httpclient.Client
 	// Trigger performs the side effect of a trigger-pipeline block; nil:
@@ -100,7 +101,7 @@ type Runner struct {
 	Trigger func(ctx context.Context, call *TriggerCall) (*httpclient.Response, error)
 	// Choices keeps the approval gates of manual-choice blocks with
 	// `wait: true`; nil: such blocks fail with a clear error.
-	Choices *choice.Store
+	Gates *gate.Store
 }
 
 // Option configures a Runner.
@@ -114,15 +115,15 @@ func WithTrigger(fn func(ctx context.Context, call *TriggerCall) (*httpclient.Re
 	return func(r *Runner) { r.Trigger = fn }
 }
 
-// WithChoices sets the store of approval gates (manual-choice `wait: true`).
-func WithChoices(c *choice.Store) Option { return func(r *Runner) { r.Choices = c } }
+// WithGates sets the store of approval gates (manual-choice `wait: true`).
+func WithGates(c *gate.Store) Option { return func(r *Runner) { r.Gates = c } }
 
 // NewRunner returns a Runner.
-func NewRunner(st *store.Store, r *render.Renderer, log *slog.Logger, opts ...Option) *Runner {
+func NewRunner(st *store.Store, r *tmpl.Env, log *slog.Logger, opts ...Option) *Runner {
 	if log == nil {
 		log = slog.Default()
 	}
-	run := &Runner{Store: st, Renderer: r, Log: log}
+	run := &Runner{Store: st, Templates: r, Log: log}
 	for _, o := range opts {
 		o(run)
 	}

@@ -1,14 +1,14 @@
-// Package render builds the template contexts of the original (the document,
-// configData and tmpl-ctx-vars, §5.2) and renders values against them, so
-// that operations and event handlers see exactly the same variables.
-package render
+package tmpl
+
+// The template context: what every template of an operation or an event
+// handler sees (the document, configData and the tmpl-ctx-vars), built in one
+// place so that all of them see exactly the same variables.
 
 import (
 	"fmt"
 	"strings"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
 // Var is one tmpl-ctx-var: Key is a dotted path in the template context,
@@ -44,15 +44,7 @@ func (v Var) Resolve(doc *document.Map) any {
 	return v.Expr
 }
 
-// Renderer renders templates of a document.
-type Renderer struct {
-	Env *tmpl.Env
-}
-
-// New returns a Renderer over env.
-func New(env *tmpl.Env) *Renderer { return &Renderer{Env: env} }
-
-// Context is the template context of §5.2: a deep copy of the document, the
+// Context is the template context: a deep copy of the document, the
 // config data as configData, and the tmpl-ctx-vars on top. Only truthy var
 // values are set, as in the original (a falsy one leaves its key undefined).
 func Context(doc, configData *document.Map, vars []Var) (*document.Map, error) {
@@ -77,16 +69,11 @@ func Context(doc, configData *document.Map, vars []Var) (*document.Map, error) {
 	return ctx, nil
 }
 
-// Render renders src against ctx.
-func (r *Renderer) Render(src string, ctx *document.Map) (string, error) {
-	return r.Env.Render(src, ctx)
-}
-
 // Condition renders an `if` value the way the original does: a render error
 // counts as blank (the original's blankOnError), and blank means false.
 // strip says whether surrounding whitespace is ignored.
-func (r *Renderer) Condition(src string, ctx *document.Map, strip bool) (bool, error) {
-	out, err := r.Env.Render(src, ctx)
+func (e *Env) Condition(src string, ctx *document.Map, strip bool) (bool, error) {
+	out, err := e.Render(src, ctx)
 	if err != nil {
 		return false, err
 	}
@@ -99,20 +86,20 @@ func (r *Renderer) Condition(src string, ctx *document.Map, strip bool) (bool, e
 // RenderAny renders a config value that should be a template: strings are
 // rendered, other scalars are turned into their text first (the original
 // str()-s trigger args and headers), nil renders as "".
-func (r *Renderer) RenderAny(v any, ctx *document.Map) (string, error) {
+func (e *Env) RenderAny(v any, ctx *document.Map) (string, error) {
 	switch t := v.(type) {
 	case nil:
 		return "", nil
 	case string:
-		return r.Env.Render(t, ctx)
+		return e.Render(t, ctx)
 	case bool:
 		if t {
-			return r.Env.Render("True", ctx)
+			return e.Render("True", ctx)
 		}
-		return r.Env.Render("False", ctx)
+		return e.Render("False", ctx)
 	case int, float64:
 		return document.MustJSON(t, document.JSONStyle{}), nil
 	default:
-		return r.Env.Render(document.MustJSON(t, document.PythonJSON), ctx)
+		return e.Render(document.MustJSON(t, document.PythonJSON), ctx)
 	}
 }
