@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,6 +20,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Version is the version in the default User-Agent (set with
@@ -159,6 +160,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	if attempts <= 0 {
 		attempts = DefaultAttempts
 	}
+	delays, ceiling := c.backoff(attempts)
 	for attempt := 1; ; attempt++ {
 		resp, retryAfter, err := c.once(ctx, method, u, req)
 		if err == nil && resp.Status >= 200 && resp.Status < 300 {
@@ -173,7 +175,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		if !e.Transient() || attempt >= attempts || ctx.Err() != nil {
 			return resp, e
 		}
-		if err := c.sleep(ctx, attempt, retryAfter); err != nil {
+		if err := sleep(ctx, delays.Step(), retryAfter, ceiling); err != nil {
 			return resp, e
 		}
 	}
@@ -255,7 +257,15 @@ func retryAfter(res *http.Response) time.Duration {
 	return 0
 }
 
-func (c *Client) sleep(ctx context.Context, attempt int, retryAfter time.Duration) error {
+// backoff returns the waits between the attempts of one Do and their
+// ceiling. Wait n is drawn from [d/2, d) with d = Backoff doubled n-1 times,
+// at most MaxBackoff (defaults 250ms and 5s): wait.Backoff's Jitter only adds
+// to Duration (Duration plus up to Jitter times Duration), so Duration and Cap
+// are half of d and Jitter 1 adds the other half at random. The jitter spreads
+// the retries of handlers that failed together; with DefaultAttempts the
+// waits add up to less than a second, and the 5s ceiling bounds a slower
+// custom configuration (Attempts, Backoff) and a Retry-After reply.
+func (c *Client) backoff(attempts int) (wait.Backoff, time.Duration) {
 	base, ceiling := c.Backoff, c.MaxBackoff
 	if base <= 0 {
 		base = DefaultBackoff
@@ -263,12 +273,18 @@ func (c *Client) sleep(ctx context.Context, attempt int, retryAfter time.Duratio
 	if ceiling <= 0 {
 		ceiling = DefaultMaxBackoff
 	}
-	d := base << (attempt - 1)
-	if d <= 0 || d > ceiling {
-		d = ceiling
-	}
-	// jitter: between d/2 and d
-	d = d/2 + rand.N(d/2+1)
+	return wait.Backoff{
+		Duration: min(base, ceiling) / 2,
+		Factor:   2,
+		Jitter:   1,
+		Cap:      ceiling / 2,
+		Steps:    attempts, // more than the waits of one Do
+	}, ceiling
+}
+
+// sleep waits d, or longer when the server asked to Retry-After (at most
+// ceiling), or until ctx ends.
+func sleep(ctx context.Context, d, retryAfter, ceiling time.Duration) error {
 	if retryAfter > d {
 		d = min(retryAfter, ceiling)
 	}

@@ -12,6 +12,7 @@ import (
 	customrunreconciler "github.com/tektoncd/pipeline/pkg/client/injection/reconciler/pipeline/v1beta1/customrun"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	"knative.dev/pkg/apis"
@@ -301,29 +302,34 @@ func (r *Reconciler) transient(ctx context.Context, run *v1beta1.CustomRun, p *p
 		n = v.(int)
 	}
 	r.attempts.Store(run.UID, n+1)
-	wait := backoff(n, r.MaxBackoff)
+	delay := backoff(n, r.MaxBackoff)
 	if t := run.GetTimeout(); t > 0 {
-		if left := t - r.Clock.Since(run.Status.StartTime.Time); left < wait {
-			wait = left + 10*time.Millisecond
+		if left := t - r.Clock.Since(run.Status.StartTime.Time); left < delay {
+			delay = left + 10*time.Millisecond
 		}
 	}
-	logging.FromContext(ctx).Infow("transient failure, retrying", "op", p.op, "reason", e.Reason, "error", e.Message, "retryIn", wait)
-	run.Status.MarkCustomRunRunning(ReasonRetrying, "%s: %s (attempt %d, retrying in %s)", e.Reason, e.Message, n+1, wait.Round(time.Millisecond))
-	return controller.NewRequeueAfter(wait)
+	logging.FromContext(ctx).Infow("transient failure, retrying", "op", p.op, "reason", e.Reason, "error", e.Message, "retryIn", delay)
+	run.Status.MarkCustomRunRunning(ReasonRetrying, "%s: %s (attempt %d, retrying in %s)", e.Reason, e.Message, n+1, delay.Round(time.Millisecond))
+	return controller.NewRequeueAfter(delay)
 }
 
+// backoff is the requeue delay after n earlier transient failures of a run:
+// 100ms doubling up to max (10s when max is not set), without jitter. The
+// count lives in Reconciler.attempts, not in a wait.Backoff kept between
+// reconciles, so the n-th step is computed afresh. 100ms lets a blip (a Redis
+// failover, a restarted webhook) clear on the first retry; 10s keeps a long
+// outage from costing more than one reconcile per 10s per run, while the
+// run's timeout still ends it.
 func backoff(n int, max time.Duration) time.Duration {
 	if max <= 0 {
 		max = 10 * time.Second
 	}
-	d := 100 * time.Millisecond
-	for i := 0; i < n && d < max; i++ {
-		d *= 2
+	b := wait.Backoff{Duration: min(100*time.Millisecond, max), Factor: 2, Cap: max, Steps: n}
+	// Each Step doubles Duration for the next one; reaching Cap ends the steps.
+	for b.Steps > 0 {
+		b.Step()
 	}
-	if d > max {
-		d = max
-	}
-	return d
+	return b.Step()
 }
 
 func outcomeOf(err error) string {

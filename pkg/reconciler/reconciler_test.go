@@ -382,4 +382,17 @@ func TestBackoffGrowsAndIsBounded(t *testing.T) {
 	if backoff(0, 0) != 100*time.Millisecond {
 		t.Fatal("first backoff should be 100ms")
 	}
+	ms := time.Millisecond
+	for _, c := range []struct {
+		n         int
+		max, want time.Duration
+	}{
+		{1, 0, 200 * ms}, {6, 0, 6400 * ms}, {7, 0, 10 * time.Second}, {1000, 0, 10 * time.Second},
+		{3, 5 * time.Second, 800 * ms}, {6, 5 * time.Second, 5 * time.Second},
+		{0, 30 * ms, 30 * ms}, {4, 30 * ms, 30 * ms},
+	} {
+		if got := backoff(c.n, c.max); got != c.want {
+			t.Errorf("backoff(%d, %s) = %s, want %s", c.n, c.max, got, c.want)
+		}
+	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 )
@@ -173,7 +175,7 @@ func (s *Store) Put(ctx context.Context, id string, doc *document.Map, o PutOpti
 	if res == nil {
 		res = []byte{}
 	}
-	for attempt := 0; ; attempt++ {
+	for delays := txBackoff(); ; {
 		var prev []byte
 		var found bool
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -198,7 +200,7 @@ func (s *Store) Put(ctx context.Context, id string, doc *document.Map, o PutOpti
 		case err == nil:
 			return res, false, nil
 		case errors.Is(err, redis.TxFailedErr):
-			if err := backoff(ctx, attempt); err != nil {
+			if err := backoff(ctx, &delays); err != nil {
 				return nil, false, s.wrap(err, "PUT", key)
 			}
 		default:
@@ -250,7 +252,7 @@ func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (re
 	if err != nil {
 		return nil, false, err
 	}
-	for attempt := 0; ; attempt++ {
+	for delays := txBackoff(); ; {
 		var res []byte
 		var replay bool
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -334,23 +336,31 @@ func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (re
 		if err == nil {
 			return res, replay, nil
 		}
-		if err := s.retryOrFail(ctx, err, attempt, key); err != nil {
+		if err := s.retryOrFail(ctx, err, &delays, key); err != nil {
 			return nil, false, err
 		}
 	}
 }
 
-// backoff sleeps a random duration in [0, min(25ms, 0.5ms<<attempt)] (full jitter), or
-// returns ctx's error.
-func backoff(ctx context.Context, attempt int) error {
+// txBackoff paces the retries of one optimistic transaction (WATCH, MULTI/EXEC)
+// that lost a race: its n-th Step is 0.5ms doubled n-1 times, at most 25ms, and
+// backoff waits a random duration from zero up to that step (full jitter). A lost
+// race means another writer has just committed, so the first retries come within a
+// millisecond or two; the 25ms bound keeps the writers of a contended document
+// retrying often, and drawing from zero spreads them so that they do not collide
+// again. wait.Backoff's own Jitter only lengthens a step (Duration plus up to
+// Jitter times Duration), so backoff draws the wait itself.
+func txBackoff() wait.Backoff {
+	return wait.Backoff{Duration: 500 * time.Microsecond, Factor: 2, Cap: 25 * time.Millisecond, Steps: math.MaxInt32}
+}
+
+// backoff sleeps a random duration in [0, delays.Step()] (full jitter), or returns
+// ctx's error.
+func backoff(ctx context.Context, delays *wait.Backoff) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ceiling := 25 * time.Millisecond
-	if attempt < 6 {
-		ceiling = min(ceiling, 500*time.Microsecond<<attempt)
-	}
-	d := rand.N(ceiling + 1)
+	d := rand.N(delays.Step() + 1)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -501,7 +511,7 @@ func (s *Store) ReleaseAs(ctx context.Context, key, owner string) (bool, error) 
 		return false, err
 	}
 	k := s.ClaimKey(key)
-	for attempt := 0; ; attempt++ {
+	for delays := txBackoff(); ; {
 		released := false
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			cur, err := tx.Get(ctx, k).Result()
@@ -522,7 +532,7 @@ func (s *Store) ReleaseAs(ctx context.Context, key, owner string) (bool, error) 
 		case err == nil:
 			return released, nil
 		case errors.Is(err, redis.TxFailedErr):
-			if err := backoff(ctx, attempt); err != nil {
+			if err := backoff(ctx, &delays); err != nil {
 				return false, s.wrap(err, "RELEASE", k)
 			}
 		default:
@@ -626,7 +636,7 @@ func (s *Store) txKeys(id, opKey string) (key, opK string, keys []string, err er
 // retryOrFail decides what a failed optimistic attempt means: nil after a
 // backoff when another writer won the race (try again), otherwise the error
 // to return (fn's own error as is, a Redis fault wrapped).
-func (s *Store) retryOrFail(ctx context.Context, err error, attempt int, key string) error {
+func (s *Store) retryOrFail(ctx context.Context, err error, delays *wait.Backoff, key string) error {
 	var fe fnError
 	switch {
 	case errors.As(err, &fe):
@@ -634,7 +644,7 @@ func (s *Store) retryOrFail(ctx context.Context, err error, attempt int, key str
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrMalformed):
 		return err
 	case errors.Is(err, redis.TxFailedErr):
-		if err := backoff(ctx, attempt); err != nil {
+		if err := backoff(ctx, delays); err != nil {
 			return s.wrap(err, "UPDATE", key)
 		}
 		return nil

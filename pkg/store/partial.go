@@ -266,7 +266,7 @@ func (s *Store) UpdatePaths(ctx context.Context, id, opKey string, paths []strin
 		return nil, false, err
 	}
 	fields := plan.fields()
-	for attempt := 0; ; attempt++ {
+	for delays := txBackoff(); ; {
 		var res []byte
 		var replay bool
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
@@ -329,7 +329,7 @@ func (s *Store) UpdatePaths(ctx context.Context, id, opKey string, paths []strin
 		case errors.Is(err, errNeedFull):
 			return s.Update(ctx, id, opKey, fn)
 		}
-		if err := s.retryOrFail(ctx, err, attempt, key); err != nil {
+		if err := s.retryOrFail(ctx, err, &delays, key); err != nil {
 			return nil, false, err
 		}
 	}
