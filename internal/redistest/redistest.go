@@ -7,14 +7,13 @@
 //	srv := redistest.Start(t)                        // stopped in t.Cleanup
 //	rdb := srv.Client()                              // closed with the server
 //
-// From TestMain, to share one server among the tests of a package:
+// To share one server among the tests of a package (Main starts it, runs the tests,
+// stops it and exits with their code; a server that cannot start fails the run):
+//
+//	var srv *redistest.Server
 //
 //	func TestMain(m *testing.M) {
-//		srv, err := redistest.StartProcess()
-//		if err != nil { fmt.Fprintln(os.Stderr, err); os.Exit(1) }
-//		code := m.Run()
-//		srv.Close()
-//		os.Exit(code)
+//		redistest.Main(m, &srv, redistest.WithDefaultUserDisabled())
 //	}
 //
 // redis-server must be on PATH (Debian: apt-get install -y redis-server, or
@@ -28,6 +27,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -132,6 +132,27 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	t.Cleanup(s.Close)
 	return s
+}
+
+// Main is the TestMain of a package whose tests share one server: it starts a
+// server with opts, stores it in *srv, runs the tests, stops the server and exits
+// with the tests' code. When the server cannot start (redis-server missing, see
+// ErrNoRedisServer) it prints why and exits 1 without running any test: a missing
+// server fails the run, never skips it.
+func Main(m *testing.M, srv **Server, opts ...Option) {
+	os.Exit(run(m, srv, os.Stderr, opts...))
+}
+
+// run is Main without the exit; it reports a failed start to stderr.
+func run(m interface{ Run() int }, srv **Server, stderr io.Writer, opts ...Option) int {
+	s, err := StartProcess(opts...)
+	if err != nil {
+		fmt.Fprintf(stderr, "FAIL: %s needs a real Redis: %v\n", filepath.Base(os.Args[0]), err)
+		return 1
+	}
+	defer s.Close()
+	*srv = s
+	return m.Run()
 }
 
 // StartProcess starts a server without a testing.T (e.g. from TestMain). The caller

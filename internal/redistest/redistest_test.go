@@ -166,3 +166,51 @@ func TestMissingBinary(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// fakeM stands in for *testing.M in the tests of Main.
+type fakeM func() int
+
+func (f fakeM) Run() int { return f() }
+
+func TestMainSharesOneServer(t *testing.T) {
+	var srv *Server
+	var stderr strings.Builder
+	code := run(fakeM(func() int {
+		if srv == nil || !srv.Running() {
+			t.Error("no running server while the tests run")
+			return 1
+		}
+		if err := srv.Client().Ping(ctx(t)).Err(); err != nil {
+			t.Error(err)
+		}
+		return 3
+	}), &srv, &stderr, WithDefaultUserDisabled())
+	if code != 3 {
+		t.Fatalf("exit code %d, want the tests' 3", code)
+	}
+	if srv == nil || srv.Running() || !srv.DefaultUserDisabled {
+		t.Fatalf("server %+v: want one started with the options and stopped after the tests", srv)
+	}
+	if _, err := os.Stat(srv.Dir); !os.IsNotExist(err) {
+		t.Fatalf("dir %s not removed: %v", srv.Dir, err)
+	}
+	if stderr.Len() != 0 {
+		t.Fatalf("stderr: %s", stderr.String())
+	}
+}
+
+func TestMainFailsWithoutRedis(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("REDISTEST_SERVER", "")
+	var srv *Server
+	var stderr strings.Builder
+	ran := false
+	code := run(fakeM(func() int { ran = true; return 0 }), &srv, &stderr)
+	if code != 1 || ran || srv != nil {
+		t.Fatalf("code %d, tests ran %v, server %v: want 1, no tests, no server", code, ran, srv)
+	}
+	if msg := stderr.String(); !strings.HasPrefix(msg, "FAIL: ") || !strings.Contains(msg, "needs a real Redis") ||
+		!strings.Contains(msg, "apt-get install -y redis-server") {
+		t.Fatalf("stderr: %q", msg)
+	}
+}

@@ -3,8 +3,6 @@ package engine_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -20,15 +18,7 @@ import (
 var srv *redistest.Server
 
 func TestMain(m *testing.M) {
-	var err error
-	srv, err = redistest.StartProcess()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	srv.Close()
-	os.Exit(code)
+	redistest.Main(m, &srv)
 }
 
 const appYAML = `

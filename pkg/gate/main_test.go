@@ -3,7 +3,6 @@ package gate_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,15 +18,7 @@ import (
 var srv *redistest.Server
 
 func TestMain(m *testing.M) {
-	var err error
-	srv, err = redistest.StartProcess(redistest.WithDefaultUserDisabled())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pkg/gate tests need a real Redis:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	srv.Close()
-	os.Exit(code)
+	redistest.Main(m, &srv, redistest.WithDefaultUserDisabled())
 }
 
 var prefixSeq atomic.Int64

@@ -39,15 +39,7 @@ func (quietLogger) Printf(context.Context, string, ...any) {}
 
 func TestMain(m *testing.M) {
 	redis.SetLogger(quietLogger{}) // go-redis logs every failed dial while the server starts
-	var err error
-	srv, err = redistest.StartProcess(redistest.WithDefaultUserDisabled())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pkg/handlers tests need a real Redis:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	srv.Close()
-	os.Exit(code)
+	redistest.Main(m, &srv, redistest.WithDefaultUserDisabled())
 }
 
 // request is one request the endpoint received.

@@ -3,7 +3,6 @@ package reconciler
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -28,15 +27,7 @@ import (
 var redisSrv *redistest.Server
 
 func TestMain(m *testing.M) {
-	var err error
-	redisSrv, err = redistest.StartProcess()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	redisSrv.Close()
-	os.Exit(code)
+	redistest.Main(m, &redisSrv)
 }
 
 var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)

@@ -2,7 +2,6 @@ package slack_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,15 +14,7 @@ import (
 var srv *redistest.Server
 
 func TestMain(m *testing.M) {
-	var err error
-	srv, err = redistest.StartProcess()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pkg/slack tests need a real Redis:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	srv.Close()
-	os.Exit(code)
+	redistest.Main(m, &srv)
 }
 
 var prefixSeq atomic.Int64

@@ -29,15 +29,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("STORE_TEST_REDIS_LOGS") == "" {
 		redis.SetLogger(quietLogger{})
 	}
-	var err error
-	srv, err = redistest.StartProcess(redistest.WithDefaultUserDisabled())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pkg/store tests need a real Redis:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	srv.Close()
-	os.Exit(code)
+	redistest.Main(m, &srv, redistest.WithDefaultUserDisabled())
 }
 
 var prefixSeq atomic.Int64
