@@ -28,6 +28,21 @@ func (r *Runner) blockContext(b *blockRun) (tctx, own *document.Map, err error) 
 	return tctx, own, nil
 }
 
+// open is how every handler starts: it builds the block's template context
+// (blockContext) and evaluates the block's `if` (proceed, strip as there). ok is
+// false when the handler must stop at once: err is then the failure, or nil
+// when the block is skipped.
+func (r *Runner) open(b *blockRun, strip bool) (tctx, own *document.Map, ok bool, err error) {
+	tctx, own, err = r.blockContext(b)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if !r.proceed(b, tctx, strip) {
+		return nil, nil, false, nil
+	}
+	return tctx, own, true, nil
+}
+
 // proceed evaluates the block's `if`: a blank result (or one that does not
 // render, the original's blankOnError) skips the block.
 func (r *Runner) proceed(b *blockRun, tctx *document.Map, strip bool) bool {
@@ -132,12 +147,9 @@ func (r *Runner) journaled(ctx context.Context, b *blockRun, fn func(context.Con
 // notify: render message, render templates.notify, POST to slack.url,
 // capture (§3.2).
 func (r *Runner) notify(ctx context.Context, b *blockRun) error {
-	tctx, own, err := r.blockContext(b)
-	if err != nil {
+	tctx, own, ok, err := r.open(b, false)
+	if !ok {
 		return err
-	}
-	if !r.proceed(b, tctx, false) {
-		return nil
 	}
 	src, ok := b.block.Get("message")
 	if !ok {
@@ -167,12 +179,9 @@ func (r *Runner) notify(ctx context.Context, b *blockRun) error {
 // and options' value and text, render templates.manual-choice, POST to
 // slack.url, capture (§3.3).
 func (r *Runner) manualChoice(ctx context.Context, b *blockRun) error {
-	tctx, own, err := r.blockContext(b)
-	if err != nil {
+	tctx, own, ok, err := r.open(b, false)
+	if !ok {
 		return err
-	}
-	if !r.proceed(b, tctx, false) {
-		return nil
 	}
 	if src, ok := b.block.Get("title"); ok {
 		title, err := r.render("title", src, tctx)
@@ -394,12 +403,9 @@ func (r *Runner) generateChoices(b *blockRun, tctx, choices *document.Map) error
 // respond: render message (stripped; empty skips) and every other key,
 // render templates.respond, POST to the rendered url (§3.4). No capture.
 func (r *Runner) respond(ctx context.Context, b *blockRun) error {
-	tctx, own, err := r.blockContext(b)
-	if err != nil {
+	tctx, own, ok, err := r.open(b, false)
+	if !ok {
 		return err
-	}
-	if !r.proceed(b, tctx, false) {
-		return nil
 	}
 	src, _ := b.block.Get("message")
 	msg, err := r.render("message", src, tctx)
@@ -483,12 +489,9 @@ func (r *Runner) PostTrigger(ctx context.Context, call *TriggerCall) (*httpclien
 // fixed + rendered trigger.headers (with secretData), POST to trigger.url
 // (§3.5). No state change.
 func (r *Runner) triggerPipeline(ctx context.Context, b *blockRun) error {
-	tctx, _, err := r.blockContext(b)
-	if err != nil {
+	tctx, _, ok, err := r.open(b, false)
+	if !ok {
 		return err
-	}
-	if !r.proceed(b, tctx, false) {
-		return nil
 	}
 	cfg := b.cfg()
 	payload := document.NewMap()
@@ -540,12 +543,9 @@ func (r *Runner) triggerPipeline(ctx context.Context, b *blockRun) error {
 // not empty it is stored at the rendered to (§3.6). The context is built
 // once per block.
 func (r *Runner) setValues(_ context.Context, b *blockRun) error {
-	tctx, _, err := r.blockContext(b)
-	if err != nil {
+	tctx, _, ok, err := r.open(b, true)
+	if !ok {
 		return err
-	}
-	if !r.proceed(b, tctx, true) {
-		return nil
 	}
 	sv, _ := b.block.Get("set")
 	var items []any
