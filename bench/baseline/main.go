@@ -11,7 +11,6 @@ package main
 import (
 	"context"
 	"flag"
-	"os"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun"
@@ -77,9 +76,6 @@ func main() {
 		cfg.Burst = 100
 	}
 	controller.DefaultThreadsPerController = *threads
-	if os.Getenv("SYSTEM_NAMESPACE") == "" {
-		os.Setenv("SYSTEM_NAMESPACE", "cicdstatemgr")
-	}
 	ctx := signals.NewContext()
 	if *disableHA {
 		ctx = sharedmain.WithHADisabled(ctx)

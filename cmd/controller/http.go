@@ -10,17 +10,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/configwatch"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/settings"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/slack"
 )
 
 // newMux serves health, metrics, Slack interactions and gate decisions. The Slack
 // handler is built per request from the current configuration, so a new
 // signing secret applies without a restart.
-func newMux(reg *prometheus.Registry, src *settings.Source, log *slog.Logger) *http.ServeMux {
+func newMux(reg *prometheus.Registry, src *configwatch.Source, log *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

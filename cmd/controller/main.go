@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioned "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	kubeclient "knative.dev/pkg/client/injection/kube/client"
+	"knative.dev/pkg/configmap"
 	"knative.dev/pkg/controller"
 	"knative.dev/pkg/injection"
 	"knative.dev/pkg/injection/sharedmain"
@@ -26,11 +27,11 @@ import (
 	"knative.dev/pkg/system"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/configwatch"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/reconciler"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/settings"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/trigger"
@@ -56,9 +57,6 @@ func main() {
 		// returns memory to the system sooner after bursts of CustomRuns
 		debug.SetMemoryLimit(*memLimit << 20)
 	}
-	if os.Getenv("SYSTEM_NAMESPACE") == "" {
-		os.Setenv("SYSTEM_NAMESPACE", "cicdstatemgr")
-	}
 
 	tektonClient := versioned.NewForConfigOrDie(cfg)
 	reg := prometheus.NewRegistry()
@@ -68,7 +66,7 @@ func main() {
 	// wake is set once the controller exists: a choice made through our
 	// HTTP endpoint wakes the waiting CustomRun at once.
 	var wake atomic.Pointer[func(string)]
-	src := settings.NewSource(func(st *store.Store, c *config.Config) *engine.Engine {
+	src := configwatch.NewSource(func(st *store.Store, c *config.Config) *engine.Engine {
 		r := templates
 		gates := gate.New(st)
 		gates.OnDecision = func(p gate.Gate, _ gate.Decision) {
@@ -93,9 +91,9 @@ func main() {
 		Source:  src,
 		Metrics: metrics,
 		Waker:   func(fn func(string)) { wake.Store(&fn) },
-		Setup: func(ctx context.Context) error {
+		Setup: func(ctx context.Context, cmw configmap.Watcher) error {
 			logger := logging.FromContext(ctx)
-			if err := src.Watch(ctx, kubeclient.Get(ctx), system.Namespace(), func(err error) {
+			if err := src.Watch(ctx, cmw, kubeclient.Get(ctx), system.Namespace(), func(err error) {
 				logger.Errorw("configuration rejected", "error", err)
 			}); err != nil {
 				return err
@@ -127,7 +125,7 @@ func serveHTTP(ctx context.Context, addr string, mux *http.ServeMux) {
 // CLI's `decide`, another replica) so that a waiting CustomRun wakes at once
 // rather than at its next poll. It follows the store across configuration
 // reloads.
-func followDecisions(ctx context.Context, src *settings.Source, wake func(string), logf func(string, ...any)) {
+func followDecisions(ctx context.Context, src *configwatch.Source, wake func(string), logf func(string, ...any)) {
 	var current *store.Store
 	stop := func() {}
 	defer func() { stop() }()
@@ -140,7 +138,7 @@ func followDecisions(ctx context.Context, src *settings.Source, wake func(string
 			stop = cancel
 			if err := eng.Gates.Subscribe(subCtx, wake); err != nil {
 				cancel()
-				logf("cannot subscribe to choice decisions yet; waiting runs poll", "error", err)
+				logf("cannot subscribe to gate decisions yet; waiting runs poll", "error", err)
 			} else {
 				current = src.Store()
 			}

@@ -34,9 +34,10 @@ type Options struct {
 	Source  EngineSource
 	Metrics *Metrics
 	Clock   clock.PassiveClock
-	// Setup runs once with the controller's context before informers start
-	// (the config watcher starts here).
-	Setup func(ctx context.Context) error
+	// Setup runs once with the controller's context and sharedmain's
+	// ConfigMap watcher, before informers start (the configuration is
+	// watched from here).
+	Setup func(ctx context.Context, cmw configmap.Watcher) error
 	// Waker, when set, receives the function that wakes the CustomRun
 	// waiting on an approval gate key (called when a choice is made).
 	Waker func(wake func(gateKey string))
@@ -44,9 +45,9 @@ type Options struct {
 
 // NewController returns the constructor sharedmain runs.
 func NewController(o Options) injection.ControllerConstructor {
-	return func(ctx context.Context, _ configmap.Watcher) *controller.Impl {
+	return func(ctx context.Context, cmw configmap.Watcher) *controller.Impl {
 		if o.Setup != nil {
-			if err := o.Setup(ctx); err != nil {
+			if err := o.Setup(ctx, cmw); err != nil {
 				panic(err)
 			}
 		}

@@ -197,10 +197,16 @@ func TestControllerRunsWithItsOwnRBAC(t *testing.T) {
 		{"create", "events", "-n", "default"},
 		{"get", "configmaps", "-n", "default"},
 		{"get", "secrets/cicdstatemgr-secrets", "-n", "cicdstatemgr"},
+		{"watch", "secrets/cicdstatemgr-secrets", "-n", "cicdstatemgr"},
 		{"create", "leases.coordination.k8s.io", "-n", "cicdstatemgr"},
 	}
 	denied := [][]string{
 		{"get", "secrets", "-n", "default"},
+		// its own Secret by name only: no list or watch of every Secret,
+		// not even in its own namespace
+		{"list", "secrets", "-n", "cicdstatemgr"},
+		{"watch", "secrets", "-n", "cicdstatemgr"},
+		{"get", "secrets/another", "-n", "cicdstatemgr"},
 		{"list", "configmaps", "-n", "default"},
 		{"delete", "customruns.tekton.dev", "-n", "default"},
 		{"create", "pods", "-n", "default"},

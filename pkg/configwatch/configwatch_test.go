@@ -1,4 +1,4 @@
-package settings
+package configwatch
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	fakekube "k8s.io/client-go/kubernetes/fake"
+	"knative.dev/pkg/configmap/informer"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
@@ -73,7 +74,11 @@ func TestWatchReloadsWithoutRestart(t *testing.T) {
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName, Namespace: "ns"}, Data: map[string][]byte{SecretsKey: []byte("cicdstatemgr:\n  slack: {token: t1}\n")}},
 	)
 	src, _ := newTestSource()
-	if err := src.Watch(ctx, kube, "ns", nil); err != nil {
+	cmw := informer.NewInformedWatcher(kube, "ns")
+	if err := src.Watch(ctx, cmw, kube, "ns", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmw.Start(ctx.Done()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool {
@@ -116,4 +121,31 @@ func waitFor(t *testing.T, ok func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestWatchStartsWithoutConfigMap: a missing ConfigMap is reported by the
+// source, not fatal to the watcher, and picked up when it is created.
+func TestWatchStartsWithoutConfigMap(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kube := fakekube.NewSimpleClientset()
+	src, _ := newTestSource()
+	cmw := informer.NewInformedWatcher(kube, "ns")
+	if err := src.Watch(ctx, cmw, kube, "ns", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmw.Start(ctx.Done()); err != nil {
+		t.Fatalf("the watcher must start without the ConfigMap: %v", err)
+	}
+	if _, _, err := src.Current(); err == nil || !strings.Contains(err.Error(), ConfigKey) {
+		t.Fatalf("without a ConfigMap the source must say what is missing: %v", err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName, Namespace: "ns"}, Data: map[string]string{ConfigKey: configText(6390, "late")}}
+	if _, err := kube.CoreV1().ConfigMaps("ns").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, cfg, err := src.Current()
+		return err == nil && cfg.StringAt("dashboard.url") == "late"
+	})
 }

@@ -1,8 +1,8 @@
-// Package settings keeps the controller's configuration current: it watches
+// Package configwatch keeps the controller's configuration current: it watches
 // the ConfigMap config-cicdstatemgr (config.yaml) and the Secret
 // cicdstatemgr-secrets (secrets.yaml) and rebuilds the Redis store and the
 // engine when they change, with no restart.
-package settings
+package configwatch
 
 import (
 	"context"
@@ -14,9 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"knative.dev/pkg/configmap"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
@@ -118,63 +120,70 @@ func (s *Source) Apply(configText, secretsText []byte) error {
 	return nil
 }
 
-// Watch starts informers on the ConfigMap and Secret in namespace and
-// applies every change. It returns once both have synced.
-func (s *Source) Watch(ctx context.Context, kube kubernetes.Interface, namespace string, onError func(error)) error {
-	cmFactory := informers.NewSharedInformerFactoryWithOptions(kube, 10*time.Minute, informers.WithNamespace(namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ConfigMapName).String()
-		}))
-	secFactory := informers.NewSharedInformerFactoryWithOptions(kube, 10*time.Minute, informers.WithNamespace(namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", SecretName).String()
-		}))
-	cms := cmFactory.Core().V1().ConfigMaps()
-	secs := secFactory.Core().V1().Secrets()
+// Watch follows the ConfigMap through cmw, the ConfigMap watcher knative's
+// sharedmain gives every controller (a missing ConfigMap is not fatal: the
+// source reports it until it appears), and the Secret through an informer on
+// that one Secret by name (a metadata.name field selector, so RBAC can limit
+// the controller to that Secret with resourceNames). Every change is applied.
+// It returns once the Secret informer has synced; cmw delivers the ConfigMap
+// when sharedmain starts it.
+func (s *Source) Watch(ctx context.Context, cmw configmap.Watcher, kube kubernetes.Interface, namespace string, onError func(error)) error {
 	var mu sync.Mutex
 	var cfgText, secText []byte
 	reload := func() {
-		mu.Lock()
-		defer mu.Unlock()
 		if err := s.Apply(cfgText, secText); err != nil && onError != nil {
 			onError(err)
 		}
 	}
-	handler := func(update func(obj any)) cache.ResourceEventHandler {
-		return cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { update(obj); reload() },
-			UpdateFunc: func(_, obj any) { update(obj); reload() },
-			DeleteFunc: func(obj any) { update(nil); reload() },
-		}
-	}
-	if _, err := cms.Informer().AddEventHandler(handler(func(obj any) {
+	onConfigMap := func(cm *corev1.ConfigMap) {
 		mu.Lock()
 		defer mu.Unlock()
 		cfgText = nil
-		if cm, ok := obj.(*corev1.ConfigMap); ok {
-			if v, has := cm.Data[ConfigKey]; has {
-				cfgText = []byte(v)
-			}
+		if v, has := cm.Data[ConfigKey]; has {
+			cfgText = []byte(v)
 		}
-	})); err != nil {
-		return err
+		reload()
 	}
-	if _, err := secs.Informer().AddEventHandler(handler(func(obj any) {
+	if dw, ok := cmw.(configmap.DefaultingWatcher); ok {
+		dw.WatchWithDefault(corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName, Namespace: namespace}}, onConfigMap)
+	} else {
+		cmw.Watch(ConfigMapName, onConfigMap)
+	}
+
+	onSecret := func(obj any) {
 		mu.Lock()
 		defer mu.Unlock()
 		secText = nil
 		if sec, ok := obj.(*corev1.Secret); ok {
 			secText = sec.Data[SecretsKey]
 		}
-	})); err != nil {
+		reload()
+	}
+	byName := fields.OneTermEqualSelector("metadata.name", SecretName).String()
+	secrets := kube.CoreV1().Secrets(namespace)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = byName
+			return secrets.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = byName
+			return secrets.Watch(ctx, o)
+		},
+	}
+	// The wrapper tells the reflector whether the client can stream lists
+	// (the fake clientset of tests cannot).
+	informer := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, kube), &corev1.Secret{}, 10*time.Minute, cache.Indexers{})
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    onSecret,
+		UpdateFunc: func(_, obj any) { onSecret(obj) },
+		DeleteFunc: func(any) { onSecret(nil) },
+	}); err != nil {
 		return err
 	}
-	cmFactory.Start(ctx.Done())
-	secFactory.Start(ctx.Done())
-	for _, synced := range []cache.InformerSynced{cms.Informer().HasSynced, secs.Informer().HasSynced} {
-		if !cache.WaitForCacheSync(ctx.Done(), synced) {
-			return errors.New("timed out waiting for the configuration informers")
-		}
+	go informer.Run(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		return errors.New("timed out waiting for the Secret " + SecretName)
 	}
 	return nil
 }
