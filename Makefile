@@ -1,14 +1,12 @@
 # cicdstatemgr for Tekton. The two commands a newcomer needs:
 #   make demo   bring up Kubernetes + Tekton + Redis + our controller locally and run the examples
 #   make test   run every test (unit, CLI acceptance, controller, end to end)
+# and, for the inner loop, `make check` (vet, unit and acceptance tests; no control plane).
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/.cache/bin
-GOTEST_FLAGS ?= -count=1 -p 2
-# packages whose tests also run under the race detector
-RACE_PKGS := ./pkg/document/... ./pkg/tmpl/... ./pkg/store/... ./pkg/engine/... ./pkg/handlers/...
 
-.PHONY: all deps build test test-unit test-race test-e2e fuzz fuzz-short bench demo demo-down cluster-up cluster-down clean
+.PHONY: all deps build check test test-race test-e2e fuzz fuzz-short bench demo demo-down cluster-up cluster-down clean
 
 all: build
 
@@ -22,24 +20,26 @@ build:
 	$(GO) build -o $(BIN)/cicdstatemgr ./cmd/cicdstatemgr
 	$(GO) build -o $(BIN)/cicdstatemgr-controller ./cmd/controller
 
-## test: every test, as CI runs it
-test: deps
-	@bash hack/test.sh
+# Package lists and flags of every test target live in hack/test.sh.
 
-test-unit: deps
-	$(GO) test $(GOTEST_FLAGS) $$($(GO) list ./... | grep -v /test/e2e)
+## check: vet, unit, controller and CLI acceptance tests against a real redis-server (no control plane)
+check: deps
+	@bash hack/test.sh check
+
+## test: every test, as CI runs it (check, race, fuzz, end to end)
+test: deps
+	@bash hack/test.sh all
 
 test-race: deps
-	$(GO) test $(GOTEST_FLAGS) -race $(RACE_PKGS)
+	@bash hack/test.sh race
 
 ## test-e2e: the end-to-end suite against a local control plane (built on first use)
 test-e2e: deps
-	@bash hack/cluster/build.sh
-	$(GO) test $(GOTEST_FLAGS) -timeout 30m ./test/e2e/...
+	@bash hack/test.sh e2e
 
 ## fuzz-short: 1,000 inputs of each fuzz target (part of make test)
 fuzz-short:
-	@bash hack/fuzz.sh 1000x
+	@bash hack/test.sh fuzz
 
 ## fuzz: 200,000 inputs of each fuzz target
 fuzz:

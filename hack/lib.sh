@@ -34,7 +34,7 @@ KUBECONFIG_FILE="$CLUSTER_DIR/kubeconfig"
 export CACHE BIN_DIR SRC_DIR CLUSTER_DIR PKI_DIR RUN_DIR LOG_DIR KUBECONFIG_FILE
 
 # ---------------------------------------------------------------------------------------------
-# Pinned versions (see /work/shared/spec/local-control-plane.md)
+# Pinned versions of the local control plane (built by hack/cluster/build.sh)
 # ---------------------------------------------------------------------------------------------
 
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
