@@ -463,8 +463,8 @@ func macrosOnly(doc *document.Map) bool {
 	}
 }
 
-// GetValue evaluates one get expression the original's way (§1.5, with the
-// output formats of design §3.4): a string is rendered as a template, a
+// GetValue evaluates one get expression the original's way (with the
+// output formats of docs/compatibility.md): a string is rendered as a template, a
 // number or boolean prints as JSON, maps and lists as JSON with Python's
 // separators, a missing or null value as "".
 func (e *Engine) GetValue(doc *document.Map, cfg *config.Config, expr string, vars []tmpl.Var) (string, error) {

@@ -198,7 +198,7 @@ func TestGetFormatsAndTmplCtxVars(t *testing.T) {
 		{"state.list", nil, `["a", "{{ x }}", 2]`, ""},
 		{"state.missing", nil, "", ""},
 		{"state.empty", nil, "", ""},
-		{"state.lead", nil, "spaced", ""}, // macros present: leading whitespace eaten (§5.5)
+		{"state.lead", nil, "spaced", ""}, // macros present: leading whitespace eaten
 		{"$..cicdContextName", nil, "stage", ""},
 		{"state[", nil, "", "get"},
 	}

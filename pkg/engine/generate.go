@@ -8,7 +8,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
-// generate runs the generator object at req.Generator (§1.10): for each
+// generate runs the generator object at req.Generator: for each
 // entry in order, when its `if` renders non-blank, every {key, value} of its
 // `set` list is rendered and stored. Later entries see earlier writes.
 func (e *Engine) generate(_ context.Context, req Request, doc *document.Map) error {

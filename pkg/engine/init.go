@@ -14,7 +14,7 @@ import (
 // DefaultCicdContext is the cicd-contexts block init picks by default.
 const DefaultCicdContext = "stage"
 
-// init builds a new document from the app config (§1.4, in that order:
+// init builds a new document from the app config (as the original, in that order:
 // context block, appPipelinesConfig, macros, state, sets, variables, event)
 // and stores it, replacing any document with the same id.
 func (e *Engine) init(ctx context.Context, req Request) (*Outcome, error) {

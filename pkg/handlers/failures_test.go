@@ -12,7 +12,7 @@ import (
 
 // app is an app config with one pipeline p whose events are given as YAML
 // (indented under event-handlers), over the basics base (macros: random()
-// for the body templates; their prefix eats leading whitespace, §5.5).
+// for the body templates; their prefix eats leading whitespace).
 func app(events string) string {
 	return "bases: [base1.yaml]\ncicd-contexts:\n  stage:\n    channel: stage\n    pipelines:\n      p:\n        event-handlers:\n" + indent(events, "          ")
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
 )
 
-// blockContext builds a block's template context: the §5.2 context plus a
+// blockContext builds a block's template context: the template context (tmpl.Context) plus a
 // copy of the block under the handler's key. own is that copy, which the
 // handler fills with rendered values for the body template.
 func (r *Runner) blockContext(b *blockRun) (tctx, own *document.Map, err error) {
@@ -145,7 +145,7 @@ func (r *Runner) journaled(ctx context.Context, b *blockRun, fn func(context.Con
 }
 
 // notify: render message, render templates.notify, POST to slack.url,
-// capture (§3.2).
+// capture.
 func (r *Runner) notify(ctx context.Context, b *blockRun) error {
 	tctx, own, ok, err := r.open(b, false)
 	if !ok {
@@ -177,7 +177,7 @@ func (r *Runner) notify(ctx context.Context, b *blockRun) error {
 
 // manualChoice: render title, generate choices, render every choice's header
 // and options' value and text, render templates.manual-choice, POST to
-// slack.url, capture (§3.3).
+// slack.url, capture.
 func (r *Runner) manualChoice(ctx context.Context, b *blockRun) error {
 	tctx, own, ok, err := r.open(b, false)
 	if !ok {
@@ -401,7 +401,7 @@ func (r *Runner) generateChoices(b *blockRun, tctx, choices *document.Map) error
 }
 
 // respond: render message (stripped; empty skips) and every other key,
-// render templates.respond, POST to the rendered url (§3.4). No capture.
+// render templates.respond, POST to the rendered url. No capture.
 func (r *Runner) respond(ctx context.Context, b *blockRun) error {
 	tctx, own, ok, err := r.open(b, false)
 	if !ok {
@@ -486,8 +486,8 @@ func (r *Runner) PostTrigger(ctx context.Context, call *TriggerCall) (*httpclien
 }
 
 // triggerPipeline: payload = rendered trigger.auto-args then args, headers =
-// fixed + rendered trigger.headers (with secretData), POST to trigger.url
-// (§3.5). No state change.
+// fixed + rendered trigger.headers (with secretData), POST to trigger.url.
+// No state change.
 func (r *Runner) triggerPipeline(ctx context.Context, b *blockRun) error {
 	tctx, _, ok, err := r.open(b, false)
 	if !ok {
@@ -540,7 +540,7 @@ func (r *Runner) triggerPipeline(ctx context.Context, b *blockRun) error {
 }
 
 // setValues: for each {from, to} of `set`, from rendered and stripped; when
-// not empty it is stored at the rendered to (§3.6). The context is built
+// not empty it is stored at the rendered to The context is built
 // once per block.
 func (r *Runner) setValues(_ context.Context, b *blockRun) error {
 	tctx, _, ok, err := r.open(b, true)
@@ -599,7 +599,7 @@ func (r *Runner) assign(b *blockRun, what string, rule, tctx *document.Map, filt
 	return nil
 }
 
-// capture applies the capture rules of a reply (§3.7): config
+// capture applies the capture rules of a reply (docs/compatibility.md): config
 // <handler>.auto-capture-response-data then the block's
 // capture-response-data, against one context (document + configData +
 // body), secrets redacted from the captured values.

@@ -1,7 +1,7 @@
-// Package events runs the event handlers of a pipeline's event (notify,
+// Package handlers runs the event handlers of a pipeline's event (notify,
 // manual-choice, respond, trigger-pipeline, set-values) against a document,
-// as the original's on_event_handler does (original-behaviour §3), with the
-// deliberate differences of the design (§3):
+// as the original's on_event_handler does, with the deliberate differences
+// listed in docs/compatibility.md:
 //
 //   - errors fail loudly: an unknown pipeline or event, an unknown handler
 //     type, a template that does not render, a missing required setting or a

@@ -12,7 +12,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
-// Param names of the CustomRun contract (design.md §2).
+// Param names of the CustomRun contract (the README's "Params" and docs/design.md).
 const (
 	ParamOp           = "op"
 	ParamID           = "id"
