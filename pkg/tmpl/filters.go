@@ -151,7 +151,7 @@ func filterFromJSON(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 	if err != nil {
 		return nil, filterError("from_json", err)
 	}
-	return pongo2.AsValue(fromFilter(v)), nil
+	return pongo2.AsValue(v), nil
 }
 
 // filterToNiceYAML is PyYAML's yaml.dump(value, default_flow_style=False,
@@ -227,27 +227,25 @@ func filterToBase64(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 }
 
 // filterItems lists a map's entries as [key, value] pairs in document order
-// (sorted by key for maps with no known order): {% for p in m|items %}
+// (sorted by key for maps with no order): {% for p in m|items %}
 // {{ p.0 }}={{ p.1 }}{% endfor %}. Null gives an empty list.
 func filterItems(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 	var out []any
 	switch t := in.Interface().(type) {
 	case nil:
 		out = []any{}
-	case tmap:
-		return filterItems(pongo2.AsValue(map[string]any(t)), nil)
 	case map[string]any:
-		keys := orderedKeys(t)
+		keys := sortedKeys(t)
 		out = make([]any, 0, len(keys))
 		for _, k := range keys {
-			out = append(out, tlist{k, t[k]})
+			out = append(out, []any{k, t[k]})
 		}
 	case *document.Map:
-		conv, _ := fromFilter(t).(tmap)
 		out = make([]any, 0, t.Len())
-		for _, k := range t.Keys() {
-			out = append(out, tlist{k, conv[k]})
-		}
+		t.Range(func(k string, v any) bool {
+			out = append(out, []any{k, v})
+			return true
+		})
 	default:
 		d, err := toDocument(t)
 		m, ok := d.(*document.Map)
@@ -256,16 +254,14 @@ func filterItems(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 		}
 		return filterItems(pongo2.AsValue(m), nil)
 	}
-	return pongo2.AsValue(tlist(out)), nil
+	return pongo2.AsValue(out), nil
 }
 
 // typeName names a template value's type for error messages.
 func typeName(v any) string {
 	switch t := v.(type) {
-	case map[string]any, tmap:
+	case map[string]any:
 		return "map"
-	case tlist:
-		return "list"
 	case *pongo2.Value:
 		return typeName(t.Interface())
 	case []any:

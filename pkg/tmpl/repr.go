@@ -7,31 +7,30 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+	"github.com/flosch/pongo2/v6"
 )
 
-// tmap and tlist are the template-side forms of document maps and lists.
-// They are plain Go maps and slices to pongo2 (attribute access, iteration,
-// `in`, length, ...); their String method prints them the way jinja2 prints
-// a dict or list ({{ m }} gives {'a': 1, 'b': [True, None]}), where pongo2
-// would print "<map[string]interface {} Value>".
-//
-// pongo2 looks up methods before map keys, so {{ m.String }} is this method,
-// not a key "String" (jinja2 has the same quirk with d.items, d.keys, ...).
-type (
-	tmap  map[string]any
-	tlist []any
-)
-
-func (m tmap) String() string {
-	var b strings.Builder
-	writeRepr(&b, m, 0)
-	return b.String()
+// Maps and lists print the way jinja2 prints a dict or list: {{ m }} gives
+// {'a': 1, 'b': [True, None]} (document maps in their order, Go maps sorted),
+// where pongo2 would print "<document.Map Value>". The forked pongo2 asks
+// formatValue for the text of such values (pongo2.FormatValue), for {{ v }},
+// string filters and stringformat alike.
+func init() {
+	pongo2.FormatValue = formatValue
 }
 
-func (l tlist) String() string {
-	var b strings.Builder
-	writeRepr(&b, l, 0)
-	return b.String()
+// formatValue is the pongo2.FormatValue hook: Python's repr() of document
+// maps, lists and Go map[string]any; other values are left to pongo2.
+func formatValue(v any) (string, bool) {
+	switch v.(type) {
+	case *document.Map, []any, map[string]any:
+		var b strings.Builder
+		writeRepr(&b, v, 0)
+		return b.String(), true
+	}
+	return "", false
 }
 
 // writeRepr writes Python's repr() of a template value.
@@ -55,9 +54,25 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 		b.WriteString(pyFloat(t))
 	case string:
 		b.WriteString(pyStringRepr(t))
-	case tmap:
+	case *document.Map:
+		if t == nil {
+			b.WriteString("None")
+			return
+		}
 		b.WriteByte('{')
-		for i, k := range orderedKeys(t) {
+		for i, k := range t.Keys() {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			v, _ := t.Get(k)
+			b.WriteString(pyStringRepr(k))
+			b.WriteString(": ")
+			writeRepr(b, v, depth+1)
+		}
+		b.WriteByte('}')
+	case map[string]any:
+		b.WriteByte('{')
+		for i, k := range sortedKeys(t) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
@@ -66,7 +81,7 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 			writeRepr(b, t[k], depth+1)
 		}
 		b.WriteByte('}')
-	case tlist:
+	case []any:
 		b.WriteByte('[')
 		for i, e := range t {
 			if i > 0 {

@@ -13,6 +13,8 @@
 //     ({{ state.missing }}), attribute or index access on an undefined or null
 //     value is an error ({{ missing.x }}, {{ state.missing.x }});
 //   - maps walk in document order ({% for k, v in m %}, the items filter);
+//     templates read the context document in place, never copying or
+//     changing it (order.go);
 //   - floats print as JSON numbers (1.5, not 1.500000);
 //   - the sandbox: no template files (include, ssi, import and extends are
 //     banned, the loader refuses every file), no filter reads files, the
@@ -164,18 +166,15 @@ func (e *Env) Render(src string, ctx *document.Map) (out string, err error) {
 		return "", &Error{Template: src, Err: relocate(cerr, macros)}
 	}
 
-	s := registry.begin()
-	defer registry.end(s)
-	c := newConverter()
-	pctx := pongo2.Context{}
+	// The document's values go to pongo2 as they are (see order.go): only
+	// the top level is a new map, pongo2's context.
+	pctx := make(pongo2.Context, ctx.Len())
 	ctx.Range(func(k string, v any) bool {
 		if identifier.MatchString(k) {
-			pctx[k] = c.toTemplate(v)
+			pctx[k] = v
 		}
 		return true
 	})
-	s.pending = c.pending
-	registry.commit(s)
 
 	out, xerr := tpl.Execute(pctx)
 	if xerr != nil {

@@ -739,6 +739,11 @@ func filterUrlizetrunc(in *Value, param *Value) (*Value, *Error) {
 }
 
 func filterStringformat(in *Value, param *Value) (*Value, *Error) {
+	// cicdstatemgr patch: a value FormatValue prints goes to fmt as that text
+	// (a fmt.Stringer), so %s and %v print it as {{ value }} does.
+	if s, ok := in.formatted(); ok {
+		return AsValue(fmt.Sprintf(param.String(), formattedText(s))), nil
+	}
 	return AsValue(fmt.Sprintf(param.String(), in.Interface())), nil
 }
 

@@ -130,6 +130,12 @@ func (v *Value) String() string {
 		return "False"
 	}
 
+	// cicdstatemgr patch: maps, lists, OrderedMaps, ... print as FormatValue
+	// gives them.
+	if s, ok := v.formatted(); ok {
+		return s
+	}
+
 	logf("Value.String() not implemented for type: %s\n", v.getResolvedValue().Kind().String())
 	return v.getResolvedValue().String()
 }
@@ -218,6 +224,10 @@ func (v *Value) Time() time.Time {
 //
 // Otherwise returns always FALSE.
 func (v *Value) IsTrue() bool {
+	// cicdstatemgr patch: an OrderedMap is true when it has keys.
+	if om, ok := v.orderedMap(); ok {
+		return om.Len() > 0
+	}
 	switch v.getResolvedValue().Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return v.getResolvedValue().Int() != 0
@@ -245,6 +255,10 @@ func (v *Value) IsTrue() bool {
 //
 //	AsValue(1).Negate().IsTrue() == false
 func (v *Value) Negate() *Value {
+	// cicdstatemgr patch: an OrderedMap is true when it has keys.
+	if om, ok := v.orderedMap(); ok {
+		return AsValue(om.Len() == 0)
+	}
 	switch v.getResolvedValue().Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
@@ -272,6 +286,10 @@ func (v *Value) Negate() *Value {
 // Len returns the length for an array, chan, map, slice or string.
 // Otherwise it will return 0.
 func (v *Value) Len() int {
+	// cicdstatemgr patch: the number of keys of an OrderedMap.
+	if om, ok := v.orderedMap(); ok {
+		return om.Len()
+	}
 	switch v.getResolvedValue().Kind() {
 	case reflect.Array, reflect.Chan, reflect.Map, reflect.Slice:
 		return v.getResolvedValue().Len()
@@ -330,6 +348,15 @@ func (v *Value) Index(i int) *Value {
 //
 //	AsValue("Hello, World!").Contains(AsValue("World")) == true
 func (v *Value) Contains(other *Value) bool {
+	// cicdstatemgr patch: `key in m` for an OrderedMap; keys are strings, so
+	// any other value is not in it.
+	if om, ok := v.orderedMap(); ok {
+		if !other.IsString() {
+			return false
+		}
+		_, found := om.Get(other.String())
+		return found
+	}
 	switch v.getResolvedValue().Kind() {
 	case reflect.Struct:
 		fieldValue := v.getResolvedValue().FieldByName(other.String())
@@ -389,29 +416,45 @@ func (v *Value) Iterate(fn func(idx, count int, key, value *Value) bool, empty f
 	v.IterateOrder(fn, empty, false, false)
 }
 
-// IterateOrder behaves like Value.Iterate, but can iterate through an array/slice/string in reverse. Does
-// not affect the iteration through a map because maps don't have any particular order.
-// However, you can force an order using the `sorted` keyword (and even use `reversed sorted`).
+// IterateOrder behaves like Value.Iterate, but can iterate through an array/slice/string in reverse.
+// An OrderedMap is walked in its key order (cicdstatemgr patch), any other map in
+// sorted key order; `sorted` sorts the keys of both, `reversed` walks backwards.
 func (v *Value) IterateOrder(fn func(idx, count int, key, value *Value) bool, empty func(), reverse bool, sorted bool) {
-	switch v.getResolvedValue().Kind() {
-	case reflect.Map:
-		keys := sortedKeys(v.getResolvedValue().MapKeys())
-		// cicdstatemgr patch: without `sorted`, walk a map in the order
-		// MapKeyOrder knows for it (document order), backwards for `reversed`.
-		if ordered := mapKeysInOrder(v.getResolvedValue(), len(keys), sorted); ordered != nil {
-			keys = ordered
+	// cicdstatemgr patch: walk an OrderedMap in its key order.
+	if om, ok := v.orderedMap(); ok {
+		keys := om.Keys()
+		if sorted || reverse {
+			keys = append([]string(nil), keys...) // Keys() is not ours to reorder
+			if sorted {
+				sort.Strings(keys)
+			}
 			if reverse {
 				for i, j := 0, len(keys)-1; i < j; i, j = i+1, j-1 {
 					keys[i], keys[j] = keys[j], keys[i]
 				}
 			}
 		}
-		if sorted {
-			if reverse {
-				sort.Sort(sort.Reverse(keys))
-			} else {
-				sort.Sort(keys)
+		keyLen := len(keys)
+		for idx, key := range keys {
+			value, _ := om.Get(key)
+			if !fn(idx, keyLen, AsValue(key), AsValue(value)) {
+				return
 			}
+		}
+		if keyLen == 0 {
+			empty()
+		}
+		return
+	}
+	switch v.getResolvedValue().Kind() {
+	case reflect.Map:
+		// cicdstatemgr patch: a Go map has no order, so it is always walked
+		// in sorted key order (deterministic output), backwards for `reversed`.
+		keys := sortedKeys(v.getResolvedValue().MapKeys())
+		if reverse {
+			sort.Sort(sort.Reverse(keys))
+		} else {
+			sort.Sort(keys)
 		}
 		keyLen := len(keys)
 		for idx, key := range keys {
@@ -552,32 +595,6 @@ func (vl valuesList) Less(i, j int) bool {
 
 func (vl valuesList) Swap(i, j int) {
 	vl[i], vl[j] = vl[j], vl[i]
-}
-
-// cicdstatemgr patch: MapKeyOrder, when set, returns the iteration order of
-// a map's keys (nil when it does not know the map). It is consulted by
-// for-loops over maps without `sorted`; it must be safe for concurrent use.
-var MapKeyOrder func(m reflect.Value) []string
-
-// mapKeysInOrder returns the keys MapKeyOrder gives for m when they are
-// exactly m's keys (n of them), else nil (and always nil for `sorted`).
-func mapKeysInOrder(m reflect.Value, n int, sorted bool) sortedKeys {
-	if sorted || MapKeyOrder == nil || m.Type().Key().Kind() != reflect.String {
-		return nil
-	}
-	names := MapKeyOrder(m)
-	if names == nil || len(names) != n {
-		return nil
-	}
-	keys := make(sortedKeys, 0, n)
-	for _, name := range names {
-		k := reflect.ValueOf(name).Convert(m.Type().Key())
-		if !m.MapIndex(k).IsValid() {
-			return nil
-		}
-		keys = append(keys, k)
-	}
-	return keys
 }
 
 // cicdstatemgr patch: formatFloatJSON prints a float the way JSON (and

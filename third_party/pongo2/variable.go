@@ -17,6 +17,7 @@ const (
 var (
 	typeOfValuePtr   = reflect.TypeOf(new(Value))
 	typeOfExecCtxPtr = reflect.TypeOf(new(ExecutionContext))
+	typeOfString     = reflect.TypeOf("") // cicdstatemgr patch
 )
 
 type variablePart struct {
@@ -281,6 +282,35 @@ func (vr *variableResolver) resolve(ctx *ExecutionContext) (*Value, error) {
 			}
 			current = reflect.ValueOf(val)    // Get the initial value
 			missing = !inPrivate && !inPublic // cicdstatemgr patch
+		} else if om, ok := asOrderedMap(current); ok {
+			// cicdstatemgr patch: the parts of an OrderedMap are its keys (its
+			// Go methods are not reachable from templates).
+			key, hasKey := "", false
+			switch part.typ {
+			case varTypeIdent:
+				key, hasKey = part.s, true
+			case varTypeSubscript:
+				sv, err := part.subscript.Evaluate(ctx)
+				if err != nil {
+					return nil, err
+				}
+				if sv.val.IsValid() && sv.val.Type().AssignableTo(typeOfString) {
+					key, hasKey = sv.val.String(), true
+				}
+			case varTypeInt:
+				return nil, fmt.Errorf("can't access an index on type map (variable %s)", vr.String())
+			default:
+				panic("unimplemented")
+			}
+			if !hasKey {
+				if more {
+					return nil, vr.undefinedError(idx, true)
+				}
+				return AsValue(nil), nil
+			}
+			val, found := om.Get(key)
+			current = reflect.ValueOf(val)
+			missing = !found
 		} else {
 			// Next parts, resolve it from current
 
@@ -424,6 +454,11 @@ func (vr *variableResolver) resolve(ctx *ExecutionContext) (*Value, error) {
 		// Check whether this is an interface and resolve it where required
 		if current.Kind() == reflect.Interface {
 			current = reflect.ValueOf(current.Interface())
+		}
+
+		// cicdstatemgr patch: a nil OrderedMap pointer is null.
+		if isNilOrderedMap(current) {
+			current = reflect.Value{}
 		}
 
 		// cicdstatemgr patch: a null value (nil interface or *Value holding
