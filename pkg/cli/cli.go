@@ -80,7 +80,7 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.Var(listFlag{&o.TmplCtxVars}, "tmpl-ctx-var", "K=V template context entry, V a path or a literal (repeatable)")
 	fs.BoolVar(&o.Load, "load", false, "load the context from Redis and write the local files")
 	fs.StringVar(&o.Get, "get", "", "print the value at this path ('$' = whole document as JSON)")
-	fs.Var(listFlag{&o.Sets}, "set", "path=value, '|' separates several (repeatable); value file://PATH loads a file")
+	fs.Var(listFlag{&o.Sets}, "set", "path=value, '|' separates several, '\\|' is a literal '|' (repeatable); value file://PATH loads a file")
 	fs.BoolVar(&o.PreSetForceReload, "pre-set-force-reload", false, "accepted for compatibility: every read comes from Redis")
 	fs.StringVar(&o.HandleEvent, "handle-event", "", "pipeline=event: run that event's handlers")
 	fs.StringVar(&o.Generate, "generate", "", "path of a generator object to run")
@@ -303,13 +303,13 @@ func dirBases(dir string) engine.BaseLoader {
 	}
 }
 
-// parseSets splits every --set on '|' (the original's multi-pair form) and
-// loads file:// values. Pairs without '=' or with an empty side are skipped
-// with a warning, as the original does.
+// parseSets splits every --set on '|' (the original's multi-pair form, see
+// splitSetPairs) and loads file:// values. Pairs without '=' or with an empty
+// side are skipped with a warning, as the original does.
 func parseSets(items []string, log *slog.Logger) ([]document.Assignment, error) {
 	var out []document.Assignment
 	for _, item := range items {
-		for _, pair := range strings.Split(item, "|") {
+		for _, pair := range splitSetPairs(item) {
 			a, err := document.ParseAssignment(pair, false)
 			if err != nil {
 				log.Warn("set: invalid path=value pair skipped", "error", err)
@@ -326,8 +326,61 @@ func parseSets(items []string, log *slog.Logger) ([]document.Assignment, error) 
 	return out, nil
 }
 
-// loadFileValue reads a file:// value: JSON if it parses, else YAML, else the
-// raw text. A missing file leaves the literal file:// string, as the original.
+// splitSetPairs splits one --set argument into path=value pairs on '|', as
+// the original does, with one addition so that a value can hold a '|': a
+// backslash before a '|' escapes it. In a run of backslashes just before a
+// '|', each "\\" stands for one backslash and an odd one left over makes the
+// '|' literal:
+//
+//	a={{ x\|length }}  ->  a={{ x|length }}   (one pair)
+//	a=x\\|b=y          ->  a=x\ and b=y        (two pairs)
+//	a=x\\\|y           ->  a=x\|y              (one pair)
+//
+// Backslashes not followed by '|' are kept as they are, so an argument
+// without "\|" splits exactly as in the original.
+func splitSetPairs(item string) []string {
+	if !strings.Contains(item, "|") {
+		return []string{item}
+	}
+	var out []string
+	var cur strings.Builder
+	for i := 0; i < len(item); {
+		switch c := item[i]; c {
+		case '\\':
+			j := i
+			for j < len(item) && item[j] == '\\' {
+				j++
+			}
+			n := j - i
+			if j < len(item) && item[j] == '|' {
+				cur.WriteString(strings.Repeat("\\", n/2))
+				if n%2 == 1 {
+					cur.WriteByte('|')
+				} else {
+					out = append(out, cur.String())
+					cur.Reset()
+				}
+				i = j + 1
+				continue
+			}
+			cur.WriteString(item[i:j])
+			i = j
+		case '|':
+			out = append(out, cur.String())
+			cur.Reset()
+			i++
+		default:
+			cur.WriteByte(c)
+			i++
+		}
+	}
+	return append(out, cur.String())
+}
+
+// loadFileValue reads a file:// value as the original does: JSON if it
+// parses, else YAML (one document, as PyYAML's yaml.load reads it; an empty
+// file is null), else the raw text. A missing file leaves the literal
+// file:// string.
 func loadFileValue(path string) (any, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -339,7 +392,7 @@ func loadFileValue(path string) (any, error) {
 	if v, err := document.ParseJSON(b); err == nil {
 		return v, nil
 	}
-	if v, err := document.ParseYAML(b); err == nil && v != nil {
+	if v, err := document.ParseYAML(b); err == nil {
 		return v, nil
 	}
 	return string(b), nil
@@ -354,19 +407,28 @@ func waitForDecision(ctx context.Context, eng *engine.Engine, st *store.Store, i
 	fmt.Fprintf(stderr, "cicdstatemgr: waiting for a decision (until --timeout): cicdstatemgr decide --id %s --option <value>\n", id)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	var last gate.Gate
+	timedOut := func() error {
+		_ = gates.Cancel(context.Background(), key)
+		return engine.Errorf("GateTimedOut", "nobody decided within --timeout; the gate is closed (options: %s)", optionValues(last))
+	}
 	for {
 		pending, decision, err := gates.Get(ctx, key)
 		if err != nil {
+			if ctx.Err() != nil {
+				// --timeout ran out during the read itself
+				return timedOut()
+			}
 			return err
 		}
+		last = pending
 		if decision != nil {
 			fmt.Fprintf(stderr, "cicdstatemgr: %s chose %s\n", decision.ChosenBy, decision.Choice)
 			return eng.RecordDecision(ctx, id, key+"/choice", pending, *decision)
 		}
 		select {
 		case <-ctx.Done():
-			_ = gates.Cancel(context.Background(), key)
-			return engine.Errorf("GateTimedOut", "nobody decided within --timeout; the gate is closed (options: %s)", optionValues(pending))
+			return timedOut()
 		case <-tick.C:
 		}
 	}

@@ -292,8 +292,12 @@ func FormatFloat(f float64) string { return formatFloat(f) }
 // surrogate escapes become U+FFFD). Nesting deeper than 1000 levels, malformed
 // input and data after the top-level value are errors ("malformed JSON: ...").
 //
-// It is a hand-written byte scanner: about an order of magnitude faster than
-// a token-based encoding/json Decoder, which matters for large documents.
+// It is a hand-written byte scanner. Building the same ordered map from
+// encoding/json's token Decoder takes 3 to 4 times as long (measured 3.3-3.5x
+// on a 100 KB document and 2.9-4.1x on a 1 MB one, on a loaded 2-core
+// machine) with 2.5 times the bytes and 7 times the allocations:
+// BenchmarkParseJSONVsTokenDecoder in json_test.go (its <size>/speedup
+// sub-benchmarks report the ratio as "x-faster").
 func ParseJSON(data []byte) (any, error) {
 	p := jsonParser{data: data}
 	p.skipSpace()

@@ -2,24 +2,48 @@ package document
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"math"
+	"math/big"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
 
 // ParseYAML decodes one YAML (or JSON) document into document values, keeping
-// key order. An empty input yields nil.
+// key order. An empty input (or only comments) yields nil.
+//
+// It accepts what PyYAML's safe_load accepts: one document. A second document
+// ("---" after the first) or content after the end of the first document is
+// an error, and so is a mapping key that is a map or a list (PyYAML: "found
+// unhashable key"); such a key is never turned into text. Error messages name
+// the line, never the input text.
 func ParseYAML(data []byte) (any, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var n yaml.Node
-	if err := yaml.Unmarshal(data, &n); err != nil {
+	if err := dec.Decode(&n); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
 		return nil, fmt.Errorf("malformed YAML: %w", err)
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, fmt.Errorf("malformed YAML: content after the end of the document: %w", err)
+	default:
+		return nil, fmt.Errorf("malformed YAML: expected a single document, but found another document at line %d", next.Line)
 	}
 	if n.Kind == 0 {
 		return nil, nil
 	}
-	return fromNode(&n, 0)
+	var c converter
+	return c.fromNode(&n, 0)
 }
 
 // ParseYAMLMap is ParseYAML for inputs that must be a map (nil for empty input).
@@ -40,52 +64,64 @@ func ParseYAMLMap(data []byte) (*Map, error) {
 
 const maxDepth = 1000
 
-func fromNode(n *yaml.Node, depth int) (any, error) {
+// converter turns yaml.v3 nodes into document values. It counts the values
+// built, and those built again through aliases, to refuse a small text that
+// expands to a huge value (the "billion laughs"), with yaml.v3's own limits.
+type converter struct {
+	built, viaAlias, aliasDepth int
+}
+
+func (c *converter) fromNode(n *yaml.Node, depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("malformed YAML: nested deeper than %d levels", maxDepth)
+	}
+	if err := c.count(1, c.aliasDepth > 0); err != nil {
+		return nil, err
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) == 0 {
 			return nil, nil
 		}
-		return fromNode(n.Content[0], depth+1)
+		return c.fromNode(n.Content[0], depth+1)
 	case yaml.AliasNode:
-		return fromNode(n.Alias, depth+1)
+		c.aliasDepth++
+		v, err := c.fromNode(n.Alias, depth+1)
+		c.aliasDepth--
+		return v, err
 	case yaml.MappingNode:
+		pairs, err := c.flatten(n, depth)
+		if err != nil {
+			return nil, err
+		}
 		m := NewMap()
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			kn, vn := n.Content[i], n.Content[i+1]
-			if kn.Kind == yaml.ScalarNode && kn.Tag == "!!merge" {
-				merged, err := fromNode(vn, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				if mm, ok := merged.(*Map); ok {
-					mm.Range(func(k string, v any) bool {
-						if !m.Has(k) {
-							m.Set(k, v)
-						}
-						return true
-					})
-				}
-				continue
+		for _, p := range pairs {
+			if err := checkKey(p.k); err != nil {
+				return nil, err
 			}
-			k, err := fromNode(kn, depth+1)
+			if p.merged {
+				c.aliasDepth++
+			}
+			k, err := c.fromNode(p.k, depth+1)
+			var v any
+			if err == nil {
+				v, err = c.fromNode(p.v, depth+1)
+			}
+			if p.merged {
+				c.aliasDepth--
+			}
 			if err != nil {
 				return nil, err
 			}
-			v, err := fromNode(vn, depth+1)
-			if err != nil {
-				return nil, err
-			}
+			// A repeated key keeps its first place and takes the last value
+			// (a Python dict).
 			m.Set(keyString(k), v)
 		}
 		return m, nil
 	case yaml.SequenceNode:
 		out := make([]any, 0, len(n.Content))
-		for _, c := range n.Content {
-			v, err := fromNode(c, depth+1)
+		for _, e := range n.Content {
+			v, err := c.fromNode(e, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -98,19 +134,124 @@ func fromNode(n *yaml.Node, depth int) (any, error) {
 	return nil, fmt.Errorf("malformed YAML: unsupported node at line %d", n.Line)
 }
 
-// yaml11Bools are the plain scalars PyYAML (YAML 1.1) reads as booleans and
-// yaml.v3 (YAML 1.2) reads as strings; app configs are written for PyYAML.
-var yaml11Bools = map[string]bool{
-	"yes": true, "Yes": true, "YES": true, "on": true, "On": true, "ON": true,
-	"no": false, "No": false, "NO": false, "off": false, "Off": false, "OFF": false,
+// count adds n values built (through an alias or a merge key if viaAlias)
+// and fails when too many came from aliases.
+func (c *converter) count(n int, viaAlias bool) error {
+	c.built += n
+	if viaAlias {
+		c.viaAlias += n
+	}
+	if c.viaAlias > 100 && c.built > 1000 && float64(c.viaAlias)/float64(c.built) > allowedAliasRatio(c.built) {
+		return errors.New("malformed YAML: the document contains excessive aliasing")
+	}
+	return nil
+}
+
+// allowedAliasRatio is the share of values that may come from alias
+// expansion, as yaml.v3 allows when it decodes into Go values.
+func allowedAliasRatio(built int) float64 {
+	const low, high = 400000, 4000000
+	switch {
+	case built <= low:
+		return 0.99
+	case built >= high:
+		return 0.10
+	default:
+		return 0.99 - 0.89*(float64(built-low)/float64(high-low))
+	}
+}
+
+// checkKey refuses a mapping key that is a map or a list, as PyYAML does
+// ("found unhashable key"): such a key has no text form to store.
+func checkKey(k *yaml.Node) error {
+	switch k = resolveAlias(k); k.Kind {
+	case yaml.MappingNode, yaml.SequenceNode:
+		return fmt.Errorf("malformed YAML: line %d, column %d: a mapping key is a %s; keys must be strings, numbers, booleans or null", k.Line, k.Column, nodeKind(k))
+	}
+	return nil
+}
+
+// pair is one key/value of a mapping; merged says it came through a merge
+// key ("<<"), which counts as alias expansion.
+type pair struct {
+	k, v   *yaml.Node
+	merged bool
+}
+
+// flatten lists the key/value pairs of a mapping with its merge keys ("<<")
+// resolved the way PyYAML's flatten_mapping does: the merged pairs come
+// first (for a list of maps, the last map's pairs first), then the mapping's
+// own pairs, so that when a Python dict is built from them in order, an own
+// key wins over a merged one and an earlier merged map over a later one.
+func (c *converter) flatten(n *yaml.Node, depth int) ([]pair, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("malformed YAML: nested deeper than %d levels", maxDepth)
+	}
+	var merged, own []pair
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := n.Content[i], n.Content[i+1]
+		if !(kn.Kind == yaml.ScalarNode && kn.Tag == "!!merge") {
+			own = append(own, pair{k: kn, v: vn})
+			continue
+		}
+		var maps []*yaml.Node
+		switch vn = resolveAlias(vn); vn.Kind {
+		case yaml.MappingNode:
+			maps = []*yaml.Node{vn}
+		case yaml.SequenceNode:
+			for _, e := range vn.Content {
+				if e = resolveAlias(e); e.Kind != yaml.MappingNode {
+					return nil, fmt.Errorf("malformed YAML: line %d: expected a map for merging (<<), found a %s", e.Line, nodeKind(e))
+				}
+				maps = append(maps, e)
+			}
+		default:
+			return nil, fmt.Errorf("malformed YAML: line %d: expected a map or a list of maps for merging (<<), found a %s", vn.Line, nodeKind(vn))
+		}
+		for i := len(maps) - 1; i >= 0; i-- {
+			sub, err := c.flatten(maps[i], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if err := c.count(len(sub), true); err != nil {
+				return nil, err
+			}
+			for _, p := range sub {
+				p.merged = true
+				merged = append(merged, p)
+			}
+		}
+	}
+	if len(merged) == 0 {
+		return own, nil
+	}
+	return append(merged, own...), nil
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i <= maxDepth; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "map"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "scalar"
+	}
+	return "node"
 }
 
 func scalar(n *yaml.Node) (any, error) {
-	if n.Style == 0 && n.Tag == "!!str" {
-		if b, ok := yaml11Bools[n.Value]; ok {
-			return b, nil
-		}
+	if n.Style == 0 {
+		return plainScalar(n)
 	}
+	// Quoted, block and explicitly tagged scalars: yaml.v3 resolved the tag.
 	switch n.Tag {
 	case "!!null":
 		return nil, nil
@@ -136,16 +277,129 @@ func scalar(n *yaml.Node) (any, error) {
 		if err := n.Decode(&f); err != nil {
 			return nil, err
 		}
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			// documents are stored as JSON, which has no NaN or Infinity
-			return nil, fmt.Errorf("malformed YAML: %s at line %d: NaN and infinite numbers are not supported (quote it for a string)", n.Value, n.Line)
-		}
-		return f, nil
-	case "!!binary", "!!timestamp":
-		return n.Value, nil
-	default:
+		return finite(f, n)
+	default: // !!str, !!binary, !!timestamp, unknown tags
 		return n.Value, nil
 	}
+}
+
+// PyYAML's implicit resolvers (resolver.py) for the plain scalars that are
+// not strings. App configs and file:// values are written for PyYAML, which
+// follows YAML 1.1: yes/no/on/off are booleans, 012 is octal, 1:20 is base
+// 60, while 1e3, 0o17, 08 and 0X1F are strings (yaml.v3 reads them as
+// numbers).
+var (
+	pyBoolRE  = regexp.MustCompile(`^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$`)
+	pyFloatRE = regexp.MustCompile(`^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`)
+	pyIntRE   = regexp.MustCompile(`^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$`)
+	pyNullRE  = regexp.MustCompile(`^(?:~|null|Null|NULL|)$`)
+)
+
+// plainScalar reads an untagged plain scalar as PyYAML's SafeLoader does.
+// Timestamps stay strings (documents are JSON); NaN and infinities are
+// refused for the same reason.
+func plainScalar(n *yaml.Node) (any, error) {
+	v := n.Value
+	switch {
+	case pyBoolRE.MatchString(v):
+		switch v[0] {
+		case 'y', 'Y', 't', 'T':
+			return true, nil
+		case 'o', 'O':
+			return v == "on" || v == "On" || v == "ON", nil
+		}
+		return false, nil
+	case pyFloatRE.MatchString(v):
+		return pyParseFloat(n)
+	case pyIntRE.MatchString(v):
+		return pyParseInt(v), nil
+	case pyNullRE.MatchString(v):
+		return nil, nil
+	}
+	return v, nil
+}
+
+// pyParseInt is PyYAML's construct_yaml_int. A value beyond int64 becomes a
+// float64, the closest a JSON document gets to Python's big int.
+func pyParseInt(text string) any {
+	v := strings.ReplaceAll(text, "_", "")
+	neg := v[0] == '-'
+	if v[0] == '-' || v[0] == '+' {
+		v = v[1:]
+	}
+	z := new(big.Int)
+	ok := true
+	switch {
+	case v == "0":
+	case strings.HasPrefix(v, "0b"):
+		_, ok = z.SetString(v[2:], 2)
+	case strings.HasPrefix(v, "0x"):
+		_, ok = z.SetString(v[2:], 16)
+	case v[0] == '0':
+		_, ok = z.SetString(v, 8)
+	case strings.Contains(v, ":"):
+		base := big.NewInt(1)
+		parts := strings.Split(v, ":")
+		for i := len(parts) - 1; i >= 0; i-- {
+			d, _ := new(big.Int).SetString(parts[i], 10)
+			z.Add(z, d.Mul(d, base))
+			base.Mul(base, big.NewInt(60))
+		}
+	default:
+		_, ok = z.SetString(v, 10)
+	}
+	if !ok {
+		return text // "0b_" and the like: no digits
+	}
+	if neg {
+		z.Neg(z)
+	}
+	if z.IsInt64() && strconv.IntSize == 64 {
+		return int(z.Int64())
+	}
+	f, _ := new(big.Float).SetInt(z).Float64()
+	return f
+}
+
+// pyParseFloat is PyYAML's construct_yaml_float.
+func pyParseFloat(n *yaml.Node) (any, error) {
+	v := strings.ToLower(strings.ReplaceAll(n.Value, "_", ""))
+	sign := 1.0
+	if v[0] == '-' {
+		sign = -1
+	}
+	if v[0] == '-' || v[0] == '+' {
+		v = v[1:]
+	}
+	var f float64
+	switch {
+	case v == ".inf":
+		f = math.Inf(1)
+	case v == ".nan":
+		f = math.NaN()
+	case strings.Contains(v, ":"):
+		parts := strings.Split(v, ":")
+		base := 1.0
+		for i := len(parts) - 1; i >= 0; i-- {
+			d, _ := strconv.ParseFloat(parts[i], 64)
+			f += d * base
+			base *= 60
+		}
+	default:
+		var err error
+		if f, err = strconv.ParseFloat(v, 64); err != nil && !errors.Is(err, strconv.ErrRange) {
+			return n.Value, nil
+		}
+	}
+	return finite(sign*f, n)
+}
+
+func finite(f float64, n *yaml.Node) (any, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		// documents are stored as JSON, which has no NaN or Infinity
+		return nil, fmt.Errorf("malformed YAML: line %d: NaN and infinite numbers are not supported (quote the value for a string)", n.Line)
+	}
+	return f, nil
 }
 
 func keyString(k any) string {
@@ -213,6 +467,12 @@ func toNode(v any) *yaml.Node {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: s}
 	case string:
 		n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: t}
+		if pyResolvers.MatchString(t) {
+			// yaml.v3 leaves some of these plain (yes, on, 1:20, <<), which
+			// a YAML 1.1 reader (PyYAML, and ParseYAML for yes/no/on/off)
+			// would not read back as a string.
+			n.Style = yaml.DoubleQuotedStyle
+		}
 		return n
 	default:
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: fmt.Sprint(t)}
