@@ -1,7 +1,6 @@
 package tmpl
 
 import (
-	"bytes"
 	"encoding/base64"
 	"fmt"
 	"strconv"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/flosch/pongo2/v6"
-	"gopkg.in/yaml.v3"
 )
 
 // The custom filters of the original's jinja2 environment, plus jinja2's
@@ -155,51 +153,26 @@ func filterFromJSON(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 }
 
 // filterToNiceYAML is PyYAML's yaml.dump(value, default_flow_style=False,
-// sort_keys=False, indent=N): block style, key order kept; the indent is 2
-// unless the argument is an integer from 2 to 9.
+// sort_keys=False, indent=N), as document.MarshalPyYAML writes it: block
+// style, key order kept, lists flush under their key; the indent is 2 unless
+// the argument is an integer from 2 to 9.
 func filterToNiceYAML(in, param *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 	indent := 2
 	if param != nil && !param.IsNil() {
 		if !param.IsInteger() {
 			return nil, filterError("to_nice_yaml", fmt.Errorf("argument must be an integer indent, not %s", typeName(param.Interface())))
 		}
-		if n := param.Integer(); n > 1 && n < 10 { // PyYAML ignores other values
-			indent = n
-		}
+		indent = param.Integer() // PyYAML (and MarshalPyYAML) use 2 outside 2..9
 	}
 	v, err := toDocument(in.Interface())
 	if err != nil {
 		return nil, filterError("to_nice_yaml", err)
 	}
-	out, err := document.MarshalYAML(v)
+	out, err := document.MarshalPyYAML(v, indent)
 	if err != nil {
 		return nil, filterError("to_nice_yaml", err)
 	}
-	if indent != 2 {
-		if out, err = reindentYAML(out, indent); err != nil {
-			return nil, filterError("to_nice_yaml", err)
-		}
-	}
 	return pongo2.AsValue(string(out)), nil
-}
-
-// reindentYAML re-encodes YAML text with another indent, keeping every node
-// (and so the order and the scalar styles document.MarshalYAML chose).
-func reindentYAML(in []byte, indent int) ([]byte, error) {
-	var n yaml.Node
-	if err := yaml.Unmarshal(in, &n); err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(indent)
-	if err := enc.Encode(&n); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // filterKVCommaPairsToJSON turns "a=1,b=2,c" into {"a": "1", "b": "2"}: pairs

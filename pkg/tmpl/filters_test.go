@@ -79,11 +79,23 @@ func TestFilterFromJSON(t *testing.T) {
 	})
 }
 
+// The expected texts are what PyYAML 6 prints for yaml.dump(value,
+// default_flow_style=False, sort_keys=False, indent=N): lists flush under
+// their key at every depth, "-" followed by indent-1 spaces before a nested
+// list or map, non-ASCII escaped, YAML 1.1 look-alikes quoted.
 func TestFilterToNiceYAML(t *testing.T) {
-	runRenderCases(t, New(Options{}), ctxYAML(t, filtersYAML), []renderCase{
-		{name: "key order", src: "{{ m|to_nice_yaml }}", want: "z: 1\na:\n  - 1\n  - 2.5\n  - true\n  - null\nn:\n  y: é\n  b: x\n"},
-		{name: "indent 4", src: "{{ m.n|to_nice_yaml:4 }}{{ js|from_json|to_nice_yaml:4 }}", want: "y: é\nb: x\nurl: http://h/p\ndata:\n    z: 1\n    a:\n        - 1\n        - 2\nu: é\n"},
-		{name: "indent out of range is 2", src: "{{ m.n|to_nice_yaml:20 }}", want: "y: é\nb: x\n"},
+	const nested = `{"k": [1, {"a": [2, {"b": [3, [4, 5]]}]}], "m": {"n": [[6, 7], {"o": "p"}], "e": [], "f": {}}, "s": "it's: x", "u": "é", "q": "123"}`
+	ctx := ctxYAML(t, filtersYAML)
+	ctx.Set("nested", nested)
+	runRenderCases(t, New(Options{}), ctx, []renderCase{
+		{name: "key order", src: "{{ m|to_nice_yaml }}", want: "z: 1\na:\n- 1\n- 2.5\n- true\n- null\nn:\n  y: \"\\xE9\"\n  b: x\n"},
+		{name: "indent 4", src: "{{ m.n|to_nice_yaml:4 }}{{ js|from_json|to_nice_yaml:4 }}", want: "y: \"\\xE9\"\nb: x\nurl: http://h/p\ndata:\n    z: 1\n    a:\n    - 1\n    - 2\nu: \"\\xE9\"\n"},
+		{name: "nested lists and maps", src: "{{ nested|from_json|to_nice_yaml }}",
+			want: "k:\n- 1\n- a:\n  - 2\n  - b:\n    - 3\n    - - 4\n      - 5\nm:\n  n:\n  - - 6\n    - 7\n  - o: p\n  e: []\n  f: {}\ns: 'it''s: x'\nu: \"\\xE9\"\nq: '123'\n"},
+		{name: "nested lists and maps, indent 4", src: "{{ nested|from_json|to_nice_yaml:4 }}",
+			want: "k:\n- 1\n-   a:\n    - 2\n    -   b:\n        - 3\n        -   - 4\n            - 5\nm:\n    n:\n    -   - 6\n        - 7\n    -   o: p\n    e: []\n    f: {}\ns: 'it''s: x'\nu: \"\\xE9\"\nq: '123'\n"},
+		{name: "top-level scalar ends the document", src: `{{ "x"|to_nice_yaml }}`, want: "x\n...\n"},
+		{name: "indent out of range is 2", src: "{{ m.n|to_nice_yaml:20 }}", want: "y: \"\\xE9\"\nb: x\n"},
 		{name: "string argument", src: `{{ m|to_nice_yaml:"x" }}`, wantErr: "argument must be an integer"},
 	})
 }
@@ -142,7 +154,7 @@ func TestFiltersTakeDocumentValues(t *testing.T) {
 	}{
 		{"json_dumps", filterJSONDumps, nil, `{"z": 1, "a": {"y": [1, 2]}}`},
 		{"tojson", filterToJSON, nil, `{"a": {"y": [1, 2]}, "z": 1}`},
-		{"to_nice_yaml", filterToNiceYAML, nil, "z: 1\na:\n  y:\n    - 1\n    - 2\n"},
+		{"to_nice_yaml", filterToNiceYAML, nil, "z: 1\na:\n  y:\n  - 1\n  - 2\n"},
 		{"items", filterItems, nil, "[['z', 1], ['a', {'y': [1, 2]}]]"},
 	}
 	for _, tc := range cases {
