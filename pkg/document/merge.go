@@ -2,7 +2,8 @@ package document
 
 import "fmt"
 
-// Merge deep-merges b over a as the original's dict_merge does (§2.4) and
+// Merge deep-merges b over a as the original's dict_merge does (see
+// docs/compatibility.md, "App pipeline config") and
 // returns a new map; a and b are not modified:
 //   - a key that is missing or falsy in a takes b's value, whatever its type;
 //   - values of different types are an error (an app cannot turn a base map

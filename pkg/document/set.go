@@ -51,7 +51,7 @@ func clip(s string) string {
 }
 
 // SetPath applies one assignment to m with the rules of the original's
-// recursive_set (original-behaviour §1.6):
+// recursive_set (docs/compatibility.md, "`--set`"):
 //   - the path is split on '.', with no escaping and no [n] indexing;
 //   - a last segment ending in "[]" appends the comma-separated items of a
 //     string value to a list ("[]" alone clears it), "{}" does the same
