@@ -45,7 +45,7 @@ func benchUpdate(b *testing.B, size int) {
 	st := benchStore(b, size)
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		_, _, err := st.Update(ctx, "bench", "", func(d *document.Map) (bool, []byte, error) {
+		_, _, err := st.Update(ctx, "ns/bench", "", func(d *document.Map) (bool, []byte, error) {
 			s, _ := d.GetMap("state")
 			c, _ := s.Get("counter")
 			s.Set("counter", c.(int)+1)
@@ -61,7 +61,7 @@ func benchGet(b *testing.B, size int) {
 	st := benchStore(b, size)
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		if _, err := st.Get(ctx, "bench"); err != nil {
+		if _, err := st.Get(ctx, "ns/bench"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -76,7 +76,7 @@ func benchUpdatePaths(b *testing.B, size int) {
 	st := benchStore(b, size)
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		_, _, err := st.UpdatePaths(ctx, "bench", "", []string{"state.counter"}, func(d *document.Map) (bool, []byte, error) {
+		_, _, err := st.UpdatePaths(ctx, "ns/bench", "", []string{"state.counter"}, func(d *document.Map) (bool, []byte, error) {
 			s, _ := d.GetMap("state")
 			c, _ := s.Get("counter")
 			s.Set("counter", c.(int)+1)
@@ -92,7 +92,7 @@ func benchGetPaths(b *testing.B, size int) {
 	st := benchStore(b, size)
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		if _, err := st.GetPaths(ctx, "bench", []string{"state.counter"}); err != nil {
+		if _, err := st.GetPaths(ctx, "ns/bench", []string{"state.counter"}); err != nil {
 			b.Fatal(err)
 		}
 	}

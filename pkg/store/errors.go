@@ -16,7 +16,9 @@ import (
 
 // Sentinel errors; test with errors.Is.
 var (
-	// ErrNotFound: the cicd context does not exist (or expired).
+	// ErrNotFound: the cicd context does not exist (or expired). The message names the
+	// ref only ("cicd context not found: <namespace>/<id>"), never a Redis key or
+	// address: a missing context and one the caller may not see read the same.
 	ErrNotFound = errors.New("cicd context not found")
 	// ErrUnavailable: Redis could not be reached or did not answer in time. Transient:
 	// the same call may succeed later.
@@ -24,7 +26,9 @@ var (
 	// ErrAuth: Redis rejected the credentials (or the user lacks a permission). Not
 	// transient: fix the configuration.
 	ErrAuth = errors.New("redis authentication failed")
-	// ErrInvalidKey: an empty or too long context id, op key or claim key.
+	// ErrInvalidKey: a malformed context ref (no namespace, a namespace that is not a
+	// DNS label, an empty or too long id, an id with '/'), or an empty or too long op
+	// key or claim key.
 	ErrInvalidKey = errors.New("invalid key")
 	// ErrMalformed: a stored document is not a JSON object.
 	ErrMalformed = errors.New("malformed stored document")

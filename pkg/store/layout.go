@@ -10,7 +10,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 )
 
-// Storage layout of a document (a Redis hash at DocKey):
+// Storage layout of a document (a Redis hash at DocKey(ref), <prefix>:{<ns>/<id>}:ctx):
 //
 //	order        {"v":1,"keys":[top-level keys],"state":[keys of state]}
 //	t:<key>      the value of top-level key <key>, compact JSON
@@ -21,8 +21,9 @@ import (
 // the t:state field. A small operation so reads and writes only the fields it
 // needs, whatever the size of the rest of the document.
 //
-// Documents written by earlier versions (one JSON string at DocKey) are still
-// read, and are rewritten as a hash by their next Update.
+// Documents written by earlier versions as one JSON string (at LegacyDocKey,
+// which Migrate renames to DocKey) are still read, and are rewritten as a hash by
+// their next Update.
 const (
 	fieldOrder    = "order"
 	topPrefix     = "t:"
@@ -108,22 +109,22 @@ type encoded struct {
 	fields map[string][]byte // every field but order
 }
 
-func encodeValue(id, what string, v any) ([]byte, error) {
+func encodeValue(ref, what string, v any) ([]byte, error) {
 	b, err := document.MarshalJSON(v, document.JSONStyle{})
 	if err != nil {
-		return nil, fmt.Errorf("store: encoding %s of cicd context %q: %w", what, id, err)
+		return nil, fmt.Errorf("store: encoding %s of cicd context %q: %w", what, ref, err)
 	}
 	return b, nil
 }
 
 // encodeTop adds the fields of top-level key k (value v) to e.
-func (e *encoded) encodeTop(id, k string, v any) error {
+func (e *encoded) encodeTop(ref, k string, v any) error {
 	if sm, ok := v.(*document.Map); ok && k == stateKey {
 		e.lay.split = true
 		e.lay.state = append([]string(nil), sm.Keys()...)
 		for _, sk := range e.lay.state {
 			sv, _ := sm.Get(sk)
-			b, err := encodeValue(id, "state."+sk, sv)
+			b, err := encodeValue(ref, "state."+sk, sv)
 			if err != nil {
 				return err
 			}
@@ -131,7 +132,7 @@ func (e *encoded) encodeTop(id, k string, v any) error {
 		}
 		return nil
 	}
-	b, err := encodeValue(id, k, v)
+	b, err := encodeValue(ref, k, v)
 	if err != nil {
 		return err
 	}
@@ -139,15 +140,15 @@ func (e *encoded) encodeTop(id, k string, v any) error {
 	return nil
 }
 
-func encodeDoc(id string, doc *document.Map) (*encoded, error) {
+func encodeDoc(ref string, doc *document.Map) (*encoded, error) {
 	if doc == nil {
-		return nil, fmt.Errorf("store: nil document for cicd context %q", id)
+		return nil, fmt.Errorf("store: nil document for cicd context %q", ref)
 	}
 	e := &encoded{fields: make(map[string][]byte, doc.Len()+8)}
 	e.lay.keys = append([]string(nil), doc.Keys()...)
 	for _, k := range e.lay.keys {
 		v, _ := doc.Get(k)
-		if err := e.encodeTop(id, k, v); err != nil {
+		if err := e.encodeTop(ref, k, v); err != nil {
 			return nil, err
 		}
 	}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -84,4 +85,18 @@ func mustJSON(t testing.TB, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// docOpRecord reads the op record of opKey beside the document of ref (the record
+// of a Put, Update or UpdatePaths).
+func docOpRecord(t testing.TB, st *store.Store, ref, opKey string) ([]byte, bool) {
+	t.Helper()
+	b, err := srv.Client().Get(context.Background(), st.DocOpKey(ref, opKey)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, true
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,23 +15,95 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 )
 
-// DocKey is the Redis key of the document of id.
-func (s *Store) DocKey(id string) string { return s.prefix + ":ctx:" + id }
+// DocKey is the Redis key of the document of ref ("<namespace>/<id>", see Ref).
+func (s *Store) DocKey(ref string) string { return s.contextKeys(ref) + ":ctx" }
 
-// OpKey is the Redis key of the op record of opKey.
+// DocOpKey is the Redis key of the record of an op that writes the document of
+// ref (Put, Update, UpdatePaths with an op key): in the document's hash slot, so
+// the write and its record go in one MULTI/EXEC on Redis Cluster too.
+func (s *Store) DocOpKey(ref, opKey string) string { return s.contextKeys(ref) + ":op:" + opKey }
+
+// contextKeys is the common start of every key of the context ref: the prefix
+// and the hash tag {<namespace>/<escaped id>}. The id is escaped so that it
+// cannot end the tag early or make two contexts' keys collide. The prefix holds
+// no '{' (New refuses it), so this '{' opens the key's hash tag, and the first
+// '}' after it, the one written here, closes it. Only a valid ref (checkRef)
+// names one context: "ns" and "ns/" give the same key.
+func (s *Store) contextKeys(ref string) string {
+	ns, id, _ := strings.Cut(ref, "/")
+	return s.prefix + ":{" + ns + "/" + escapeID(id) + "}"
+}
+
+// idEscaper percent-encodes the bytes of an id that would end a hash tag ('}'),
+// open one ('{', kept out of the tag for readers' sake) and the escape itself
+// ('%'), so that escaping is injective.
+var idEscaper = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
+
+func escapeID(id string) string { return idEscaper.Replace(id) }
+
+// LegacyDocKey is the key of the document of id as versions before namespaces
+// stored it (one namespace for the whole cluster); only Migrate reads it.
+func (s *Store) LegacyDocKey(id string) string { return s.prefix + ":ctx:" + id }
+
+// OpKey is the Redis key of the standalone op record of opKey (SetOpResult and
+// friends; records of document writes live beside the document).
 func (s *Store) OpKey(opKey string) string { return s.prefix + ":op:" + opKey }
 
 // ClaimKey is the Redis key of the claim of key.
 func (s *Store) ClaimKey(key string) string { return s.prefix + ":claim:" + key }
 
-func checkID(id string) error {
+// Ref names the context id owned by namespace: "<namespace>/<id>". A context
+// belongs to the namespace that created it; the same id in two namespaces is
+// two contexts.
+func Ref(namespace, id string) string { return namespace + "/" + id }
+
+// SplitRef is the inverse of Ref: the namespace is what comes before the first
+// '/', so ids cannot contain '/'.
+func SplitRef(ref string) (namespace, id string, err error) {
+	if err := checkRef(ref); err != nil {
+		return "", "", err
+	}
+	namespace, id, _ = strings.Cut(ref, "/")
+	return namespace, id, nil
+}
+
+// CheckNamespace validates a namespace name (a Kubernetes DNS-1123 label).
+func CheckNamespace(ns string) error {
+	if len(ns) == 0 || len(ns) > 63 {
+		return fmt.Errorf("%w: namespace %q must be 1 to 63 characters", ErrInvalidKey, ns)
+	}
+	for i, c := range ns {
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && (c != '-' || i == 0 || i == len(ns)-1) {
+			return fmt.Errorf("%w: namespace %q must be lower-case letters, digits and '-' (a DNS label)", ErrInvalidKey, ns)
+		}
+	}
+	return nil
+}
+
+// CheckID validates a context id (without its namespace).
+func CheckID(id string) error {
 	switch {
 	case id == "":
 		return fmt.Errorf("%w: empty cicd context id", ErrInvalidKey)
 	case len(id) > MaxIDLen:
 		return fmt.Errorf("%w: cicd context id is %d bytes long, at most %d allowed", ErrInvalidKey, len(id), MaxIDLen)
+	case strings.Contains(id, "/"):
+		return fmt.Errorf("%w: cicd context id %q contains '/', which separates a namespace from an id (namespace/id)", ErrInvalidKey, id)
 	}
 	return nil
+}
+
+// checkRef validates a ref "<namespace>/<id>".
+func checkRef(ref string) error {
+	ns, id, ok := strings.Cut(ref, "/")
+	if !ok {
+		return fmt.Errorf("%w: cicd context %q has no namespace (want namespace/id)", ErrInvalidKey, ref)
+	}
+	if err := CheckNamespace(ns); err != nil {
+		return err
+	}
+	return CheckID(id)
 }
 
 func checkOpKey(kind, k string) error {
@@ -43,8 +116,10 @@ func checkOpKey(kind, k string) error {
 	return nil
 }
 
-func (s *Store) notFound(id string) error {
-	return fmt.Errorf("%w: id %q (Redis key %s at %s)", ErrNotFound, id, s.DocKey(id), s.addr)
+// notFound says the same for a context that does not exist and one the caller
+// may not see: nothing tells them apart.
+func (s *Store) notFound(ref string) error {
+	return fmt.Errorf("%w: %s", ErrNotFound, ref)
 }
 
 // decode parses a document stored in the former layout (one JSON string).
@@ -82,17 +157,17 @@ func (s *Store) readDoc(ctx context.Context, c redis.Cmdable, key string) (h map
 	}
 }
 
-// Get reads the document of id: ErrNotFound when it does not exist. One HGETALL of
+// Get reads the document of ref: ErrNotFound when it does not exist. One HGETALL of
 // one key, so never a half-written document.
-func (s *Store) Get(ctx context.Context, id string) (*document.Map, error) {
-	if err := checkID(id); err != nil {
+func (s *Store) Get(ctx context.Context, ref string) (*document.Map, error) {
+	if err := checkRef(ref); err != nil {
 		return nil, err
 	}
-	key := s.DocKey(id)
+	key := s.DocKey(ref)
 	h, legacy, err := s.readDoc(ctx, s.rdb, key)
 	switch {
 	case errors.Is(err, redis.Nil):
-		return nil, s.notFound(id)
+		return nil, s.notFound(ref)
 	case err != nil:
 		return nil, s.wrap(err, "HGETALL", key)
 	case legacy != nil:
@@ -101,17 +176,17 @@ func (s *Store) Get(ctx context.Context, id string) (*document.Map, error) {
 	return s.decodeHash(key, h)
 }
 
-// GetRaw reads the document of id as compact JSON, assembled from the stored fields
+// GetRaw reads the document of ref as compact JSON, assembled from the stored fields
 // without decoding them (the bytes document.MarshalJSON gives for the document).
-func (s *Store) GetRaw(ctx context.Context, id string) ([]byte, error) {
-	if err := checkID(id); err != nil {
+func (s *Store) GetRaw(ctx context.Context, ref string) ([]byte, error) {
+	if err := checkRef(ref); err != nil {
 		return nil, err
 	}
-	key := s.DocKey(id)
+	key := s.DocKey(ref)
 	h, legacy, err := s.readDoc(ctx, s.rdb, key)
 	switch {
 	case errors.Is(err, redis.Nil):
-		return nil, s.notFound(id)
+		return nil, s.notFound(ref)
 	case err != nil:
 		return nil, s.wrap(err, "HGETALL", key)
 	case legacy != nil:
@@ -125,18 +200,19 @@ type PutOptions struct {
 	// TTL expires the document after this long; 0 keeps it forever. Later Updates keep
 	// the TTL.
 	TTL time.Duration
-	// OpKey makes the Put exactly-once: when the op record exists nothing is written and
-	// its stored result is returned with replayed=true; otherwise the document and the
-	// op record (= Result, kept for DoneTTL) are written atomically.
+	// OpKey makes the Put exactly-once: when the op record exists (at DocOpKey, beside
+	// the document) nothing is written and its stored result is returned with
+	// replayed=true; otherwise the document and the op record (= Result, kept for
+	// DoneTTL) are written atomically.
 	OpKey  string
 	Result []byte
 }
 
-// Put writes (creates or replaces) the document of id; see PutOptions. Without OpKey
+// Put writes (creates or replaces) the document of ref; see PutOptions. Without OpKey
 // it returns (nil, false, err). The old document is replaced in one MULTI/EXEC (DEL,
 // HSET, PEXPIRE).
-func (s *Store) Put(ctx context.Context, id string, doc *document.Map, o PutOptions) (result []byte, replayed bool, err error) {
-	if err := checkID(id); err != nil {
+func (s *Store) Put(ctx context.Context, ref string, doc *document.Map, o PutOptions) (result []byte, replayed bool, err error) {
+	if err := checkRef(ref); err != nil {
 		return nil, false, err
 	}
 	if o.TTL < 0 || (o.TTL > 0 && o.TTL < time.Millisecond) {
@@ -147,12 +223,12 @@ func (s *Store) Put(ctx context.Context, id string, doc *document.Map, o PutOpti
 			return nil, false, err
 		}
 	}
-	enc, err := encodeDoc(id, doc)
+	enc, err := encodeDoc(ref, doc)
 	if err != nil {
 		return nil, false, err
 	}
 	args := enc.hsetArgs()
-	key := s.DocKey(id)
+	key := s.DocKey(ref)
 	write := func(p redis.Pipeliner) {
 		p.Del(ctx, key)
 		p.HSet(ctx, key, args...)
@@ -170,7 +246,7 @@ func (s *Store) Put(ctx context.Context, id string, doc *document.Map, o PutOpti
 		}
 		return nil, false, nil
 	}
-	opKey := s.OpKey(o.OpKey)
+	opKey := s.DocOpKey(ref, o.OpKey)
 	res := o.Result
 	if res == nil {
 		res = []byte{}
@@ -237,18 +313,19 @@ func diffHash(old map[string]string, enc *encoded) (writes []any, dels []string)
 	return writes, dels
 }
 
-// Update atomically reads, modifies (fn) and writes the document of id, retrying lost
+// Update atomically reads, modifies (fn) and writes the document of ref, retrying lost
 // races (with jittered backoff) until ctx ends. The document keeps its TTL. Only the
 // fields whose JSON changed are written (HSET, HDEL in MULTI/EXEC); UpdatePaths also
 // reads only the fields it needs.
 //
-// With opKey != "", the update is exactly-once: if the op record exists, fn is not
+// With opKey != "", the update is exactly-once: if the op record exists (DocOpKey: an op
+// key is scoped to the context, and OpResult does not see these records), fn is not
 // called and its stored result is returned with replayed=true; otherwise the document
 // (if changed) and the op record (= fn's result, kept for DoneTTL) are written in one
 // transaction. A missing document is ErrNotFound (fn not called); fn's error is returned
 // as is and nothing is written.
-func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (result []byte, replayed bool, err error) {
-	key, opK, keys, err := s.txKeys(id, opKey)
+func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (result []byte, replayed bool, err error) {
+	key, opK, keys, err := s.txKeys(ref, opKey)
 	if err != nil {
 		return nil, false, err
 	}
@@ -286,7 +363,7 @@ func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (re
 			case err != nil:
 				return err
 			case len(h) == 0:
-				return s.notFound(id)
+				return s.notFound(ref)
 			}
 			var doc *document.Map
 			if legacy != nil {
@@ -306,7 +383,7 @@ func (s *Store) Update(ctx context.Context, id, opKey string, fn UpdateFunc) (re
 			var writes []any
 			var dels []string
 			if changed {
-				if enc, err = encodeDoc(id, doc); err != nil {
+				if enc, err = encodeDoc(ref, doc); err != nil {
 					return err
 				}
 				if legacy == nil {
@@ -371,7 +448,9 @@ func backoff(ctx context.Context, delays *wait.Backoff) error {
 	}
 }
 
-// OpResult reads the op record of opKey: (result, true, nil) when it exists.
+// OpResult reads the standalone op record of opKey (OpKey, written by SetOpResult and
+// SetOpResultNX): (result, true, nil) when it exists. The records of Put, Update and
+// UpdatePaths live beside their document (DocOpKey) and are not read here.
 func (s *Store) OpResult(ctx context.Context, opKey string) ([]byte, bool, error) {
 	if err := checkOpKey("op key", opKey); err != nil {
 		return nil, false, err
@@ -541,12 +620,12 @@ func (s *Store) ReleaseAs(ctx context.Context, key, owner string) (bool, error) 
 	}
 }
 
-// Exists says whether the document of id exists.
-func (s *Store) Exists(ctx context.Context, id string) (bool, error) {
-	if err := checkID(id); err != nil {
+// Exists says whether the document of ref exists.
+func (s *Store) Exists(ctx context.Context, ref string) (bool, error) {
+	if err := checkRef(ref); err != nil {
 		return false, err
 	}
-	k := s.DocKey(id)
+	k := s.DocKey(ref)
 	n, err := s.rdb.Exists(ctx, k).Result()
 	if err != nil {
 		return false, s.wrap(err, "EXISTS", k)
@@ -554,12 +633,12 @@ func (s *Store) Exists(ctx context.Context, id string) (bool, error) {
 	return n > 0, nil
 }
 
-// Delete removes the document of id; false when there was none.
-func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
-	if err := checkID(id); err != nil {
+// Delete removes the document of ref; false when there was none.
+func (s *Store) Delete(ctx context.Context, ref string) (bool, error) {
+	if err := checkRef(ref); err != nil {
 		return false, err
 	}
-	k := s.DocKey(id)
+	k := s.DocKey(ref)
 	n, err := s.rdb.Del(ctx, k).Result()
 	if err != nil {
 		return false, s.wrap(err, "DEL", k)
@@ -567,32 +646,32 @@ func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	return n > 0, nil
 }
 
-// TTL is the remaining time to live of the document of id: 0 when it never expires,
+// TTL is the remaining time to live of the document of ref: 0 when it never expires,
 // ErrNotFound when it does not exist.
-func (s *Store) TTL(ctx context.Context, id string) (time.Duration, error) {
-	if err := checkID(id); err != nil {
+func (s *Store) TTL(ctx context.Context, ref string) (time.Duration, error) {
+	if err := checkRef(ref); err != nil {
 		return 0, err
 	}
-	k := s.DocKey(id)
+	k := s.DocKey(ref)
 	ms, err := s.rdb.Do(ctx, "PTTL", k).Int64()
 	if err != nil {
 		return 0, s.wrap(err, "PTTL", k)
 	}
 	switch {
 	case ms == -2:
-		return 0, s.notFound(id)
+		return 0, s.notFound(ref)
 	case ms < 0:
 		return 0, nil
 	}
 	return time.Duration(ms) * time.Millisecond, nil
 }
 
-// Expire sets the time to live of the document of id (ttl <= 0: never expires).
-func (s *Store) Expire(ctx context.Context, id string, ttl time.Duration) error {
-	if err := checkID(id); err != nil {
+// Expire sets the time to live of the document of ref (ttl <= 0: never expires).
+func (s *Store) Expire(ctx context.Context, ref string, ttl time.Duration) error {
+	if err := checkRef(ref); err != nil {
 		return err
 	}
-	k := s.DocKey(id)
+	k := s.DocKey(ref)
 	var ok bool
 	var err error
 	if ttl > 0 {
@@ -610,24 +689,24 @@ func (s *Store) Expire(ctx context.Context, id string, ttl time.Duration) error 
 		return s.wrap(err, "EXPIRE", k)
 	}
 	if !ok {
-		return s.notFound(id)
+		return s.notFound(ref)
 	}
 	return nil
 }
 
-// txKeys validates id and opKey and returns the document key, the op record key
+// txKeys validates ref and opKey and returns the document key, the op record key
 // ("" without an op key) and the keys an update WATCHes.
-func (s *Store) txKeys(id, opKey string) (key, opK string, keys []string, err error) {
-	if err := checkID(id); err != nil {
+func (s *Store) txKeys(ref, opKey string) (key, opK string, keys []string, err error) {
+	if err := checkRef(ref); err != nil {
 		return "", "", nil, err
 	}
-	key = s.DocKey(id)
+	key = s.DocKey(ref)
 	keys = []string{key}
 	if opKey != "" {
 		if err := checkOpKey("op key", opKey); err != nil {
 			return "", "", nil, err
 		}
-		opK = s.OpKey(opKey)
+		opK = s.DocOpKey(ref, opKey)
 		keys = append(keys, opK)
 	}
 	return key, opK, keys, nil

@@ -151,7 +151,7 @@ func without(keys, drop, add []string) []string {
 
 // changes lists the HSET pairs and HDEL fields that store what fn made of the
 // partial document, or errNeedFull.
-func (p *partial) changes(id string) (writes []any, dels []string, err error) {
+func (p *partial) changes(ref string) (writes []any, dels []string, err error) {
 	kept, added, deleted, ok := diffKeys(p.doc.Keys(), p.loaded, p.lay.keys)
 	if !ok {
 		return nil, nil, errNeedFull
@@ -159,7 +159,7 @@ func (p *partial) changes(id string) (writes []any, dels []string, err error) {
 	lay := *p.lay
 	orderChanged := false
 	put := func(f, what string, v any) error {
-		b, err := encodeValue(id, what, v)
+		b, err := encodeValue(ref, what, v)
 		if err != nil {
 			return err
 		}
@@ -256,12 +256,12 @@ func (p *partial) changes(id string) (writes []any, dels []string, err error) {
 // state map or changed whether state is a map, or when the document is stored in the
 // former layout. A key fn deletes and sets again keeps its place (a full Update would
 // move it last). Concurrency, exactly-once records, TTL and errors are as for Update.
-func (s *Store) UpdatePaths(ctx context.Context, id, opKey string, paths []string, fn UpdateFunc) (result []byte, replayed bool, err error) {
+func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []string, fn UpdateFunc) (result []byte, replayed bool, err error) {
 	plan := planPaths(paths)
 	if plan.full {
-		return s.Update(ctx, id, opKey, fn)
+		return s.Update(ctx, ref, opKey, fn)
 	}
-	key, opK, keys, err := s.txKeys(id, opKey)
+	key, opK, keys, err := s.txKeys(ref, opKey)
 	if err != nil {
 		return nil, false, err
 	}
@@ -293,7 +293,7 @@ func (s *Store) UpdatePaths(ctx context.Context, id, opKey string, paths []strin
 			case err != nil:
 				return err
 			case vals[0] == nil:
-				return s.noOrder(ctx, tx, id, key)
+				return s.noOrder(ctx, tx, ref, key)
 			}
 			part, err := s.loadPartial(key, &plan, fields, vals)
 			if err != nil {
@@ -307,7 +307,7 @@ func (s *Store) UpdatePaths(ctx context.Context, id, opKey string, paths []strin
 			var writes []any
 			var dels []string
 			if changed {
-				if writes, dels, err = part.changes(id); err != nil {
+				if writes, dels, err = part.changes(ref); err != nil {
 					return err
 				}
 			}
@@ -327,7 +327,7 @@ func (s *Store) UpdatePaths(ctx context.Context, id, opKey string, paths []strin
 		case err == nil:
 			return res, replay, nil
 		case errors.Is(err, errNeedFull):
-			return s.Update(ctx, id, opKey, fn)
+			return s.Update(ctx, ref, opKey, fn)
 		}
 		if err := s.retryOrFail(ctx, err, &delays, key); err != nil {
 			return nil, false, err
@@ -336,40 +336,40 @@ func (s *Store) UpdatePaths(ctx context.Context, id, opKey string, paths []strin
 }
 
 // noOrder explains a hash without an order field: no document, or a malformed one.
-func (s *Store) noOrder(ctx context.Context, c redis.Cmdable, id, key string) error {
+func (s *Store) noOrder(ctx context.Context, c redis.Cmdable, ref, key string) error {
 	n, err := c.Exists(ctx, key).Result()
 	if err != nil {
 		return err
 	}
 	if n == 0 {
-		return s.notFound(id)
+		return s.notFound(ref)
 	}
 	return s.malformed(key, "", fmt.Errorf("hash without an %q field", fieldOrder))
 }
 
-// GetPaths reads the part of the document of id that the given dotted paths need
+// GetPaths reads the part of the document of ref that the given dotted paths need
 // (see UpdatePaths): the top-level keys they name and, in a state map, the state keys
 // they name, in document order; keys that do not exist are left out. One HMGET of the
 // needed fields, so never a half-written document. A path that needs the whole
 // document, or a document in the former layout, makes it a full Get.
-func (s *Store) GetPaths(ctx context.Context, id string, paths []string) (*document.Map, error) {
+func (s *Store) GetPaths(ctx context.Context, ref string, paths []string) (*document.Map, error) {
 	plan := planPaths(paths)
 	if plan.full {
-		return s.Get(ctx, id)
+		return s.Get(ctx, ref)
 	}
-	if err := checkID(id); err != nil {
+	if err := checkRef(ref); err != nil {
 		return nil, err
 	}
-	key := s.DocKey(id)
+	key := s.DocKey(ref)
 	fields := plan.fields()
 	vals, err := s.rdb.HMGet(ctx, key, fields...).Result()
 	switch {
 	case isWrongType(err):
-		return s.Get(ctx, id)
+		return s.Get(ctx, ref)
 	case err != nil:
 		return nil, s.wrap(err, "HMGET", key)
 	case vals[0] == nil:
-		err := s.noOrder(ctx, s.rdb, id, key)
+		err := s.noOrder(ctx, s.rdb, ref, key)
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrMalformed) {
 			return nil, err
 		}

@@ -94,7 +94,7 @@ func TestUpdatePathsMatchesUpdate(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			full, part := fmt.Sprintf("full-%d", i), fmt.Sprintf("part-%d", i)
+			full, part := fmt.Sprintf("ns/full-%d", i), fmt.Sprintf("ns/part-%d", i)
 			for _, id := range []string{full, part} {
 				if _, _, err := st.Put(ctx, id, mustYAML(t, c.doc), store.PutOptions{}); err != nil {
 					t.Fatal(err)
@@ -175,17 +175,17 @@ func TestUpdatePathsReadsAndWritesOnlyItsFields(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 10*time.Second)
 	rdb := srv.Client()
-	if _, _, err := st.Put(ctx, "p", mustYAML(t, partialSample), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/p", mustYAML(t, partialSample), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// A field fn does not need holds JSON that is not even valid: UpdatePaths must
 	// neither read nor rewrite it.
-	key := st.DocKey("p")
+	key := st.DocKey("ns/p")
 	if err := rdb.HSet(ctx, key, "s:big", "not json", "t:pipelines", "{ also not }").Err(); err != nil {
 		t.Fatal(err)
 	}
 	var seen string
-	res, replayed, err := st.UpdatePaths(ctx, "p", "op-1", []string{"state.a.b", "channel", "state.missing.x"}, func(d *document.Map) (bool, []byte, error) {
+	res, replayed, err := st.UpdatePaths(ctx, "ns/p", "op-1", []string{"state.a.b", "channel", "state.missing.x"}, func(d *document.Map) (bool, []byte, error) {
 		seen = mustJSON(t, d)
 		if err := document.SetPath(d, "state.a.b", 5); err != nil {
 			return false, nil, err
@@ -208,7 +208,7 @@ func TestUpdatePathsReadsAndWritesOnlyItsFields(t *testing.T) {
 		t.Fatalf("hash = %q", h)
 	}
 	// The op record makes it exactly-once, without reading the document.
-	res, replayed, err = st.UpdatePaths(ctx, "p", "op-1", []string{"state.a.b"}, func(*document.Map) (bool, []byte, error) {
+	res, replayed, err = st.UpdatePaths(ctx, "ns/p", "op-1", []string{"state.a.b"}, func(*document.Map) (bool, []byte, error) {
 		t.Fatal("fn called on a replay")
 		return false, nil, nil
 	})
@@ -216,19 +216,19 @@ func TestUpdatePathsReadsAndWritesOnlyItsFields(t *testing.T) {
 		t.Fatalf("replay: %q %v %v", res, replayed, err)
 	}
 	// GetPaths reads only what it is asked.
-	d, err := st.GetPaths(ctx, "p", []string{"state.l", "last", "state.nope.x", "nope", "newTop"})
+	d, err := st.GetPaths(ctx, "ns/p", []string{"state.l", "last", "state.nope.x", "nope", "newTop"})
 	if err != nil || mustJSON(t, d) != `{"state":{"l":["x"]},"last":true,"newTop":"n"}` {
 		t.Fatalf("GetPaths = %s, %v", mustJSON(t, d), err)
 	}
 	// A whole read finds the broken fields.
-	if _, err := st.Get(ctx, "p"); !errors.Is(err, store.ErrMalformed) || !strings.Contains(err.Error(), "field") {
+	if _, err := st.Get(ctx, "ns/p"); !errors.Is(err, store.ErrMalformed) || !strings.Contains(err.Error(), "field") {
 		t.Fatalf("Get: %v", err)
 	}
-	if _, err := st.GetPaths(ctx, "p", []string{"state.big.k1"}); !errors.Is(err, store.ErrMalformed) || !strings.Contains(err.Error(), "s:big") {
+	if _, err := st.GetPaths(ctx, "ns/p", []string{"state.big.k1"}); !errors.Is(err, store.ErrMalformed) || !strings.Contains(err.Error(), "s:big") {
 		t.Fatalf("GetPaths of a broken field: %v", err)
 	}
 	// GetPaths of "state" is a whole read.
-	if _, err := st.GetPaths(ctx, "p", []string{"state"}); !errors.Is(err, store.ErrMalformed) {
+	if _, err := st.GetPaths(ctx, "ns/p", []string{"state"}); !errors.Is(err, store.ErrMalformed) {
 		t.Fatalf("GetPaths(state): %v", err)
 	}
 }
@@ -238,25 +238,25 @@ func TestPartialNotFoundAndMalformed(t *testing.T) {
 	ctx := testCtx(t, 10*time.Second)
 	rdb := srv.Client()
 	fn := func(*document.Map) (bool, []byte, error) { t.Fatal("fn called"); return false, nil, nil }
-	if _, err := st.GetPaths(ctx, "missing", []string{"state.a"}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.GetPaths(ctx, "ns/missing", []string{"state.a"}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetPaths: %v", err)
 	}
-	if _, _, err := st.UpdatePaths(ctx, "missing", "op", []string{"state.a"}, fn); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := st.UpdatePaths(ctx, "ns/missing", "op", []string{"state.a"}, fn); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("UpdatePaths: %v", err)
 	}
-	if _, ok, _ := st.OpResult(ctx, "op"); ok {
+	if _, ok := docOpRecord(t, st, "ns/missing", "op"); ok {
 		t.Fatal("op recorded for a missing context")
 	}
-	if _, err := st.GetPaths(ctx, "", []string{"a"}); !errors.Is(err, store.ErrInvalidKey) {
+	if _, err := st.GetPaths(ctx, "ns/", []string{"a"}); !errors.Is(err, store.ErrInvalidKey) {
 		t.Fatalf("empty id: %v", err)
 	}
 	for id, fields := range map[string][]any{
-		"no-order":    {"t:a", "1"},
-		"bad-order":   {"order", "[1]", "t:a", "1"},
-		"old-version": {"order", `{"v":0,"keys":["a"]}`, "t:a", "1"},
-		"missing":     {"order", `{"v":1,"keys":["a"]}`},
-		"bad-value":   {"order", `{"v":1,"keys":["a"]}`, "t:a", "{"},
-		"bad-state":   {"order", `{"v":1,"keys":["state"],"state":["a"]}`},
+		"ns/no-order":    {"t:a", "1"},
+		"ns/bad-order":   {"order", "[1]", "t:a", "1"},
+		"ns/old-version": {"order", `{"v":0,"keys":["a"]}`, "t:a", "1"},
+		"ns/missing":     {"order", `{"v":1,"keys":["a"]}`},
+		"ns/bad-value":   {"order", `{"v":1,"keys":["a"]}`, "t:a", "{"},
+		"ns/bad-state":   {"order", `{"v":1,"keys":["state"],"state":["a"]}`},
 	} {
 		if err := rdb.HSet(ctx, st.DocKey(id), fields...).Err(); err != nil {
 			t.Fatal(err)
@@ -268,7 +268,7 @@ func TestPartialNotFoundAndMalformed(t *testing.T) {
 			"Update":      func() error { _, _, err := st.Update(ctx, id, "", fn); return err }(),
 			"UpdatePaths": func() error { _, _, err := st.UpdatePaths(ctx, id, "", []string{"a", "state.a"}, fn); return err }(),
 		} {
-			if name == "GetRaw" && id == "bad-value" {
+			if name == "GetRaw" && id == "ns/bad-value" {
 				continue // GetRaw does not decode values
 			}
 			if !errors.Is(err, store.ErrMalformed) || !strings.Contains(err.Error(), st.DocKey(id)) {
@@ -285,28 +285,28 @@ func TestLegacyStringDocument(t *testing.T) {
 	ctx := testCtx(t, 10*time.Second)
 	rdb := srv.Client()
 	raw := `{"a":1,"state":{"x":"y","n":[1]},"z":null}`
-	for _, id := range []string{"l1", "l2"} {
+	for _, id := range []string{"ns/l1", "ns/l2"} {
 		if err := rdb.Set(ctx, st.DocKey(id), raw, time.Hour).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got, err := st.GetRaw(ctx, "l1"); err != nil || string(got) != raw {
+	if got, err := st.GetRaw(ctx, "ns/l1"); err != nil || string(got) != raw {
 		t.Fatalf("GetRaw = %s, %v", got, err)
 	}
-	if d, err := st.Get(ctx, "l1"); err != nil || mustJSON(t, d) != raw {
+	if d, err := st.Get(ctx, "ns/l1"); err != nil || mustJSON(t, d) != raw {
 		t.Fatalf("Get = %v, %v", d, err)
 	}
-	if d, err := st.GetPaths(ctx, "l1", []string{"state.x"}); err != nil || mustJSON(t, d) != raw {
+	if d, err := st.GetPaths(ctx, "ns/l1", []string{"state.x"}); err != nil || mustJSON(t, d) != raw {
 		t.Fatalf("GetPaths = %v, %v", d, err)
 	}
 	want := `{"a":1,"state":{"x":"y2","n":[1]},"z":null}`
-	if _, _, err := st.Update(ctx, "l1", "", setFn([2]any{"state.x", "y2"})); err != nil {
+	if _, _, err := st.Update(ctx, "ns/l1", "", setFn([2]any{"state.x", "y2"})); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.UpdatePaths(ctx, "l2", "op-l2", []string{"state.x"}, setFn([2]any{"state.x", "y2"})); err != nil {
+	if _, _, err := st.UpdatePaths(ctx, "ns/l2", "op-l2", []string{"state.x"}, setFn([2]any{"state.x", "y2"})); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"l1", "l2"} {
+	for _, id := range []string{"ns/l1", "ns/l2"} {
 		if typ, _ := rdb.Type(ctx, st.DocKey(id)).Result(); typ != "hash" {
 			t.Fatalf("%s is a %s after the update", id, typ)
 		}
@@ -318,13 +318,13 @@ func TestLegacyStringDocument(t *testing.T) {
 		}
 	}
 	// An unchanged legacy document stays as it is.
-	if err := rdb.Set(ctx, st.DocKey("l3"), raw, 0).Err(); err != nil {
+	if err := rdb.Set(ctx, st.DocKey("ns/l3"), raw, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.Update(ctx, "l3", "op-l3", func(*document.Map) (bool, []byte, error) { return false, nil, nil }); err != nil {
+	if _, _, err := st.Update(ctx, "ns/l3", "op-l3", func(*document.Map) (bool, []byte, error) { return false, nil, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if typ, _ := rdb.Type(ctx, st.DocKey("l3")).Result(); typ != "string" {
+	if typ, _ := rdb.Type(ctx, st.DocKey("ns/l3")).Result(); typ != "string" {
 		t.Fatalf("l3 is a %s", typ)
 	}
 }
@@ -332,18 +332,18 @@ func TestLegacyStringDocument(t *testing.T) {
 func TestUpdatePathsKeepsTTL(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 10*time.Second)
-	if _, _, err := st.Put(ctx, "ttl", mustYAML(t, partialSample), store.PutOptions{TTL: time.Hour}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/ttl", mustYAML(t, partialSample), store.PutOptions{TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	for i, path := range []string{"state.a.b", "state.new", "newTop", "state"} {
-		if _, _, err := st.UpdatePaths(ctx, "ttl", "", []string{path}, setFn([2]any{path, i})); err != nil {
+		if _, _, err := st.UpdatePaths(ctx, "ns/ttl", "", []string{path}, setFn([2]any{path, i})); err != nil {
 			t.Fatal(err)
 		}
-		if ttl, err := st.TTL(ctx, "ttl"); err != nil || ttl <= 59*time.Minute {
+		if ttl, err := st.TTL(ctx, "ns/ttl"); err != nil || ttl <= 59*time.Minute {
 			t.Fatalf("TTL after setting %s = %v, %v", path, ttl, err)
 		}
 	}
-	if d, _ := st.Get(ctx, "ttl"); mustJSON(t, d) != `{"cicdContextDataId":"p-1","channel":"stage","pipelines":{"build":{"x":1}},"state":3,"last":true,"newTop":2}` {
+	if d, _ := st.Get(ctx, "ns/ttl"); mustJSON(t, d) != `{"cicdContextDataId":"p-1","channel":"stage","pipelines":{"build":{"x":1}},"state":3,"last":true,"newTop":2}` {
 		t.Fatalf("doc = %s", mustJSON(t, d))
 	}
 }
@@ -353,7 +353,7 @@ func TestUpdatePathsKeepsTTL(t *testing.T) {
 func TestUpdatePathsConcurrentWriters(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 2*time.Minute)
-	if _, _, err := st.Put(ctx, "c", mustYAML(t, sample), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/c", mustYAML(t, sample), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 50
@@ -367,13 +367,13 @@ func TestUpdatePathsConcurrentWriters(t *testing.T) {
 			var err error
 			switch i % 4 {
 			case 0:
-				_, _, err = st.Update(ctx, "c", "", appendItem(v))
+				_, _, err = st.Update(ctx, "ns/c", "", appendItem(v))
 			case 1:
-				_, _, err = st.UpdatePaths(ctx, "c", "", []string{"state.items"}, appendItem(v))
+				_, _, err = st.UpdatePaths(ctx, "ns/c", "", []string{"state.items"}, appendItem(v))
 			case 2:
-				_, _, err = st.UpdatePaths(ctx, "c", "", []string{"state.other[]"}, setFn([2]any{"state.other[]", v}))
+				_, _, err = st.UpdatePaths(ctx, "ns/c", "", []string{"state.other[]"}, setFn([2]any{"state.other[]", v}))
 			case 3:
-				_, _, err = st.UpdatePaths(ctx, "c", "", []string{"top[]"}, setFn([2]any{"top[]", v})) // full
+				_, _, err = st.UpdatePaths(ctx, "ns/c", "", []string{"top[]"}, setFn([2]any{"top[]", v})) // full
 			}
 			if err != nil {
 				errs <- err
@@ -385,7 +385,7 @@ func TestUpdatePathsConcurrentWriters(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	d, err := st.Get(ctx, "c")
+	d, err := st.Get(ctx, "ns/c")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +413,7 @@ func TestUpdatePathsConcurrentWriters(t *testing.T) {
 func TestUpdatePathsExactlyOnceConcurrent(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, time.Minute)
-	if _, _, err := st.Put(ctx, "c", mustYAML(t, sample), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/c", mustYAML(t, sample), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 20
@@ -424,7 +424,7 @@ func TestUpdatePathsExactlyOnceConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, replayed, err := st.UpdatePaths(ctx, "c", "run/step", []string{"state.items"}, appendItem("b"))
+			r, replayed, err := st.UpdatePaths(ctx, "ns/c", "run/step", []string{"state.items"}, appendItem("b"))
 			if err != nil {
 				t.Error(err)
 				return
@@ -444,7 +444,7 @@ func TestUpdatePathsExactlyOnceConcurrent(t *testing.T) {
 			t.Fatalf("results = %q", results)
 		}
 	}
-	if got := items(t, st, "c"); len(got) != 1 {
+	if got := items(t, st, "ns/c"); len(got) != 1 {
 		t.Fatalf("items = %v", got)
 	}
 }
@@ -454,7 +454,7 @@ func TestUpdatePathsExactlyOnceConcurrent(t *testing.T) {
 func TestReaderNeverSeesPartialWrite(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, time.Minute)
-	if _, _, err := st.Put(ctx, "r", mustYAML(t, "state: {a: 0, pad: x, b: 0}"), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/r", mustYAML(t, "state: {a: 0, pad: x, b: 0}"), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	check := func(d *document.Map) error {
@@ -480,16 +480,16 @@ func TestReaderNeverSeesPartialWrite(t *testing.T) {
 			var err error
 			switch i % 3 {
 			case 0:
-				d, err = st.Get(ctx, "r")
+				d, err = st.Get(ctx, "ns/r")
 			case 1:
 				var raw []byte
-				if raw, err = st.GetRaw(ctx, "r"); err == nil {
+				if raw, err = st.GetRaw(ctx, "ns/r"); err == nil {
 					var v any
 					v, err = document.ParseJSON(raw)
 					d, _ = v.(*document.Map)
 				}
 			case 2:
-				d, err = st.GetPaths(ctx, "r", []string{"state.a", "state.b"})
+				d, err = st.GetPaths(ctx, "ns/r", []string{"state.a", "state.b"})
 			}
 			if err == nil {
 				err = check(d)
@@ -502,7 +502,7 @@ func TestReaderNeverSeesPartialWrite(t *testing.T) {
 		}
 	}()
 	for i := 1; i <= 200; i++ {
-		if _, _, err := st.UpdatePaths(ctx, "r", "", []string{"state.a", "state.b"}, setFn([2]any{"state.a", i}, [2]any{"state.b", i})); err != nil {
+		if _, _, err := st.UpdatePaths(ctx, "ns/r", "", []string{"state.a", "state.b"}, setFn([2]any{"state.a", i}, [2]any{"state.b", i})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -518,28 +518,28 @@ func TestReaderNeverSeesPartialWrite(t *testing.T) {
 func TestUpdatePathsFnError(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 10*time.Second)
-	if _, _, err := st.Put(ctx, "e", mustYAML(t, partialSample), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/e", mustYAML(t, partialSample), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := st.GetRaw(ctx, "e")
+	before, _ := st.GetRaw(ctx, "ns/e")
 	boom := errors.New("boom")
-	_, _, err := st.UpdatePaths(ctx, "e", "op", []string{"state.a"}, func(d *document.Map) (bool, []byte, error) {
+	_, _, err := st.UpdatePaths(ctx, "ns/e", "op", []string{"state.a"}, func(d *document.Map) (bool, []byte, error) {
 		d.Set("junk", 1)
 		return true, nil, boom
 	})
 	if err != boom {
 		t.Fatalf("err = %v", err)
 	}
-	if after, _ := st.GetRaw(ctx, "e"); string(after) != string(before) {
+	if after, _ := st.GetRaw(ctx, "ns/e"); string(after) != string(before) {
 		t.Fatalf("written despite fn error:\n%s\n%s", before, after)
 	}
-	if _, ok, _ := st.OpResult(ctx, "op"); ok {
+	if _, ok := docOpRecord(t, st, "ns/e", "op"); ok {
 		t.Fatal("op recorded despite fn error")
 	}
 	// Cancelled context.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, _, err := st.UpdatePaths(cctx, "e", "", []string{"state.a"}, setFn([2]any{"state.a", 1})); !errors.Is(err, context.Canceled) {
+	if _, _, err := st.UpdatePaths(cctx, "ns/e", "", []string{"state.a"}, setFn([2]any{"state.a", 1})); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }

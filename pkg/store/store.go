@@ -2,17 +2,26 @@
 // document), with atomic read-modify-write, partial reads and writes, and exactly-once
 // records.
 //
-// Keys (prefix defaults to "cicdstatemgr"):
+// A context is named by a ref, "<namespace>/<id>" (Ref): it belongs to the Kubernetes
+// namespace whose CustomRun created it (the CLI names the namespace explicitly), and the
+// same id in two namespaces is two contexts. Keys (prefix defaults to "cicdstatemgr"):
 //
-//	<prefix>:ctx:<id>      the cicd context data document of id: a hash with one field
-//	                       per top-level key ("t:<key>") except state, one field per
-//	                       key of state ("s:<key>"), and the key order ("order"); each
-//	                       value compact JSON (see layout.go). Documents stored by
-//	                       earlier versions as one JSON string are still read, and
-//	                       become hashes on their next Update.
-//	<prefix>:op:<opKey>    the result of an operation that must apply once (Put, Update,
-//	                       SetOpResult); expires after Options.DoneTTL
-//	<prefix>:claim:<key>   a claim (Claim / Release)
+//	<prefix>:{<ns>/<id>}:ctx         the cicd context data document: a hash with one
+//	                                 field per top-level key ("t:<key>") except state, one
+//	                                 field per key of state ("s:<key>"), and the key order
+//	                                 ("order"); each value compact JSON (see layout.go)
+//	<prefix>:{<ns>/<id>}:op:<opKey>  the result of an operation that wrote the document
+//	                                 and must apply once (Put, Update, UpdatePaths);
+//	                                 expires after Options.DoneTTL
+//	<prefix>:op:<key>                a standalone op record (SetOpResult: the event
+//	                                 handlers' side-effect journal)
+//	<prefix>:claim:<key>             a claim (Claim / Release)
+//
+// Everything one operation on a context touches shares the hash tag {<ns>/<id>}, so it
+// lives in one hash slot of a Redis Cluster. In keys the id is escaped ('%', '{' and '}'
+// as %25, %7B and %7D) so that it cannot close the tag and two contexts never share a
+// key; the key prefix may not contain '{' or '}'. Contexts stored before namespaces
+// existed (<prefix>:ctx:<id>, LegacyDocKey) are moved into a namespace by Migrate.
 //
 // Every write of a document is inside MULTI/EXEC (with its op record when there is
 // one), and every read is one command (HGETALL, HMGET), so a reader never sees a
@@ -24,8 +33,9 @@
 //
 // Errors: errors.Is(err, ErrNotFound) for a missing context, ErrUnavailable for a Redis
 // that cannot be reached or timed out (transient: retry later), ErrAuth for rejected
-// credentials or permissions (not transient), ErrInvalidKey for a bad id or op key.
-// Messages name the Redis address and key, never the password.
+// credentials or permissions (not transient), ErrInvalidKey for a bad ref or op key.
+// Messages of Redis faults name the Redis address and key, never the password; a not
+// found names the ref only.
 package store
 
 import (
@@ -36,6 +46,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -102,6 +113,9 @@ func New(o Options) (*Store, error) {
 	}
 	if o.DB < 0 {
 		return nil, fmt.Errorf("store: invalid Redis db %d", o.DB)
+	}
+	if strings.ContainsAny(o.KeyPrefix, "{}") {
+		return nil, fmt.Errorf("store: keyPrefix %q may not contain '{' or '}' (they delimit the hash tag of a context)", o.KeyPrefix)
 	}
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = DefaultKeyPrefix
@@ -180,7 +194,7 @@ func (s *Store) Close() error { return s.rdb.Close() }
 func (s *Store) Addr() string { return s.addr }
 
 // Client is the underlying go-redis client, for callers needing more than Store offers.
-// Keys of the store are built with DocKey and OpKey.
+// Keys of the store are built with DocKey, DocOpKey, OpKey and ClaimKey.
 func (s *Store) Client() *redis.Client { return s.rdb }
 
 // Ping checks that Redis answers and accepts the credentials.

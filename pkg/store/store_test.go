@@ -32,11 +32,11 @@ func TestPutGetRoundTripKeepsOrder(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 10*time.Second)
 	doc := mustYAML(t, sample)
-	res, replayed, err := st.Put(ctx, "app-1.0", doc, store.PutOptions{})
+	res, replayed, err := st.Put(ctx, "ns/app-1.0", doc, store.PutOptions{})
 	if err != nil || res != nil || replayed {
 		t.Fatalf("Put: %q %v %v", res, replayed, err)
 	}
-	got, err := st.Get(ctx, "app-1.0")
+	got, err := st.Get(ctx, "ns/app-1.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestPutGetRoundTripKeepsOrder(t *testing.T) {
 		t.Fatalf("round trip:\n got %s\nwant %s", a, b)
 	}
 	// Stored as compact JSON in key order.
-	raw, err := st.GetRaw(ctx, "app-1.0")
+	raw, err := st.GetRaw(ctx, "ns/app-1.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestPutGetRoundTripKeepsOrder(t *testing.T) {
 		t.Fatalf("raw = %s", raw)
 	}
 	// Stored as a hash: one field per top-level key, one per key of state, the order.
-	direct, err := srv.Client().HGetAll(ctx, st.DocKey("app-1.0")).Result()
+	direct, err := srv.Client().HGetAll(ctx, st.DocKey("ns/app-1.0")).Result()
 	wantHash := map[string]string{
 		"order":               `{"v":1,"keys":["cicdContextDataId","zeta","alpha","state"],"state":["items","name"]}`,
 		"t:cicdContextDataId": `"app-1.0"`,
@@ -62,14 +62,14 @@ func TestPutGetRoundTripKeepsOrder(t *testing.T) {
 		"s:name":              `"héllo \"x\""`,
 	}
 	if err != nil || !reflect.DeepEqual(direct, wantHash) {
-		t.Fatalf("key %s = %q, %v\nwant %q", st.DocKey("app-1.0"), direct, err, wantHash)
+		t.Fatalf("key %s = %q, %v\nwant %q", st.DocKey("ns/app-1.0"), direct, err, wantHash)
 	}
-	if !strings.HasPrefix(st.DocKey("x"), "t") || !strings.HasSuffix(st.DocKey("x"), ":TestPutGetRoundTripKeepsOrder:ctx:x") {
-		t.Fatalf("DocKey = %s", st.DocKey("x"))
+	if !strings.HasPrefix(st.DocKey("ns/x"), "t") || !strings.HasSuffix(st.DocKey("ns/x"), ":TestPutGetRoundTripKeepsOrder:{ns/x}:ctx") {
+		t.Fatalf("DocKey = %s", st.DocKey("ns/x"))
 	}
 
 	// Update keeps order and appends new keys last.
-	_, _, err = st.Update(ctx, "app-1.0", "", func(d *document.Map) (bool, []byte, error) {
+	_, _, err = st.Update(ctx, "ns/app-1.0", "", func(d *document.Map) (bool, []byte, error) {
 		s, _ := d.GetMap("state")
 		s.Set("name", "changed")
 		s.Set("new", []any{"x"})
@@ -79,7 +79,7 @@ func TestPutGetRoundTripKeepsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err = st.Get(ctx, "app-1.0")
+	got, err = st.Get(ctx, "ns/app-1.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,40 +94,73 @@ func TestDefaultKeyPrefix(t *testing.T) {
 	o := opts(t, srv)
 	o.KeyPrefix = ""
 	st := newStore(t, o)
-	if k := st.DocKey("a"); k != "cicdstatemgr:ctx:a" {
+	if k := st.DocKey("ns/a"); k != "cicdstatemgr:{ns/a}:ctx" {
 		t.Fatalf("DocKey = %s", k)
+	}
+	if k := st.DocOpKey("ns/a", "r/s"); k != "cicdstatemgr:{ns/a}:op:r/s" {
+		t.Fatalf("DocOpKey = %s", k)
 	}
 	if k := st.OpKey("b"); k != "cicdstatemgr:op:b" {
 		t.Fatalf("OpKey = %s", k)
+	}
+	if k := st.ClaimKey("c"); k != "cicdstatemgr:claim:c" {
+		t.Fatalf("ClaimKey = %s", k)
+	}
+	if k := st.LegacyDocKey("a"); k != "cicdstatemgr:ctx:a" {
+		t.Fatalf("LegacyDocKey = %s", k)
 	}
 }
 
 func TestNotFound(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 10*time.Second)
-	_, err := st.Get(ctx, "missing")
-	if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), `"missing"`) {
+	// The message names the ref only: no Redis key, no address (a missing context
+	// and one the caller may not see read the same).
+	const want = "cicd context not found: ns/missing"
+	_, err := st.Get(ctx, "ns/missing")
+	if !errors.Is(err, store.ErrNotFound) || err.Error() != want {
 		t.Fatalf("Get: %v", err)
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("not found is not unavailable: %v", err)
 	}
 	called := false
-	_, _, err = st.Update(ctx, "missing", "op1", func(*document.Map) (bool, []byte, error) {
+	_, _, err = st.Update(ctx, "ns/missing", "op1", func(*document.Map) (bool, []byte, error) {
 		called = true
 		return true, nil, nil
 	})
-	if !errors.Is(err, store.ErrNotFound) || called {
+	if !errors.Is(err, store.ErrNotFound) || err.Error() != want || called {
 		t.Fatalf("Update: %v (fn called: %v)", err, called)
 	}
-	if _, ok, err := st.OpResult(ctx, "op1"); ok || err != nil {
-		t.Fatalf("op record written for a missing context: %v %v", ok, err)
+	if _, ok := docOpRecord(t, st, "ns/missing", "op1"); ok {
+		t.Fatal("op record written for a missing context")
 	}
-	if _, err := st.TTL(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.TTL(ctx, "ns/missing"); !errors.Is(err, store.ErrNotFound) || err.Error() != want {
 		t.Fatalf("TTL: %v", err)
 	}
-	if err := st.Expire(ctx, "missing", 0); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("Expire: %v", err)
+	for _, ttl := range []time.Duration{0, time.Minute} {
+		if err := st.Expire(ctx, "ns/missing", ttl); !errors.Is(err, store.ErrNotFound) || err.Error() != want {
+			t.Fatalf("Expire(%v): %v", ttl, err)
+		}
+	}
+	for name, err := range map[string]error{
+		"GetRaw":   func() error { _, err := st.GetRaw(ctx, "ns/missing"); return err }(),
+		"GetPaths": func() error { _, err := st.GetPaths(ctx, "ns/missing", []string{"state.a"}); return err }(),
+		"UpdatePaths": func() error {
+			_, _, err := st.UpdatePaths(ctx, "ns/missing", "", []string{"state.a"}, appendItem("x"))
+			return err
+		}(),
+	} {
+		if !errors.Is(err, store.ErrNotFound) || err.Error() != want {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// A context of another namespace is not found either.
+	if _, _, err := st.Put(ctx, "other/missing", mustYAML(t, "a: 1"), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get(ctx, "ns/missing"); !errors.Is(err, store.ErrNotFound) || err.Error() != want {
+		t.Fatalf("Get of another namespace's context: %v", err)
 	}
 }
 
@@ -135,31 +168,83 @@ func TestIDs(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 10*time.Second)
 	doc := mustYAML(t, "a: 1")
-	for _, id := range []string{"", strings.Repeat("x", 254)} {
-		if _, _, err := st.Put(ctx, id, doc, store.PutOptions{}); !errors.Is(err, store.ErrInvalidKey) {
-			t.Errorf("Put(%d bytes): %v", len(id), err)
-		}
-		if _, err := st.Get(ctx, id); !errors.Is(err, store.ErrInvalidKey) {
-			t.Errorf("Get(%d bytes): %v", len(id), err)
-		}
-		if _, _, err := st.Update(ctx, id, "", nil); !errors.Is(err, store.ErrInvalidKey) {
-			t.Errorf("Update(%d bytes): %v", len(id), err)
+	ns63 := "n" + strings.Repeat("s", 61) + "9"
+	// Each bad ref is refused by every method that takes one, with this in its message.
+	bad := []struct{ ref, msg string }{
+		{"", "has no namespace"},
+		{"no-namespace", `cicd context "no-namespace" has no namespace (want namespace/id)`},
+		{"/x", `namespace "" must be 1 to 63 characters`},
+		{"NS/x", "must be lower-case letters, digits and '-'"},
+		{"nS/x", "must be lower-case letters, digits and '-'"},
+		{"-ns/x", "must be lower-case letters, digits and '-'"},
+		{"ns-/x", "must be lower-case letters, digits and '-'"},
+		{"n_s/x", "must be lower-case letters, digits and '-'"},
+		{"n.s/x", "must be lower-case letters, digits and '-'"},
+		{"nß/x", "must be lower-case letters, digits and '-'"},
+		{ns63 + "x/x", "must be 1 to 63 characters"},
+		{"ns/", "empty cicd context id"},
+		{"ns/a/b", `cicd context id "a/b" contains '/'`},
+		{"ns//", `cicd context id "/" contains '/'`},
+		{"ns/" + strings.Repeat("x", 254), "cicd context id is 254 bytes long, at most 253 allowed"},
+	}
+	for _, b := range bad {
+		for name, err := range map[string]error{
+			"Put":      func() error { _, _, err := st.Put(ctx, b.ref, doc, store.PutOptions{}); return err }(),
+			"Get":      func() error { _, err := st.Get(ctx, b.ref); return err }(),
+			"GetRaw":   func() error { _, err := st.GetRaw(ctx, b.ref); return err }(),
+			"GetPaths": func() error { _, err := st.GetPaths(ctx, b.ref, []string{"a"}); return err }(),
+			"Update":   func() error { _, _, err := st.Update(ctx, b.ref, "", nil); return err }(),
+			"UpdatePaths": func() error {
+				_, _, err := st.UpdatePaths(ctx, b.ref, "op", []string{"a"}, nil)
+				return err
+			}(),
+			"Exists": func() error { _, err := st.Exists(ctx, b.ref); return err }(),
+			"Delete": func() error { _, err := st.Delete(ctx, b.ref); return err }(),
+			"TTL":    func() error { _, err := st.TTL(ctx, b.ref); return err }(),
+			"Expire": st.Expire(ctx, b.ref, time.Minute),
+			"SplitRef": func() error {
+				ns, id, err := store.SplitRef(b.ref)
+				if ns != "" || id != "" {
+					t.Errorf("SplitRef(%q) = %q, %q", b.ref, ns, id)
+				}
+				return err
+			}(),
+		} {
+			if !errors.Is(err, store.ErrInvalidKey) || !strings.Contains(err.Error(), b.msg) {
+				t.Errorf("%s(%.40q): %v, want ErrInvalidKey with %q", name, b.ref, err, b.msg)
+			}
 		}
 	}
-	if _, err := st.Get(ctx, ""); err == nil || !strings.Contains(err.Error(), "empty cicd context id") {
-		t.Errorf("empty id message: %v", err)
-	}
-	// Any bytes are fine, up to 253 of them.
-	for _, id := range []string{strings.Repeat("y", 253), "a b:c/d*?[x]\x00\n\xff", "ünï/çødé"} {
-		if _, _, err := st.Put(ctx, id, doc, store.PutOptions{}); err != nil {
-			t.Fatalf("Put(%q): %v", id, err)
-		}
-		got, err := st.Get(ctx, id)
-		if err != nil || mustJSON(t, got) != `{"a":1}` {
-			t.Fatalf("Get(%q) = %v, %v", id, got, err)
+	// The checks one by one.
+	for ns, ok := range map[string]bool{"a": true, "a-b": true, "0": true, "9a-0": true, ns63: true,
+		"": false, "-a": false, "a-": false, "A": false, ns63 + "x": false, "a/b": false} {
+		if err := store.CheckNamespace(ns); (err == nil) != ok || (err != nil && !errors.Is(err, store.ErrInvalidKey)) {
+			t.Errorf("CheckNamespace(%q) = %v", ns, err)
 		}
 	}
-	if _, _, err := st.Update(ctx, "x", strings.Repeat("o", 1025), nil); !errors.Is(err, store.ErrInvalidKey) {
+	for id, ok := range map[string]bool{"a": true, "{%}": true, strings.Repeat("y", 253): true,
+		"": false, "a/b": false, strings.Repeat("y", 254): false} {
+		if err := store.CheckID(id); (err == nil) != ok || (err != nil && !errors.Is(err, store.ErrInvalidKey)) {
+			t.Errorf("CheckID(%.20q) = %v", id, err)
+		}
+	}
+	// Any bytes but '/' are fine in an id, up to 253 of them, in a namespace of up to 63.
+	for _, id := range []string{strings.Repeat("y", 253), "a b:c*?[x]\x00\n\xff", "ünïçødé", "{x}", "%7D", "}:op:y"} {
+		for _, ns := range []string{"ns", "a", ns63} {
+			ref := store.Ref(ns, id)
+			if gotNS, gotID, err := store.SplitRef(ref); gotNS != ns || gotID != id || err != nil {
+				t.Fatalf("SplitRef(%q) = %q, %q, %v", ref, gotNS, gotID, err)
+			}
+			if _, _, err := st.Put(ctx, ref, doc, store.PutOptions{}); err != nil {
+				t.Fatalf("Put(%q): %v", ref, err)
+			}
+			got, err := st.Get(ctx, ref)
+			if err != nil || mustJSON(t, got) != `{"a":1}` {
+				t.Fatalf("Get(%q) = %v, %v", ref, got, err)
+			}
+		}
+	}
+	if _, _, err := st.Update(ctx, "ns/x", strings.Repeat("o", 1025), nil); !errors.Is(err, store.ErrInvalidKey) {
 		t.Errorf("long op key: %v", err)
 	}
 	if _, err := st.Claim(ctx, "", time.Second); !errors.Is(err, store.ErrInvalidKey) {
@@ -196,7 +281,7 @@ func items(t testing.TB, st *store.Store, id string) []any {
 func TestUpdateConcurrentWritersLoseNothing(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 2*time.Minute)
-	if _, _, err := st.Put(ctx, "c", mustYAML(t, sample), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/c", mustYAML(t, sample), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 50
@@ -206,7 +291,7 @@ func TestUpdateConcurrentWritersLoseNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, _, err := st.Update(ctx, "c", "", appendItem(fmt.Sprintf("v%02d", i))); err != nil {
+			if _, _, err := st.Update(ctx, "ns/c", "", appendItem(fmt.Sprintf("v%02d", i))); err != nil {
 				errs <- err
 			}
 		}()
@@ -216,7 +301,7 @@ func TestUpdateConcurrentWritersLoseNothing(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	got := items(t, st, "c")
+	got := items(t, st, "ns/c")
 	if len(got) != n {
 		t.Fatalf("%d items, want %d: %v", len(got), n, got)
 	}
@@ -234,30 +319,33 @@ func TestUpdateConcurrentWritersLoseNothing(t *testing.T) {
 func TestUpdateExactlyOnce(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 30*time.Second)
-	if _, _, err := st.Put(ctx, "c", mustYAML(t, sample), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/c", mustYAML(t, sample), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r1, replayed, err := st.Update(ctx, "c", "run-1/step-1", appendItem("a"))
+	r1, replayed, err := st.Update(ctx, "ns/c", "run-1/step-1", appendItem("a"))
 	if err != nil || replayed || string(r1) != "appended a at 0" {
 		t.Fatalf("first: %q %v %v", r1, replayed, err)
 	}
 	calls := 0
 	fn := appendItem("a")
-	r2, replayed, err := st.Update(ctx, "c", "run-1/step-1", func(d *document.Map) (bool, []byte, error) {
+	r2, replayed, err := st.Update(ctx, "ns/c", "run-1/step-1", func(d *document.Map) (bool, []byte, error) {
 		calls++
 		return fn(d)
 	})
 	if err != nil || !replayed || string(r2) != string(r1) || calls != 0 {
 		t.Fatalf("second: %q %v %v (fn calls %d)", r2, replayed, err, calls)
 	}
-	if got := items(t, st, "c"); len(got) != 1 {
+	if got := items(t, st, "ns/c"); len(got) != 1 {
 		t.Fatalf("items = %v", got)
 	}
-	res, ok, err := st.OpResult(ctx, "run-1/step-1")
-	if err != nil || !ok || string(res) != string(r1) {
-		t.Fatalf("OpResult = %q %v %v", res, ok, err)
+	// The record lives beside the document, not among the standalone records.
+	if res, ok := docOpRecord(t, st, "ns/c", "run-1/step-1"); !ok || string(res) != string(r1) {
+		t.Fatalf("op record = %q %v", res, ok)
 	}
-	ttl, err := srv.Client().TTL(ctx, st.OpKey("run-1/step-1")).Result()
+	if _, ok, err := st.OpResult(ctx, "run-1/step-1"); ok || err != nil {
+		t.Fatalf("standalone OpResult of a document op = %v %v", ok, err)
+	}
+	ttl, err := srv.Client().TTL(ctx, st.DocOpKey("ns/c", "run-1/step-1")).Result()
 	if err != nil || ttl <= 6*24*time.Hour || ttl > store.DefaultDoneTTL {
 		t.Fatalf("op record TTL = %v, %v", ttl, err)
 	}
@@ -271,7 +359,7 @@ func TestUpdateExactlyOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, replayed, err := st.Update(ctx, "c", "run-1/step-2", appendItem("b"))
+			r, replayed, err := st.Update(ctx, "ns/c", "run-1/step-2", appendItem("b"))
 			if err != nil {
 				t.Error(err)
 				return
@@ -291,22 +379,21 @@ func TestUpdateExactlyOnce(t *testing.T) {
 			t.Fatalf("results = %q", results)
 		}
 	}
-	if got := items(t, st, "c"); len(got) != 2 {
+	if got := items(t, st, "ns/c"); len(got) != 2 {
 		t.Fatalf("items = %v", got)
 	}
 
 	// An unchanged document still records the op (and writes no document).
-	r3, replayed, err := st.Update(ctx, "c", "run-1/noop", func(*document.Map) (bool, []byte, error) {
+	r3, replayed, err := st.Update(ctx, "ns/c", "run-1/noop", func(*document.Map) (bool, []byte, error) {
 		return false, nil, nil
 	})
 	if err != nil || replayed || r3 != nil {
 		t.Fatalf("noop: %q %v %v", r3, replayed, err)
 	}
-	r3, ok, err = st.OpResult(ctx, "run-1/noop")
-	if err != nil || !ok || len(r3) != 0 {
-		t.Fatalf("noop record: %q %v %v", r3, ok, err)
+	if r3, ok := docOpRecord(t, st, "ns/c", "run-1/noop"); !ok || len(r3) != 0 {
+		t.Fatalf("noop record: %q %v", r3, ok)
 	}
-	if _, replayed, _ := st.Update(ctx, "c", "run-1/noop", appendItem("z")); !replayed {
+	if _, replayed, _ := st.Update(ctx, "ns/c", "run-1/noop", appendItem("z")); !replayed {
 		t.Fatal("noop op applied again")
 	}
 }
@@ -314,22 +401,22 @@ func TestUpdateExactlyOnce(t *testing.T) {
 func TestUpdateFuncError(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 10*time.Second)
-	if _, _, err := st.Put(ctx, "c", mustYAML(t, sample), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/c", mustYAML(t, sample), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	_, _, err := st.Update(ctx, "c", "op", func(d *document.Map) (bool, []byte, error) {
+	_, _, err := st.Update(ctx, "ns/c", "op", func(d *document.Map) (bool, []byte, error) {
 		d.Set("junk", 1)
 		return true, nil, boom
 	})
 	if err != boom {
 		t.Fatalf("err = %v, want boom as is", err)
 	}
-	d, _ := st.Get(ctx, "c")
+	d, _ := st.Get(ctx, "ns/c")
 	if d.Has("junk") {
 		t.Fatal("written despite fn error")
 	}
-	if _, ok, _ := st.OpResult(ctx, "op"); ok {
+	if _, ok := docOpRecord(t, st, "ns/c", "op"); ok {
 		t.Fatal("op recorded despite fn error")
 	}
 }
@@ -337,22 +424,29 @@ func TestUpdateFuncError(t *testing.T) {
 func TestPutExactlyOnce(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 10*time.Second)
-	r, replayed, err := st.Put(ctx, "p", mustYAML(t, "v: 1"), store.PutOptions{OpKey: "init/1", Result: []byte("r1")})
+	r, replayed, err := st.Put(ctx, "ns/p", mustYAML(t, "v: 1"), store.PutOptions{OpKey: "init/1", Result: []byte("r1")})
 	if err != nil || replayed || string(r) != "r1" {
 		t.Fatalf("first: %q %v %v", r, replayed, err)
 	}
-	r, replayed, err = st.Put(ctx, "p", mustYAML(t, "v: 2"), store.PutOptions{OpKey: "init/1", Result: []byte("r2")})
+	r, replayed, err = st.Put(ctx, "ns/p", mustYAML(t, "v: 2"), store.PutOptions{OpKey: "init/1", Result: []byte("r2")})
 	if err != nil || !replayed || string(r) != "r1" {
 		t.Fatalf("second: %q %v %v", r, replayed, err)
 	}
-	if d, _ := st.Get(ctx, "p"); mustJSON(t, d) != `{"v":1}` {
+	if d, _ := st.Get(ctx, "ns/p"); mustJSON(t, d) != `{"v":1}` {
 		t.Fatalf("doc = %s", mustJSON(t, d))
 	}
+	if r, ok := docOpRecord(t, st, "ns/p", "init/1"); !ok || string(r) != "r1" {
+		t.Fatalf("op record = %q %v", r, ok)
+	}
+	// An op key is scoped to its context: the same op key on another context applies.
+	if r, replayed, err := st.Put(ctx, "ns/p2", mustYAML(t, "v: 9"), store.PutOptions{OpKey: "init/1", Result: []byte("r9")}); err != nil || replayed || string(r) != "r9" {
+		t.Fatalf("same op key, other context: %q %v %v", r, replayed, err)
+	}
 	// Another op overwrites.
-	if _, _, err := st.Put(ctx, "p", mustYAML(t, "v: 3"), store.PutOptions{OpKey: "init/2"}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/p", mustYAML(t, "v: 3"), store.PutOptions{OpKey: "init/2"}); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := st.Get(ctx, "p"); mustJSON(t, d) != `{"v":3}` {
+	if d, _ := st.Get(ctx, "ns/p"); mustJSON(t, d) != `{"v":3}` {
 		t.Fatalf("doc = %s", mustJSON(t, d))
 	}
 }
@@ -360,45 +454,45 @@ func TestPutExactlyOnce(t *testing.T) {
 func TestTTLKeptByUpdate(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 10*time.Second)
-	if _, _, err := st.Put(ctx, "ttl", mustYAML(t, sample), store.PutOptions{TTL: time.Hour}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/ttl", mustYAML(t, sample), store.PutOptions{TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	ttl, err := st.TTL(ctx, "ttl")
+	ttl, err := st.TTL(ctx, "ns/ttl")
 	if err != nil || ttl <= 59*time.Minute || ttl > time.Hour {
 		t.Fatalf("TTL after Put = %v, %v", ttl, err)
 	}
 	for i := 0; i < 3; i++ {
-		if _, _, err := st.Update(ctx, "ttl", fmt.Sprint("op", i), appendItem("x")); err != nil {
+		if _, _, err := st.Update(ctx, "ns/ttl", fmt.Sprint("op", i), appendItem("x")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ttl, err = st.TTL(ctx, "ttl")
+	ttl, err = st.TTL(ctx, "ns/ttl")
 	if err != nil || ttl <= 59*time.Minute || ttl > time.Hour {
 		t.Fatalf("TTL after Update = %v, %v", ttl, err)
 	}
 	// A Put without TTL makes it permanent; Expire sets and clears TTLs.
-	if _, _, err := st.Put(ctx, "ttl", mustYAML(t, sample), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/ttl", mustYAML(t, sample), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if ttl, err := st.TTL(ctx, "ttl"); err != nil || ttl != 0 {
+	if ttl, err := st.TTL(ctx, "ns/ttl"); err != nil || ttl != 0 {
 		t.Fatalf("TTL after plain Put = %v, %v", ttl, err)
 	}
-	if err := st.Expire(ctx, "ttl", time.Minute); err != nil {
+	if err := st.Expire(ctx, "ns/ttl", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if ttl, _ := st.TTL(ctx, "ttl"); ttl <= 59*time.Second {
+	if ttl, _ := st.TTL(ctx, "ns/ttl"); ttl <= 59*time.Second {
 		t.Fatalf("TTL after Expire = %v", ttl)
 	}
-	if err := st.Expire(ctx, "ttl", 0); err != nil {
+	if err := st.Expire(ctx, "ns/ttl", 0); err != nil {
 		t.Fatal(err)
 	}
-	if ttl, _ := st.TTL(ctx, "ttl"); ttl != 0 {
+	if ttl, _ := st.TTL(ctx, "ns/ttl"); ttl != 0 {
 		t.Fatalf("TTL after Expire(0) = %v", ttl)
 	}
-	if err := st.Expire(ctx, "ttl", 0); err != nil {
+	if err := st.Expire(ctx, "ns/ttl", 0); err != nil {
 		t.Fatalf("Expire(0) on a permanent context: %v", err)
 	}
-	if _, _, err := st.Put(ctx, "ttl", mustYAML(t, sample), store.PutOptions{TTL: -time.Second}); err == nil {
+	if _, _, err := st.Put(ctx, "ns/ttl", mustYAML(t, sample), store.PutOptions{TTL: -time.Second}); err == nil {
 		t.Fatal("negative TTL accepted")
 	}
 }
@@ -406,22 +500,22 @@ func TestTTLKeptByUpdate(t *testing.T) {
 func TestExistsDelete(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 10*time.Second)
-	if ok, err := st.Exists(ctx, "e"); ok || err != nil {
+	if ok, err := st.Exists(ctx, "ns/e"); ok || err != nil {
 		t.Fatalf("Exists before: %v %v", ok, err)
 	}
-	if _, _, err := st.Put(ctx, "e", mustYAML(t, "a: 1"), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/e", mustYAML(t, "a: 1"), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := st.Exists(ctx, "e"); !ok || err != nil {
+	if ok, err := st.Exists(ctx, "ns/e"); !ok || err != nil {
 		t.Fatalf("Exists after: %v %v", ok, err)
 	}
-	if ok, err := st.Delete(ctx, "e"); !ok || err != nil {
+	if ok, err := st.Delete(ctx, "ns/e"); !ok || err != nil {
 		t.Fatalf("Delete: %v %v", ok, err)
 	}
-	if ok, err := st.Delete(ctx, "e"); ok || err != nil {
+	if ok, err := st.Delete(ctx, "ns/e"); ok || err != nil {
 		t.Fatalf("second Delete: %v %v", ok, err)
 	}
-	if _, err := st.Get(ctx, "e"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.Get(ctx, "ns/e"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Get after Delete: %v", err)
 	}
 }
@@ -512,7 +606,7 @@ func TestMalformedStoredData(t *testing.T) {
 	st := shared(t)
 	ctx := testCtx(t, 10*time.Second)
 	rdb := srv.Client()
-	for id, raw := range map[string]string{"bad": "not json {", "list": `[1,2]`, "trailing": `{"a":1} x`} {
+	for id, raw := range map[string]string{"ns/bad": "not json {", "ns/list": `[1,2]`, "ns/trailing": `{"a":1} x`} {
 		if err := rdb.Set(ctx, st.DocKey(id), raw, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -533,12 +627,12 @@ func TestMalformedStoredData(t *testing.T) {
 
 func TestContextCancelled(t *testing.T) {
 	st := shared(t)
-	if _, _, err := st.Put(context.Background(), "c", mustYAML(t, sample), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(context.Background(), "ns/c", mustYAML(t, sample), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, _, err := st.Update(ctx, "c", "", appendItem("x"))
+	_, _, err := st.Update(ctx, "ns/c", "", appendItem("x"))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
@@ -555,13 +649,13 @@ func TestUnreachable(t *testing.T) {
 	ctx := testCtx(t, time.Minute)
 	calls := map[string]func() error{
 		"Ping": func() error { return st.Ping(ctx) },
-		"Get":  func() error { _, err := st.Get(ctx, "x"); return err },
+		"Get":  func() error { _, err := st.Get(ctx, "ns/x"); return err },
 		"Put": func() error {
-			_, _, err := st.Put(ctx, "x", document.NewMap(), store.PutOptions{OpKey: "o"})
+			_, _, err := st.Put(ctx, "ns/x", document.NewMap(), store.PutOptions{OpKey: "o"})
 			return err
 		},
 		"Update": func() error {
-			_, _, err := st.Update(ctx, "x", "o", appendItem("x"))
+			_, _, err := st.Update(ctx, "ns/x", "o", appendItem("x"))
 			return err
 		},
 		"Claim": func() error { _, err := st.Claim(ctx, "x", time.Second); return err },
@@ -590,24 +684,24 @@ func TestStoppedAndRestartedRedis(t *testing.T) {
 	o.WriteTimeout = 500 * time.Millisecond
 	st := newStore(t, o)
 	ctx := testCtx(t, time.Minute)
-	if _, _, err := st.Put(ctx, "r", mustYAML(t, sample), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/r", mustYAML(t, sample), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// Hung server (SIGSTOP): times out as unavailable.
 	s.Pause()
 	start := time.Now()
-	_, err := st.Get(ctx, "r")
+	_, err := st.Get(ctx, "ns/r")
 	s.Resume()
 	if !errors.Is(err, store.ErrUnavailable) || time.Since(start) > 5*time.Second {
 		t.Fatalf("paused: %v after %v", err, time.Since(start))
 	}
-	if _, err := st.Get(ctx, "r"); err != nil {
+	if _, err := st.Get(ctx, "ns/r"); err != nil {
 		t.Fatalf("after resume: %v", err)
 	}
 	// Stopped server: unavailable, fast.
 	s.Stop()
 	start = time.Now()
-	_, _, err = st.Update(ctx, "r", "op", appendItem("x"))
+	_, _, err = st.Update(ctx, "ns/r", "op", appendItem("x"))
 	if !errors.Is(err, store.ErrUnavailable) || time.Since(start) > 5*time.Second {
 		t.Fatalf("stopped: %v after %v", err, time.Since(start))
 	}
@@ -617,7 +711,7 @@ func TestStoppedAndRestartedRedis(t *testing.T) {
 	}
 	var lastErr error
 	for i := 0; i < 50; i++ {
-		if _, _, lastErr = st.Update(ctx, "r", "op", appendItem("x")); lastErr == nil {
+		if _, _, lastErr = st.Update(ctx, "ns/r", "op", appendItem("x")); lastErr == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -625,7 +719,7 @@ func TestStoppedAndRestartedRedis(t *testing.T) {
 	if lastErr != nil {
 		t.Fatalf("after restart: %v", lastErr)
 	}
-	if got := items(t, st, "r"); len(got) != 1 {
+	if got := items(t, st, "ns/r"); len(got) != 1 {
 		t.Fatalf("items = %v", got)
 	}
 }
@@ -637,7 +731,7 @@ func TestWrongPassword(t *testing.T) {
 	ctx := testCtx(t, 10*time.Second)
 	for name, err := range map[string]error{
 		"Ping": st.Ping(ctx),
-		"Get":  func() error { _, err := st.Get(ctx, "x"); return err }(),
+		"Get":  func() error { _, err := st.Get(ctx, "ns/x"); return err }(),
 	} {
 		if !errors.Is(err, store.ErrAuth) || errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("%s: %v, want ErrAuth only", name, err)
@@ -666,7 +760,7 @@ func TestNoPermission(t *testing.T) {
 	o := opts(t, srv)
 	o.Username, o.Password = "reader", "reader-pw"
 	st := newStore(t, o)
-	_, _, err := st.Put(ctx, "x", mustYAML(t, "a: 1"), store.PutOptions{})
+	_, _, err := st.Put(ctx, "ns/x", mustYAML(t, "a: 1"), store.PutOptions{})
 	if !errors.Is(err, store.ErrAuth) || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), `user "reader"`) {
 		t.Fatalf("err = %v", err)
 	}
@@ -679,13 +773,13 @@ func TestTLS(t *testing.T) {
 	if err := st.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.Put(ctx, "tls", mustYAML(t, sample), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/tls", mustYAML(t, sample), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.Update(ctx, "tls", "op", appendItem("x")); err != nil {
+	if _, _, err := st.Update(ctx, "ns/tls", "op", appendItem("x")); err != nil {
 		t.Fatal(err)
 	}
-	if got := items(t, st, "tls"); len(got) != 1 {
+	if got := items(t, st, "ns/tls"); len(got) != 1 {
 		t.Fatalf("items = %v", got)
 	}
 	// Insecure mode needs no CA.
@@ -717,6 +811,8 @@ func TestNewValidation(t *testing.T) {
 		"tls off":     {TLSCAFile: "/x"},
 		"missing ca":  {TLS: true, TLSCAFile: "/nonexistent/ca.pem"},
 		"negative db": {DB: -1},
+		"prefix {":    {KeyPrefix: "a{b"},
+		"prefix }":    {KeyPrefix: "a}b"},
 	} {
 		if _, err := store.New(o); err == nil {
 			t.Errorf("%s: no error", name)
@@ -744,7 +840,7 @@ func TestReaderNeverSeesPartialDocument(t *testing.T) {
 		d.Set("tail", gen)
 		return d
 	}
-	if _, _, err := st.Put(ctx, "big", mk(0), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "ns/big", mk(0), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	checkRaw := func(raw []byte) error {
@@ -785,13 +881,13 @@ func TestReaderNeverSeesPartialDocument(t *testing.T) {
 			var err error
 			if i%10 == 9 {
 				var d *document.Map
-				if d, err = st.Get(ctx, "big"); err == nil {
+				if d, err = st.Get(ctx, "ns/big"); err == nil {
 					err = checkDoc(d)
 					decoded.Add(1)
 				}
 			} else {
 				var raw []byte
-				if raw, err = st.GetRaw(ctx, "big"); err == nil {
+				if raw, err = st.GetRaw(ctx, "ns/big"); err == nil {
 					err = checkRaw(raw)
 				}
 			}
@@ -810,9 +906,9 @@ func TestReaderNeverSeesPartialDocument(t *testing.T) {
 	for i := 1; i <= writes; i++ {
 		var err error
 		if i%10 != 0 {
-			_, _, err = st.Put(ctx, "big", mk(i), store.PutOptions{})
+			_, _, err = st.Put(ctx, "ns/big", mk(i), store.PutOptions{})
 		} else {
-			_, _, err = st.Update(ctx, "big", "", func(d *document.Map) (bool, []byte, error) {
+			_, _, err = st.Update(ctx, "ns/big", "", func(d *document.Map) (bool, []byte, error) {
 				d.Set("gen", i)
 				d.Set("payload", strings.Repeat(letter(i), size))
 				d.Set("tail", i)
