@@ -64,12 +64,12 @@ func engineBench(ctx context.Context, env *benchEnv, iters int) ([]*engineResult
 					setKey, getKey = fmt.Sprintf("%s-set-%d", id, i), fmt.Sprintf("%s-get-%d", id, i)
 				}
 				t0 := time.Now()
-				if _, err := e.Do(ctx, engine.Request{Op: engine.OpSet, ID: id, Config: cfg, OpKey: setKey,
+				if _, err := e.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpSet, ID: id, Config: cfg, OpKey: setKey,
 					Sets: []document.Assignment{{Path: "state.key1", Value: value}}}); err != nil {
 					return nil, err
 				}
 				t1 := time.Now()
-				o, err := e.Do(ctx, engine.Request{Op: engine.OpGet, ID: id, Config: cfg, OpKey: getKey,
+				o, err := e.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpGet, ID: id, Config: cfg, OpKey: getKey,
 					Gets: []engine.GetSpec{{Name: "v", Expr: "state.key1"}}})
 				if err != nil {
 					return nil, err
@@ -96,7 +96,7 @@ func engineBench(ctx context.Context, env *benchEnv, iters int) ([]*engineResult
 
 // fillContext creates context id with state.key1 and state.big of ~size bytes.
 func fillContext(ctx context.Context, e *engine.Engine, cfg *config.Config, id string, size int) error {
-	if _, err := e.Do(ctx, engine.Request{Op: engine.OpInit, ID: id, Config: cfg, AppConfig: []byte(appConfig)}); err != nil {
+	if _, err := e.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpInit, ID: id, Config: cfg, AppConfig: []byte(appConfig)}); err != nil {
 		return err
 	}
 	big := document.NewMap()
@@ -108,7 +108,7 @@ func fillContext(ctx context.Context, e *engine.Engine, cfg *config.Config, id s
 		m.Set("url", fmt.Sprintf("https://ci.example.com/r/%06d", i))
 		big.Set(fmt.Sprintf("k%06d", i), m)
 	}
-	_, err := e.Do(ctx, engine.Request{Op: engine.OpSet, ID: id, Config: cfg,
+	_, err := e.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpSet, ID: id, Config: cfg,
 		Sets: []document.Assignment{{Path: "state.key1", Value: "value1"}, {Path: "state.big", Value: big}}})
 	return err
 }

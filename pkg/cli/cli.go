@@ -34,7 +34,14 @@ const (
 	EnvBasesDir      = "CICDSTATEMGR_BASES_DIR_PATH"
 	EnvAppConfigPath = "CICDSTATEMGR_INIT_APP_CONFIG_PATH"
 	EnvContextDataID = "CICDSTATEMGR_CONTEXT_DATA_ID"
+	// EnvNamespace is ours: the Kubernetes namespace whose contexts the CLI
+	// works on (contexts belong to a namespace, docs/security.md).
+	EnvNamespace = "CICDSTATEMGR_NAMESPACE"
 )
+
+// DefaultNamespace is the namespace of the CLI without --namespace: the
+// original's invocations work unchanged, on the contexts of "default".
+const DefaultNamespace = "default"
 
 // Options are the parsed flags.
 type Options struct {
@@ -45,6 +52,7 @@ type Options struct {
 	InitBasesDir      string
 	InitAppConfigFile string
 	ID                string
+	Namespace         string
 	TmplCtxVars       []string
 	Load              bool
 	Get               string
@@ -77,6 +85,7 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.InitBasesDir, "init-bases-dir", "", "directory of the bases: files (env "+EnvBasesDir+")")
 	fs.StringVar(&o.InitAppConfigFile, "init-app-config-file", "", "app pipeline config YAML (env "+EnvAppConfigPath+")")
 	fs.StringVar(&o.ID, "id", "", "cicd context data id (env "+EnvContextDataID+")")
+	namespaceFlag(fs, &o.Namespace)
 	fs.Var(listFlag{&o.TmplCtxVars}, "tmpl-ctx-var", "K=V template context entry, V a path or a literal (repeatable)")
 	fs.BoolVar(&o.Load, "load", false, "load the context from Redis and write the local files")
 	fs.StringVar(&o.Get, "get", "", "print the value at this path ('$' = whole document as JSON)")
@@ -91,8 +100,13 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 
 // Main runs the CLI and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "decide" {
-		return Decide(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "decide":
+			return Decide(args[1:], stdout, stderr)
+		case "migrate":
+			return Migrate(args[1:], stdout, stderr)
+		}
 	}
 	var o Options
 	fs := newFlagSet(&o, stderr)
@@ -140,6 +154,7 @@ func applyEnv(o *Options) {
 	fallback(&o.InitBasesDir, EnvBasesDir)
 	fallback(&o.InitAppConfigFile, EnvAppConfigPath)
 	fallback(&o.ID, EnvContextDataID)
+	o.Namespace = namespaceOrDefault(o.Namespace)
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -195,7 +210,7 @@ func run(ctx context.Context, o Options, stdout, stderr io.Writer, log *slog.Log
 		return err
 	}
 	if out.Waiting != "" {
-		if err := waitForDecision(ctx, eng, st, req.ID, out.Waiting, stderr); err != nil {
+		if err := waitForDecision(ctx, eng, st, *req, out.Waiting, stderr); err != nil {
 			return err
 		}
 	}
@@ -241,7 +256,7 @@ func buildRequest(o Options, log *slog.Logger) (*engine.Request, error) {
 	if err != nil {
 		return nil, engine.Errorf(engine.ReasonInvalidParams, "%v", err)
 	}
-	req := &engine.Request{ID: o.ID, Vars: vars}
+	req := &engine.Request{ID: o.ID, Namespace: o.Namespace, Vars: vars}
 	var event *engine.Event
 	if o.HandleEvent != "" {
 		if event, err = engine.ParseEvent(o.HandleEvent); err != nil {
@@ -402,9 +417,9 @@ func loadFileValue(path string) (any, error) {
 // (within --timeout) until someone decides, then records the decision in the
 // state. Decisions come from Slack through the controller, from `cicdstatemgr
 // decide`, or from the controller's HTTP endpoint.
-func waitForDecision(ctx context.Context, eng *engine.Engine, st *store.Store, id, key string, stderr io.Writer) error {
+func waitForDecision(ctx context.Context, eng *engine.Engine, st *store.Store, req engine.Request, key string, stderr io.Writer) error {
 	gates := gate.New(st)
-	fmt.Fprintf(stderr, "cicdstatemgr: waiting for a decision (until --timeout): cicdstatemgr decide --id %s --option <value>\n", id)
+	fmt.Fprintf(stderr, "cicdstatemgr: waiting for a decision (until --timeout): cicdstatemgr decide --namespace %s --id %s --option <value>\n", req.Namespace, req.ID)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	var last gate.Gate
@@ -424,7 +439,7 @@ func waitForDecision(ctx context.Context, eng *engine.Engine, st *store.Store, i
 		last = pending
 		if decision != nil {
 			fmt.Fprintf(stderr, "cicdstatemgr: %s chose %s\n", decision.ChosenBy, decision.Choice)
-			return eng.RecordDecision(ctx, id, key+"/choice", pending, *decision)
+			return eng.RecordDecision(ctx, store.Ref(req.Namespace, req.ID), key+"/choice", pending, *decision)
 		}
 		select {
 		case <-ctx.Done():
@@ -440,4 +455,20 @@ func optionValues(p gate.Gate) string {
 		vals[i] = o.Value
 	}
 	return strings.Join(vals, ", ")
+}
+
+// namespaceFlag registers --namespace.
+func namespaceFlag(fs *flag.FlagSet, v *string) {
+	fs.StringVar(v, "namespace", "", "the namespace whose contexts to use (env "+EnvNamespace+"; default "+DefaultNamespace+")")
+}
+
+// namespaceOrDefault applies CICDSTATEMGR_NAMESPACE, then the default.
+func namespaceOrDefault(ns string) string {
+	if ns == "" {
+		ns = os.Getenv(EnvNamespace)
+	}
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	return ns
 }

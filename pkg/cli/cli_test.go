@@ -127,12 +127,12 @@ func TestLocalFilesKeyedByIDAndSafelyQuoted(t *testing.T) {
 	srv := redistest.Start(t)
 	e := newEnv(t, srv.Addr)
 	evil := `it's $(touch pwned) "q" ` + "`x`"
-	e.mustRun("--init-new", "a/b", "--init-app-config-file", "app.yaml", "--set", "state.v="+evil)
+	e.mustRun("--init-new", "a:b", "--init-app-config-file", "app.yaml", "--set", "state.v="+evil)
 	if _, err := os.Stat(filepath.Join(e.dir, "out", "a_b.json")); err != nil {
 		t.Fatalf("json file keyed by id: %v", err)
 	}
 	id, _ := os.ReadFile(filepath.Join(e.dir, "out", "ctx.id"))
-	if string(id) != "a/b" {
+	if string(id) != "a:b" {
 		t.Fatalf("id file = %q", id)
 	}
 	sh := filepath.Join(e.dir, "out", "ctx.sh")

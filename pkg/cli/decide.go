@@ -31,6 +31,7 @@ const (
 type decideOptions struct {
 	Config, Secrets string
 	ID, Key         string
+	Namespace       string
 	Option, By      string
 	Timeout         time.Duration
 }
@@ -45,6 +46,7 @@ func Decide(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Config, "config", "", "path to config.yaml (env "+EnvConfigPath+")")
 	fs.StringVar(&o.Secrets, "secrets", "", "path to secrets.yaml (env "+EnvSecretsPath+")")
 	fs.StringVar(&o.ID, "id", "", "cicd context data id whose latest waiting gate to answer (env "+EnvContextDataID+")")
+	namespaceFlag(fs, &o.Namespace)
 	fs.StringVar(&o.Key, "key", "", "answer the gate with this key instead")
 	fs.StringVar(&o.Option, "option", "", "the value of the option to decide for")
 	fs.StringVar(&o.By, "by", "", "who decides (default $USER)")
@@ -71,6 +73,7 @@ func Decide(args []string, stdout, stderr io.Writer) int {
 	if o.By == "" {
 		o.By = os.Getenv("USER")
 	}
+	o.Namespace = namespaceOrDefault(o.Namespace)
 	redis.SetLogger(quietRedisLogger{})
 	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 	defer cancel()
@@ -94,22 +97,18 @@ func decide(ctx context.Context, o decideOptions) (gate.Decision, error) {
 	case strings.TrimSpace(o.By) == "":
 		return gate.Decision{}, engine.Errorf(engine.ReasonInvalidParams, "--by <name> is required ($USER is not set)")
 	}
-	cfg, err := config.Load(o.Config, o.Secrets)
+	st, err := openStore(o.Config, o.Secrets)
 	if err != nil {
-		return gate.Decision{}, engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
-	}
-	rc, err := cfg.Redis()
-	if err != nil {
-		return gate.Decision{}, engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
-	}
-	st, err := store.New(storeOptions(rc))
-	if err != nil {
-		return gate.Decision{}, engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
+		return gate.Decision{}, err
 	}
 	defer st.Close()
+	ref := store.Ref(o.Namespace, o.ID)
 	lookup := gate.Lookup{Key: o.Key}
 	if o.Key == "" {
-		lookup.ContextID = o.ID
+		if err := store.CheckNamespace(o.Namespace); err != nil {
+			return gate.Decision{}, engine.Errorf(engine.ReasonInvalidParams, "--namespace: %v", err)
+		}
+		lookup.ContextID = ref
 	}
 	_, d, err := gate.New(st).Decide(ctx, lookup, gate.Decision{Choice: o.Option, ChosenBy: o.By, Via: gate.ViaCLI})
 	switch {
@@ -117,10 +116,10 @@ func decide(ctx context.Context, o decideOptions) (gate.Decision, error) {
 		return d, nil
 	case errors.Is(err, gate.ErrNotFound):
 		if o.Key == "" {
-			if ok, xerr := st.Exists(ctx, o.ID); xerr == nil && !ok {
-				return d, engine.Errorf(engine.ReasonContextNotFound, "cicd context %q not found", o.ID)
+			if ok, xerr := st.Exists(ctx, ref); xerr == nil && !ok {
+				return d, engine.Errorf(engine.ReasonContextNotFound, "cicd context %q not found in namespace %q", o.ID, o.Namespace)
 			}
-			return d, engine.Errorf(reasonNoWaitingGate, "cicd context %q has no waiting gate", o.ID)
+			return d, engine.Errorf(reasonNoWaitingGate, "cicd context %q of namespace %q has no waiting gate", o.ID, o.Namespace)
 		}
 		return d, engine.Errorf(reasonNoWaitingGate, "no waiting gate with key %q", o.Key)
 	case errors.Is(err, gate.ErrAlreadyDecided):
@@ -135,4 +134,21 @@ func decide(ctx context.Context, o decideOptions) (gate.Decision, error) {
 		return d, &engine.Error{Reason: engine.ReasonInvalidParams, Message: err.Error(), Err: err}
 	}
 	return d, err
+}
+
+// openStore opens the Redis store that config.yaml and secrets.yaml name.
+func openStore(configPath, secretsPath string) (*store.Store, error) {
+	cfg, err := config.Load(configPath, secretsPath)
+	if err != nil {
+		return nil, engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
+	}
+	rc, err := cfg.Redis()
+	if err != nil {
+		return nil, engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
+	}
+	st, err := store.New(storeOptions(rc))
+	if err != nil {
+		return nil, engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
+	}
+	return st, nil
 }

@@ -65,7 +65,7 @@ func TestHandleEventWaitsOnAGate(t *testing.T) {
 	go func() {
 		ch := gate.New(st)
 		for i := 0; i < 100; i++ {
-			if _, _, err := ch.Decide(context.Background(), gate.Lookup{ContextID: "g1"}, gate.Decision{Choice: "stop", ChosenBy: "dana", Via: gate.ViaCLI}); err == nil {
+			if _, _, err := ch.Decide(context.Background(), gate.Lookup{ContextID: "default/g1"}, gate.Decision{Choice: "stop", ChosenBy: "dana", Via: gate.ViaCLI}); err == nil {
 				return
 			}
 			time.Sleep(50 * time.Millisecond)

@@ -64,7 +64,7 @@ func FuzzAppConfig(f *testing.F) {
 			}
 			return nil, errors.New("no such base file")
 		}
-		req := engine.Request{Op: engine.OpInit, ID: "fuzz-app", Config: cfg, AppConfig: []byte(app), Bases: load, CicdContext: cicdContext}
+		req := engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "fuzz-app", Config: cfg, AppConfig: []byte(app), Bases: load, CicdContext: cicdContext}
 		if set != "" {
 			a, err := document.ParseAssignment(set, true)
 			if err != nil {
@@ -89,7 +89,7 @@ func FuzzAppConfig(f *testing.F) {
 		if got := document.MustJSON(out.Doc, document.PythonJSON); got != built {
 			t.Fatalf("init returned another document than BuildDocument:\n%s\n%s", got, built)
 		}
-		stored, err := e.Do(context.Background(), engine.Request{Op: engine.OpGet, ID: "fuzz-app", Config: cfg, Gets: []engine.GetSpec{{Name: "doc", Expr: "$"}}})
+		stored, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpGet, ID: "fuzz-app", Config: cfg, Gets: []engine.GetSpec{{Name: "doc", Expr: "$"}}})
 		if err != nil {
 			t.Fatalf("reading back what init stored: %v", err)
 		}

@@ -56,7 +56,7 @@ var benchSizes = []struct {
 func benchContext(b *testing.B, e *engine.Engine, cfg *config.Config, id string, size int) {
 	b.Helper()
 	ctx := context.Background()
-	if _, err := e.Do(ctx, engine.Request{Op: engine.OpInit, ID: id, Config: cfg, AppConfig: []byte(appYAML), Bases: bases}); err != nil {
+	if _, err := e.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpInit, ID: id, Config: cfg, AppConfig: []byte(appYAML), Bases: bases}); err != nil {
 		b.Fatal(err)
 	}
 	big := document.NewMap()
@@ -69,7 +69,7 @@ func benchContext(b *testing.B, e *engine.Engine, cfg *config.Config, id string,
 		big.Set(fmt.Sprintf("k%06d", i), m)
 	}
 	sets := []document.Assignment{{Path: "state.key1", Value: "value1"}, {Path: "state.big", Value: big}}
-	if _, err := e.Do(ctx, engine.Request{Op: engine.OpSet, ID: id, Config: cfg, Sets: sets}); err != nil {
+	if _, err := e.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpSet, ID: id, Config: cfg, Sets: sets}); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -91,7 +91,7 @@ func benchEngine(b *testing.B) (*engine.Engine, *config.Config) {
 }
 
 func benchSet(b *testing.B, e *engine.Engine, cfg *config.Config, id string, i int) {
-	_, err := e.Do(context.Background(), engine.Request{Op: engine.OpSet, ID: id, Config: cfg,
+	_, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpSet, ID: id, Config: cfg,
 		Sets: []document.Assignment{{Path: "state.key1", Value: fmt.Sprintf("value-%d", i)}}})
 	if err != nil {
 		b.Fatal(err)
@@ -99,7 +99,7 @@ func benchSet(b *testing.B, e *engine.Engine, cfg *config.Config, id string, i i
 }
 
 func benchGet(b *testing.B, e *engine.Engine, cfg *config.Config, id string) {
-	out, err := e.Do(context.Background(), engine.Request{Op: engine.OpGet, ID: id, Config: cfg,
+	out, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpGet, ID: id, Config: cfg,
 		Gets: []engine.GetSpec{{Name: "v", Expr: "state.key1"}}})
 	if err != nil {
 		b.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -120,9 +121,13 @@ type Request struct {
 	Op     Op
 	ID     string
 	Config *config.Config
-	// Namespace of the CustomRun (empty in the CLI); event handlers that
-	// create Kubernetes objects use it.
+	// Namespace owns the context: the CustomRun's own namespace, or the one
+	// its id names (namespace/id); the CLI's --namespace. Event handlers that
+	// create Kubernetes objects create them here.
 	Namespace string
+	// Asker is the namespace of the CustomRun asking; empty for the CLI, an
+	// operator tool with the store's credentials. See access.go.
+	Asker string
 
 	// init
 	CicdContext string
@@ -182,6 +187,9 @@ func (e *Engine) Do(ctx context.Context, req Request) (*Outcome, error) {
 	if req.Config == nil {
 		return nil, Errorf(ReasonInvalidConfig, "no configuration loaded")
 	}
+	if err := checkAccess(req); err != nil {
+		return nil, err
+	}
 	if req.Event != nil && e.Handlers == nil {
 		return nil, Errorf(ReasonInvalidParams, "handle-event is not supported by this build")
 	}
@@ -204,6 +212,9 @@ func (e *Engine) Do(ctx context.Context, req Request) (*Outcome, error) {
 		out, err = e.update(ctx, req, e.generate)
 	default:
 		_, err = ParseOp(string(req.Op))
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, req.notFound()
 	}
 	if err != nil {
 		return nil, AsError(err, ReasonInvalidParams)
@@ -262,6 +273,9 @@ func (e *Engine) update(ctx context.Context, req Request, extra func(context.Con
 	journalKey := newJournalKey(req.OpKey)
 	var final *document.Map
 	fn := func(doc *document.Map) (bool, []byte, error) {
+		if err := admit(req, doc); err != nil {
+			return false, nil, err
+		}
 		if err := applySets(doc, req.Sets); err != nil {
 			return false, nil, err
 		}
@@ -286,14 +300,17 @@ func (e *Engine) update(ctx context.Context, req Request, extra func(context.Con
 	var replayed bool
 	var err error
 	if ps, ok := e.Store.(pathStore); ok && req.Op == OpSet && req.Event == nil && extra == nil && !wantsDoc(req.Config) {
-		paths := make([]string, len(req.Sets))
-		for i, a := range req.Sets {
-			paths[i] = a.Path
+		paths := make([]string, 0, len(req.Sets)+1)
+		for _, a := range req.Sets {
+			paths = append(paths, a.Path)
 		}
-		result, replayed, err = ps.UpdatePaths(ctx, req.ID, req.OpKey, paths, fn)
+		if req.foreign() {
+			paths = append(paths, ShareKey)
+		}
+		result, replayed, err = ps.UpdatePaths(ctx, req.ref(), req.OpKey, paths, fn)
 		final = nil // possibly a part of the document
 	} else {
-		result, replayed, err = e.Store.Update(ctx, req.ID, req.OpKey, fn)
+		result, replayed, err = e.Store.Update(ctx, req.ref(), req.OpKey, fn)
 	}
 	if err != nil {
 		return nil, err
@@ -345,14 +362,20 @@ func (e *Engine) get(ctx context.Context, req Request) (*Outcome, error) {
 		if out, ok, err := e.getPartial(ctx, req, compute); ok {
 			return out, err
 		}
-		doc, err := e.Store.Get(ctx, req.ID)
+		doc, err := e.Store.Get(ctx, req.ref())
 		if err != nil {
+			return nil, err
+		}
+		if err := admit(req, doc); err != nil {
 			return nil, err
 		}
 		return compute(doc)
 	}
 	var final *document.Map
-	result, replayed, err := e.Store.Update(ctx, req.ID, req.OpKey, func(doc *document.Map) (bool, []byte, error) {
+	result, replayed, err := e.Store.Update(ctx, req.ref(), req.OpKey, func(doc *document.Map) (bool, []byte, error) {
+		if err := admit(req, doc); err != nil {
+			return false, nil, err
+		}
 		if err := applySets(doc, req.Sets); err != nil {
 			return false, nil, err
 		}
@@ -390,8 +413,14 @@ func (e *Engine) getPartial(ctx context.Context, req Request, compute func(*docu
 		paths = append(paths, p)
 	}
 	paths = append(paths, tmpl.MacrosKey)
-	doc, err := ps.GetPaths(ctx, req.ID, paths)
+	if req.foreign() {
+		paths = append(paths, ShareKey)
+	}
+	doc, err := ps.GetPaths(ctx, req.ref(), paths)
 	if err != nil {
+		return nil, true, err
+	}
+	if err := admit(req, doc); err != nil {
 		return nil, true, err
 	}
 	for _, g := range req.Gets {
@@ -529,8 +558,8 @@ func FormatValue(v any) string {
 // RecordDecision writes the decision of an approval gate into the state,
 // once per opKey: state.choices.<pipeline>.<event> = {choice, chosenBy,
 // [userId,] via, at}.
-func (e *Engine) RecordDecision(ctx context.Context, id, opKey string, p gate.Gate, d gate.Decision) error {
-	_, _, err := e.Store.Update(ctx, id, opKey, func(doc *document.Map) (bool, []byte, error) {
+func (e *Engine) RecordDecision(ctx context.Context, ref, opKey string, p gate.Gate, d gate.Decision) error {
+	_, _, err := e.Store.Update(ctx, ref, opKey, func(doc *document.Map) (bool, []byte, error) {
 		rec := document.NewMap()
 		rec.Set("choice", d.Choice)
 		rec.Set("chosenBy", d.ChosenBy)

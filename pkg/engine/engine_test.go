@@ -92,7 +92,7 @@ func bases(name string) ([]byte, error) {
 
 func initDoc(t *testing.T, e *engine.Engine, cfg *config.Config, id string, sets ...document.Assignment) *document.Map {
 	t.Helper()
-	out, err := e.Do(context.Background(), engine.Request{Op: engine.OpInit, ID: id, Config: cfg, AppConfig: []byte(appYAML), Bases: bases, Sets: sets})
+	out, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpInit, ID: id, Config: cfg, AppConfig: []byte(appYAML), Bases: bases, Sets: sets})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestInitBuildsDocumentInOrder(t *testing.T) {
 			t.Errorf("%s = %s\nwant %s", p, js(v), want)
 		}
 	}
-	stored, err := e.Do(context.Background(), engine.Request{Op: engine.OpGet, ID: "ctx-1", Config: cfg, Gets: []engine.GetSpec{{Name: "v", Expr: "$"}}})
+	stored, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpGet, ID: "ctx-1", Config: cfg, Gets: []engine.GetSpec{{Name: "v", Expr: "$"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestInitBuildsDocumentInOrder(t *testing.T) {
 func TestInitOverwritesAndPicksContext(t *testing.T) {
 	e, cfg := newEngine(t)
 	initDoc(t, e, cfg, "ctx", document.Assignment{Path: "state.old", Value: "x"})
-	out, err := e.Do(context.Background(), engine.Request{Op: engine.OpInit, ID: "ctx", Config: cfg, AppConfig: []byte(appYAML), Bases: bases, CicdContext: "prod"})
+	out, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "ctx", Config: cfg, AppConfig: []byte(appYAML), Bases: bases, CicdContext: "prod"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func get(t *testing.T, e *engine.Engine, cfg *config.Config, id, expr string, va
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := e.Do(context.Background(), engine.Request{Op: engine.OpGet, ID: id, Config: cfg, Vars: pv, Gets: []engine.GetSpec{{Name: "v", Expr: expr}}})
+	out, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpGet, ID: id, Config: cfg, Vars: pv, Gets: []engine.GetSpec{{Name: "v", Expr: expr}}})
 	if err != nil {
 		return "", err
 	}
@@ -174,7 +174,7 @@ func TestGetFormatsAndTmplCtxVars(t *testing.T) {
 		{Path: "state.empty", Value: ""},
 		{Path: "state.lead", Value: "   spaced"},
 	}
-	if _, err := e.Do(context.Background(), engine.Request{Op: engine.OpSet, ID: "g", Config: cfg, Sets: sets}); err != nil {
+	if _, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpSet, ID: "g", Config: cfg, Sets: sets}); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -220,7 +220,7 @@ func TestGenerate(t *testing.T) {
 	e, cfg := newEngine(t)
 	initDoc(t, e, cfg, "gen", document.Assignment{Path: "state.tag", Value: "app-alpine-1"})
 	vars, _ := tmpl.ParseVars([]string{"ctx.v=v1"})
-	out, err := e.Do(context.Background(), engine.Request{Op: engine.OpGenerate, ID: "gen", Config: cfg, Vars: vars, Generator: "pipelines.build.generators.gen"})
+	out, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpGenerate, ID: "gen", Config: cfg, Vars: vars, Generator: "pipelines.build.generators.gen"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestGenerate(t *testing.T) {
 		t.Fatalf("state.out = %s\nwant %s", js(v), want)
 	}
 	for _, bad := range []string{"pipelines.build.generators.nothing", "$..set", "state.tag"} {
-		_, err := e.Do(context.Background(), engine.Request{Op: engine.OpGenerate, ID: "gen", Config: cfg, Generator: bad})
+		_, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpGenerate, ID: "gen", Config: cfg, Generator: bad})
 		if engine.ReasonOf(err, "") != engine.ReasonInvalidParams {
 			t.Errorf("generator %s: err %v, want InvalidParams", bad, err)
 		}
@@ -247,17 +247,17 @@ func TestBadInputLosesNothing(t *testing.T) {
 		req    engine.Request
 		reason string
 	}{
-		{"unknown id", engine.Request{Op: engine.OpSet, ID: "nope", Sets: []document.Assignment{{Path: "a", Value: "b"}}}, engine.ReasonContextNotFound},
-		{"marker on a string", engine.Request{Op: engine.OpSet, ID: "keep", Sets: []document.Assignment{{Path: "state.ok", Value: "1"}, {Path: "state.s[]", Value: "x"}}}, engine.ReasonInvalidParams},
-		{"malformed app config", engine.Request{Op: engine.OpInit, ID: "keep", AppConfig: []byte("a: [1, 2")}, engine.ReasonInvalidAppConfig},
-		{"unknown cicd context", engine.Request{Op: engine.OpInit, ID: "keep", AppConfig: []byte(appYAML), Bases: bases, CicdContext: "qa"}, engine.ReasonInvalidParams},
-		{"missing base", engine.Request{Op: engine.OpInit, ID: "keep", AppConfig: []byte("bases: [nope.yaml]\ncicd-contexts: {stage: {}}"), Bases: bases}, engine.ReasonInvalidAppConfig},
-		{"base climbing out", engine.Request{Op: engine.OpInit, ID: "keep", AppConfig: []byte("bases: [../secrets.yaml]\ncicd-contexts: {stage: {}}"), Bases: bases}, engine.ReasonInvalidAppConfig},
-		{"template syntax error in a variable", engine.Request{Op: engine.OpInit, ID: "keep", AppConfig: []byte("variables: {v: '{{ oops'}\ncicd-contexts: {stage: {}}")}, engine.ReasonTemplateError},
-		{"base type clash", engine.Request{Op: engine.OpInit, ID: "keep", AppConfig: []byte("bases: [base.yaml]\nvariables: [x]\ncicd-contexts: {stage: {}}"), Bases: bases}, engine.ReasonInvalidAppConfig},
-		{"template error in get with sets", engine.Request{Op: engine.OpGet, ID: "keep", Sets: []document.Assignment{{Path: "state.t", Value: "{% if %}"}}, Gets: []engine.GetSpec{{Name: "v", Expr: "state.t"}}}, engine.ReasonTemplateError},
-		{"no id", engine.Request{Op: engine.OpSet, ID: " "}, engine.ReasonInvalidParams},
-		{"unknown op", engine.Request{Op: "delete", ID: "keep"}, engine.ReasonInvalidParams},
+		{"unknown id", engine.Request{Namespace: "ns", Op: engine.OpSet, ID: "nope", Sets: []document.Assignment{{Path: "a", Value: "b"}}}, engine.ReasonContextNotFound},
+		{"marker on a string", engine.Request{Namespace: "ns", Op: engine.OpSet, ID: "keep", Sets: []document.Assignment{{Path: "state.ok", Value: "1"}, {Path: "state.s[]", Value: "x"}}}, engine.ReasonInvalidParams},
+		{"malformed app config", engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "keep", AppConfig: []byte("a: [1, 2")}, engine.ReasonInvalidAppConfig},
+		{"unknown cicd context", engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "keep", AppConfig: []byte(appYAML), Bases: bases, CicdContext: "qa"}, engine.ReasonInvalidParams},
+		{"missing base", engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "keep", AppConfig: []byte("bases: [nope.yaml]\ncicd-contexts: {stage: {}}"), Bases: bases}, engine.ReasonInvalidAppConfig},
+		{"base climbing out", engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "keep", AppConfig: []byte("bases: [../secrets.yaml]\ncicd-contexts: {stage: {}}"), Bases: bases}, engine.ReasonInvalidAppConfig},
+		{"template syntax error in a variable", engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "keep", AppConfig: []byte("variables: {v: '{{ oops'}\ncicd-contexts: {stage: {}}")}, engine.ReasonTemplateError},
+		{"base type clash", engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "keep", AppConfig: []byte("bases: [base.yaml]\nvariables: [x]\ncicd-contexts: {stage: {}}"), Bases: bases}, engine.ReasonInvalidAppConfig},
+		{"template error in get with sets", engine.Request{Namespace: "ns", Op: engine.OpGet, ID: "keep", Sets: []document.Assignment{{Path: "state.t", Value: "{% if %}"}}, Gets: []engine.GetSpec{{Name: "v", Expr: "state.t"}}}, engine.ReasonTemplateError},
+		{"no id", engine.Request{Namespace: "ns", Op: engine.OpSet, ID: " "}, engine.ReasonInvalidParams},
+		{"unknown op", engine.Request{Namespace: "ns", Op: "delete", ID: "keep"}, engine.ReasonInvalidParams},
 	}
 	for _, c := range cases {
 		c.req.Config = cfg
@@ -281,7 +281,7 @@ func TestRedisUnreachableFailsFast(t *testing.T) {
 	_, cfg := newEngine(t)
 	e := &engine.Engine{Store: st, Templates: tmpl.New(tmpl.Options{})}
 	start := time.Now()
-	_, err = e.Do(context.Background(), engine.Request{Op: engine.OpGet, ID: "x", Config: cfg, Gets: []engine.GetSpec{{Name: "v", Expr: "a"}}})
+	_, err = e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpGet, ID: "x", Config: cfg, Gets: []engine.GetSpec{{Name: "v", Expr: "a"}}})
 	ee := engine.AsError(err, "")
 	if ee == nil || ee.Reason != engine.ReasonStoreUnavailable || !ee.Transient {
 		t.Fatalf("err %v, want transient StoreUnavailable", err)
@@ -294,7 +294,7 @@ func TestRedisUnreachableFailsFast(t *testing.T) {
 func TestExactlyOnceByOpKey(t *testing.T) {
 	e, cfg := newEngine(t)
 	initDoc(t, e, cfg, "once")
-	req := engine.Request{Op: engine.OpSet, ID: "once", Config: cfg, OpKey: "uid-1", Sets: []document.Assignment{{Path: "state.l[]", Value: "a"}}}
+	req := engine.Request{Namespace: "ns", Op: engine.OpSet, ID: "once", Config: cfg, OpKey: "uid-1", Sets: []document.Assignment{{Path: "state.l[]", Value: "a"}}}
 	for i := 0; i < 3; i++ {
 		out, err := e.Do(context.Background(), req)
 		if err != nil {

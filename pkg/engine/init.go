@@ -34,7 +34,7 @@ func (e *Engine) init(ctx context.Context, req Request) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	stored, replayed, err := e.Store.Put(ctx, req.ID, doc, store.PutOptions{TTL: req.TTL, OpKey: req.OpKey, Result: record})
+	stored, replayed, err := e.Store.Put(ctx, req.ref(), doc, store.PutOptions{TTL: req.TTL, OpKey: req.OpKey, Result: record})
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +67,12 @@ func (e *Engine) BuildDocument(req Request) (*document.Map, error) {
 		return nil, err
 	}
 	doc := document.CloneMap(block)
+	if share, ok := merged.Get(ShareKey); ok && !doc.Has(ShareKey) {
+		doc.Set(ShareKey, document.Clone(share))
+	}
+	if err := checkShare(doc); err != nil {
+		return nil, err
+	}
 	doc.Set("appPipelinesConfig", document.Clone(app))
 	macros, err := buildMacros(merged)
 	if err != nil {

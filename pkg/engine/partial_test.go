@@ -51,7 +51,7 @@ cicd-contexts:
 				{Path: "state.big", Value: document.NewMap()},
 			}
 			for _, id := range []string{"fast", "whole"} {
-				if _, err := fast.Do(ctx, engine.Request{Op: engine.OpInit, ID: id, Config: cfg, AppConfig: []byte(app), Bases: bases}); err != nil {
+				if _, err := fast.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpInit, ID: id, Config: cfg, AppConfig: []byte(app), Bases: bases}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -60,7 +60,7 @@ cicd-contexts:
 					e  *engine.Engine
 					id string
 				}{{fast, "fast"}, {whole, "whole"}} {
-					out, err := c.e.Do(ctx, engine.Request{Op: engine.OpSet, ID: c.id, Config: cfg, Sets: sets[i : i+1], OpKey: fmt.Sprint(c.id, i)})
+					out, err := c.e.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpSet, ID: c.id, Config: cfg, Sets: sets[i : i+1], OpKey: fmt.Sprint(c.id, i)})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -70,13 +70,13 @@ cicd-contexts:
 				}
 			}
 			bad := []document.Assignment{{Path: "state.key1[]", Value: "x"}}
-			_, err1 := fast.Do(ctx, engine.Request{Op: engine.OpSet, ID: "fast", Config: cfg, Sets: bad})
-			_, err2 := whole.Do(ctx, engine.Request{Op: engine.OpSet, ID: "whole", Config: cfg, Sets: bad})
+			_, err1 := fast.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpSet, ID: "fast", Config: cfg, Sets: bad})
+			_, err2 := whole.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpSet, ID: "whole", Config: cfg, Sets: bad})
 			if fmt.Sprint(err1) != fmt.Sprint(err2) || err1 == nil {
 				t.Fatalf("bad set: %v / %v", err1, err2)
 			}
 			raw := func(e *engine.Engine, id string) string {
-				out, err := e.Do(ctx, engine.Request{Op: engine.OpGet, ID: id, Config: cfg, Gets: []engine.GetSpec{{Name: "v", Expr: "$"}}})
+				out, err := e.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpGet, ID: id, Config: cfg, Gets: []engine.GetSpec{{Name: "v", Expr: "$"}}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -94,7 +94,7 @@ cicd-contexts:
 				for _, vars := range [][]string{nil, {"t.p=state.key1"}} {
 					pv, _ := tmpl.ParseVars(vars)
 					for _, format := range []string{"", "csv"} {
-						req := engine.Request{Op: engine.OpGet, ID: "fast", Config: cfg, Vars: pv,
+						req := engine.Request{Namespace: "ns", Op: engine.OpGet, ID: "fast", Config: cfg, Vars: pv,
 							Gets: []engine.GetSpec{{Name: "v", Expr: expr, Format: format}, {Name: "k", Expr: "state.key1"}}}
 						o1, err1 := fast.Do(ctx, req)
 						o2, err2 := whole.Do(ctx, req)
@@ -112,7 +112,7 @@ cicd-contexts:
 			}
 			// A missing context is ErrNotFound both ways.
 			for _, e := range []*engine.Engine{fast, whole} {
-				_, err := e.Do(ctx, engine.Request{Op: engine.OpGet, ID: "nope", Config: cfg, Gets: []engine.GetSpec{{Name: "v", Expr: "state.a"}}})
+				_, err := e.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpGet, ID: "nope", Config: cfg, Gets: []engine.GetSpec{{Name: "v", Expr: "state.a"}}})
 				if engine.ReasonOf(err, "") != engine.ReasonContextNotFound {
 					t.Fatalf("missing context: %v", err)
 				}
@@ -130,7 +130,7 @@ func TestSetWithLocalFilesReturnsDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	initDoc(t, e, cfg, "lf")
-	out, err := e.Do(context.Background(), engine.Request{Op: engine.OpSet, ID: "lf", Config: cfg, Sets: []document.Assignment{{Path: "state.k", Value: "v"}}})
+	out, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpSet, ID: "lf", Config: cfg, Sets: []document.Assignment{{Path: "state.k", Value: "v"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,21 +34,21 @@ func TestCLIDecide(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, _, err := st.Put(ctx, "ctx1", document.NewMap(), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "default/ctx1", document.NewMap(), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.Put(ctx, "idle", document.NewMap(), store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(ctx, "default/idle", document.NewMap(), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	s := gate.New(st)
 	for _, k := range []string{"run-a", "run-b"} {
-		p := pending(k, "ctx1", "deploy", "skip")
+		p := pending(k, "default/ctx1", "deploy", "skip")
 		p.AllowedUsers = []string{"ops", "dev"}
 		if _, err := s.Register(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Register(ctx, pending("run-c", "ctx-c", "go")); err != nil {
+	if _, err := s.Register(ctx, pending("run-c", "default/ctx-c", "go")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Cancel(ctx, "run-c"); err != nil {

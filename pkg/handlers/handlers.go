@@ -8,6 +8,7 @@ import (
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
@@ -271,7 +272,7 @@ func (r *Runner) registerGate(ctx context.Context, b *blockRun, own *document.Ma
 	if r.Gates == nil || b.in.OnWait == nil {
 		return failf(engine.ReasonInvalidParams, "manual-choice %s has wait: true, which needs the controller (or a CLI with a Redis store)", b.name)
 	}
-	p := gate.Gate{Key: b.in.JournalKey, ContextID: b.in.ID, Pipeline: b.in.Pipeline, Event: b.in.Event}
+	p := gate.Gate{Key: b.in.JournalKey, ContextID: store.Ref(b.in.Namespace, b.in.ID), Pipeline: b.in.Pipeline, Event: b.in.Event}
 	p.Title, _ = own.GetString("title")
 	choices, _ := own.GetMap("choices")
 	choices.Range(func(_ string, g any) bool {

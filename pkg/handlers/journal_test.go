@@ -9,6 +9,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
 // run calls the runner directly on a copy of the stored document.
@@ -128,7 +129,7 @@ func TestWriteConflictReplays(t *testing.T) {
 	e.init("")
 	e.ep.setReply(func(n int, _ http.ResponseWriter, _ *http.Request) bool {
 		if n == 0 {
-			_, _, err := e.st.Update(e.ctx(), e.id, "", func(doc *document.Map) (bool, []byte, error) {
+			_, _, err := e.st.Update(e.ctx(), store.Ref("ns", e.id), "", func(doc *document.Map) (bool, []byte, error) {
 				return true, nil, document.SetPath(doc, "state.concurrent", "yes")
 			})
 			if err != nil {

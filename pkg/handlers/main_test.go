@@ -211,7 +211,7 @@ func (e *env) init(app string, sets ...document.Assignment) {
 		app = readTestdata(e.t, "app.yaml")
 	}
 	_, err := e.eng.Do(e.ctx(), engine.Request{
-		Op: engine.OpInit, ID: e.id, Config: e.cfg, AppConfig: []byte(app), Bases: e.bases, Sets: sets,
+		Op: engine.OpInit, Namespace: "ns", ID: e.id, Config: e.cfg, AppConfig: []byte(app), Bases: e.bases, Sets: sets,
 	})
 	if err != nil {
 		e.t.Fatalf("init: %v", err)
@@ -225,7 +225,7 @@ func (e *env) handle(event string, sets ...document.Assignment) (*engine.Outcome
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return e.eng.Do(e.ctx(), engine.Request{Op: engine.OpHandleEvent, ID: e.id, Config: e.cfg, Event: ev, Sets: sets})
+	return e.eng.Do(e.ctx(), engine.Request{Namespace: "ns", Op: engine.OpHandleEvent, ID: e.id, Config: e.cfg, Event: ev, Sets: sets})
 }
 
 // mustHandle is handle that must succeed; it returns the handled summary.
@@ -240,7 +240,7 @@ func (e *env) mustHandle(event string, sets ...document.Assignment) string {
 
 func (e *env) doc() *document.Map {
 	e.t.Helper()
-	d, err := e.st.Get(e.ctx(), e.id)
+	d, err := e.st.Get(e.ctx(), store.Ref("ns", e.id))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -293,6 +293,6 @@ func initRequest(e *env, event string, sets ...document.Assignment) engine.Reque
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return engine.Request{Op: engine.OpInit, ID: e.id, Config: e.cfg, AppConfig: []byte(readTestdata(e.t, "app.yaml")),
+	return engine.Request{Namespace: "ns", Op: engine.OpInit, ID: e.id, Config: e.cfg, AppConfig: []byte(readTestdata(e.t, "app.yaml")),
 		Bases: e.bases, Sets: sets, Event: ev}
 }

@@ -83,7 +83,7 @@ func eventsSource(t *testing.T, url string) (staticSource, *gate.Store) {
 	runner := handlers.NewRunner(st, r, nil, handlers.WithGates(choices),
 		handlers.WithHTTPClient(&httpclient.Client{Attempts: 2, Backoff: time.Millisecond}))
 	eng := &engine.Engine{Store: st, Templates: r, Handlers: runner, Gates: choices}
-	if _, err := eng.Do(context.Background(), engine.Request{Op: engine.OpInit, ID: "ctx-1", Config: cfg, AppConfig: []byte(eventsApp),
+	if _, err := eng.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "ctx-1", Config: cfg, AppConfig: []byte(eventsApp),
 		Sets: []document.Assignment{{Path: "state.k", Value: "v"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestApprovalGate(t *testing.T) {
 	}
 	ev = r.ReconcileKind(context.Background(), run)
 	checkStatus(t, run, wantStatus{status: corev1.ConditionTrue, reason: ReasonSucceeded, results: map[string]string{"choice": "b", "chosen-by": "alice"}}, ev)
-	doc, err := src.eng.Store.Get(context.Background(), "ctx-1")
+	doc, err := src.eng.Store.Get(context.Background(), "ns/ctx-1")
 	if err != nil {
 		t.Fatal(err)
 	}

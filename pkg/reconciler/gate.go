@@ -15,6 +15,7 @@ import (
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
 // GatePollInterval is how often a waiting CustomRun looks for a decision
@@ -39,7 +40,7 @@ func (r *Reconciler) awaitDecision(ctx context.Context, run *v1beta1.CustomRun, 
 		run.Status.MarkCustomRunRunning(ReasonWaitingForDecision, "%s", waitingMessage(p.id, pending))
 		return controller.NewRequeueAfter(r.untilTimeout(run, GatePollInterval))
 	}
-	if err := eng.RecordDecision(ctx, p.id, string(run.UID)+"/choice", pending, *decision); err != nil {
+	if err := eng.RecordDecision(ctx, store.Ref(p.context(run.Namespace)), string(run.UID)+"/choice", pending, *decision); err != nil {
 		e := engine.AsError(err, engine.ReasonStoreUnavailable)
 		if e.Transient {
 			return r.transient(ctx, run, p, e)

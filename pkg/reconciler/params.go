@@ -262,3 +262,13 @@ func lenientParams(run *v1beta1.CustomRun) *params {
 	}
 	return p
 }
+
+// context names the context the id param means for a CustomRun of namespace
+// runNS: "<id>" is runNS's own context, "<namespace>/<id>" one of another
+// namespace (visible only when its owner shares it).
+func (p *params) context(runNS string) (namespace, id string) {
+	if ns, rest, ok := strings.Cut(p.id, "/"); ok {
+		return ns, rest
+	}
+	return runNS, p.id
+}

@@ -74,7 +74,7 @@ func FuzzParams(f *testing.F) {
 	eng := &engine.Engine{Store: st, Templates: r, Gates: choices,
 		Handlers: handlers.NewRunner(st, r, quiet, handlers.WithGates(choices))}
 	src := staticSource{eng: eng, cfg: cfg}
-	if _, err := eng.Do(context.Background(), engine.Request{Op: engine.OpInit, ID: "ctx-1", Config: cfg, AppConfig: []byte(appConfig)}); err != nil {
+	if _, err := eng.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "ctx-1", Config: cfg, AppConfig: []byte(appConfig)}); err != nil {
 		f.Fatal(err)
 	}
 	rec := &Reconciler{Clock: testclock.NewFakePassiveClock(now), Source: src, KubeClient: fakekube.NewSimpleClientset(appConfigMap())}

@@ -168,8 +168,9 @@ func (r *Reconciler) opTimeout(run *v1beta1.CustomRun) time.Duration {
 // request turns params into an engine request, reading the app config and
 // bases ConfigMaps the params point at.
 func (r *Reconciler) request(ctx context.Context, run *v1beta1.CustomRun, p *params, cfg *config.Config) (*engine.Request, error) {
+	owner, id := p.context(run.Namespace)
 	req := &engine.Request{
-		Op: p.op, ID: p.id, Config: cfg, Namespace: run.Namespace, CicdContext: p.cicdContext, Sets: p.sets, Vars: p.vars,
+		Op: p.op, ID: id, Config: cfg, Namespace: owner, Asker: run.Namespace, CicdContext: p.cicdContext, Sets: p.sets, Vars: p.vars,
 		Event: p.event, Generator: p.generator, OpKey: string(run.UID),
 	}
 	for _, g := range p.gets {

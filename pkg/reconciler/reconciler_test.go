@@ -90,7 +90,7 @@ spec:
 // seedContext creates the context "ctx-1" with state.k = v.
 func seedContext(t *testing.T, src staticSource) {
 	t.Helper()
-	_, err := src.eng.Do(context.Background(), engine.Request{Op: engine.OpInit, ID: "ctx-1", Config: src.cfg,
+	_, err := src.eng.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "ctx-1", Config: src.cfg,
 		AppConfig: []byte(appConfig), Sets: []document.Assignment{{Path: "state.k", Value: "v"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +267,7 @@ conditions: [{type: Succeeded, status: "True", reason: Succeeded}]`,
 				if prm := run.Spec.GetParam(ParamID); prm != nil {
 					id = prm.Value.StringVal
 				}
-				doc, err := good.eng.Store.Get(context.Background(), id)
+				doc, err := good.eng.Store.Get(context.Background(), store.Ref(run.Namespace, id))
 				if err != nil {
 					t.Fatalf("reading %s: %v", id, err)
 				}
@@ -334,7 +334,7 @@ func TestRepeatedReconcileChangesNothing(t *testing.T) {
 	r := &Reconciler{Clock: testclock.NewFakePassiveClock(now), Source: src, KubeClient: fakekube.NewSimpleClientset()}
 	first := parseRun(t, y)
 	r.ReconcileKind(context.Background(), first)
-	raw1, err := st.GetRaw(context.Background(), "ctx-1")
+	raw1, err := st.GetRaw(context.Background(), "ns/ctx-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestRepeatedReconcileChangesNothing(t *testing.T) {
 			t.Errorf("repeat %d did not replay the recorded outcome", i)
 		}
 	}
-	raw2, _ := st.GetRaw(context.Background(), "ctx-1")
+	raw2, _ := st.GetRaw(context.Background(), "ns/ctx-1")
 	if string(raw1) != string(raw2) {
 		t.Fatalf("the document changed:\n%s\n%s", raw1, raw2)
 	}

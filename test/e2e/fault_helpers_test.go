@@ -221,10 +221,11 @@ func controllerLogTail() string {
 	return "controller log tail:\n" + string(log)
 }
 
-// cliGet prints the value at path of the context id with the CLI binary.
-func cliGet(t *testing.T, id, path string) string {
+// cliGet prints the value at path of the context id of namespace ns with the
+// CLI binary.
+func cliGet(t *testing.T, ns, id, path string) string {
 	t.Helper()
-	return cli(t, "--id", id, "--get", path)
+	return cli(t, "--namespace", ns, "--id", id, "--get", path)
 }
 
 // cli runs the CLI binary against the stack's Redis (the same config and
@@ -239,8 +240,8 @@ func cli(t *testing.T, args ...string) string {
 	os.WriteFile(sec, []byte(fmt.Sprintf("cicdstatemgr:\n  datasources:\n    redis: {username: %s, password: %q}\n", redisUser, redisPassword)), 0o600)
 	bin := filepath.Join(root, ".cache", "bin", "cicdstatemgr")
 	full := append([]string{"--config", cfg, "--secrets", sec}, args...)
-	if len(args) > 0 && args[0] == "decide" {
-		full = append([]string{"decide", "--config", cfg, "--secrets", sec}, args[1:]...)
+	if len(args) > 0 && (args[0] == "decide" || args[0] == "migrate") {
+		full = append([]string{args[0], "--config", cfg, "--secrets", sec}, args[1:]...)
 	}
 	cmd := exec.Command(bin, full...)
 	cmd.Env = append(os.Environ(), "CICDSTATEMGR_CONFIG_PATH=", "CICDSTATEMGR_SECRETS_PATH=")
@@ -253,10 +254,10 @@ func cli(t *testing.T, args ...string) string {
 	return strings.TrimRight(string(out), "\n")
 }
 
-// items reads state.items of the context id with the CLI.
-func items(t *testing.T, id string) []string {
+// items reads state.items of the context id of namespace ns with the CLI.
+func items(t *testing.T, ns, id string) []string {
 	t.Helper()
-	out := cliGet(t, id, "state.items")
+	out := cliGet(t, ns, id, "state.items")
 	var list []string
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatalf("state.items of %s is not a JSON list of strings: %v\n%s", id, err, out)

@@ -111,7 +111,7 @@ spec:
 			}
 		}
 	}
-	viaCLI := items(t, id)
+	viaCLI := items(t, ns, id)
 	if strings.Join(viaRun, ",") != strings.Join(viaCLI, ",") {
 		t.Errorf("the get CustomRun and the CLI disagree:\n  %v\n  %v", viaRun, viaCLI)
 	}
@@ -179,7 +179,7 @@ func TestFaultRedisStoppedDuring200Runs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	list := items(t, id)
+	list := items(t, ns, id)
 	checkBatch(t, final, values, list, nil)
 	if len(list) != batchSize {
 		t.Errorf("state.items holds %d values, want %d", len(list), batchSize)
@@ -231,7 +231,7 @@ func TestFaultRedisKilledDuring200Runs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	list := items(t, id)
+	list := items(t, ns, id)
 	horizon := snapshot.Add(-time.Second).Truncate(time.Second)
 	lost := checkBatch(t, final, values, list, func(cr *v1beta1.CustomRun) bool {
 		return cr.Status.CompletionTime != nil && !cr.Status.CompletionTime.Time.Before(horizon)
@@ -269,7 +269,7 @@ func TestFaultControllerKilledDuring200Runs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	list := items(t, id)
+	list := items(t, ns, id)
 	checkBatch(t, final, values, list, nil)
 	if len(list) != batchSize {
 		t.Errorf("state.items holds %d values, want %d", len(list), batchSize)
@@ -318,7 +318,7 @@ func TestFaultSlowRedis(t *testing.T) {
 	got := runOne(t, ns, customRun("read", "read", time.Minute, strParam("op", "get"), strParam("id", id),
 		arrParam("get", "items:csv=state.items")), time.Minute)
 
-	list := items(t, id)
+	list := items(t, ns, id)
 	checkBatch(t, final, values, list, nil)
 	if len(list) != n {
 		t.Errorf("state.items holds %d values, want %d", len(list), n)

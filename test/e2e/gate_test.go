@@ -188,7 +188,7 @@ func TestApprovalGateWithCLI(t *testing.T) {
 	id := ns + "-ctx"
 	kubectl(t, pipelineRun("release-1", "release", map[string]string{"id": id}), "-n", ns, "create", "-f", "-")
 	waitCustomRunReason(t, ns, "tekton.dev/pipelineTask=approve", "WaitingForDecision", 60*time.Second)
-	if out := cli(t, "decide", "--id", id, "--option", "stop", "--by", "bob"); !strings.Contains(out, "choice=stop") {
+	if out := cli(t, "decide", "--namespace", ns, "--id", id, "--option", "stop", "--by", "bob"); !strings.Contains(out, "choice=stop") {
 		t.Fatalf("decide printed %q", out)
 	}
 	pr := waitPipelineRun(t, ns, "release-1", 60*time.Second)
