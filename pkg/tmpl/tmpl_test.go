@@ -42,7 +42,7 @@ func TestMacroPrefixAndWhitespace(t *testing.T) {
 			{name: "macro callable", src: "{{ hello('x') }}", want: "Hello x"},
 			{name: "macro default argument", src: "{{ twice('a') }}|{{ twice('a', 'c') }}", want: "aaB|aac"},
 			{name: "macro with context value", src: "{{ hello(channel) }}", want: "Hello stage"},
-			// §5.5: the trailing -%} of the macros eats the leading whitespace
+			// the trailing -%} of the macros eats the leading whitespace
 			{name: "leading whitespace eaten", src: "  \n\t  text {{ channel }}", want: "text stage"},
 			{name: "whitespace-only becomes empty", src: "  \n  \n", want: ""},
 			{name: "one trailing newline dropped", src: "text\n\n", want: "text\n"},
