@@ -194,7 +194,7 @@ func parseSetParams(sets, setYAML []string) ([]document.Assignment, error) {
 		if err != nil {
 			return nil, invalid("param %q item %d: %v", ParamSetYAML, i, err)
 		}
-		v, err := document.ParseYAML([]byte(a.Value.(string)))
+		v, err := parseYAMLOrJSON([]byte(a.Value.(string)))
 		if err != nil {
 			return nil, invalid("param %q item %d (%s): %v", ParamSetYAML, i, a.Path, err)
 		}
@@ -271,4 +271,13 @@ func (p *params) context(runNS string) (namespace, id string) {
 		return ns, rest
 	}
 	return runNS, p.id
+}
+
+// parseYAMLOrJSON reads a set-yaml value as the CLI reads a file:// value:
+// JSON when it is JSON (so {"n": 1e3} is a number, as JSON says), else YAML.
+func parseYAMLOrJSON(text []byte) (any, error) {
+	if v, err := document.ParseJSON(text); err == nil {
+		return v, nil
+	}
+	return document.ParseYAML(text)
 }
