@@ -68,7 +68,7 @@ func TestContextsBelongToTheirNamespace(t *testing.T) {
 	}
 	owned := a + "/app"
 	before := cliGet(t, a, "app", "$")
-	if !strings.Contains(before, `"version":"1.0"`) {
+	if !strings.Contains(before, `"version": "1.0"`) {
 		t.Fatalf("the owner's context as the CLI reads it: %s", before)
 	}
 
