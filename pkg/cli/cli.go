@@ -110,15 +110,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	var o Options
 	fs := newFlagSet(&o, stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "cicdstatemgr: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
 	}
 	applyEnv(&o)
 	// go-redis logs every failed dial; our error line says it once.
@@ -471,4 +464,20 @@ func namespaceOrDefault(ns string) string {
 		ns = DefaultNamespace
 	}
 	return ns
+}
+
+// parseFlags parses args; when the command should stop (help, a bad flag, a
+// stray argument) ok is false and code is its exit code.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "cicdstatemgr: unexpected argument %q\n", fs.Arg(0))
+		return 2, false
+	}
+	return 0, true
 }

@@ -51,15 +51,8 @@ func Decide(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Option, "option", "", "the value of the option to decide for")
 	fs.StringVar(&o.By, "by", "", "who decides (default $USER)")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "cicdstatemgr: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
 	}
 	if o.Config == "" {
 		o.Config = os.Getenv(EnvConfigPath)

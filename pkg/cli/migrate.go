@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,15 +33,8 @@ func Migrate(args []string, stdout, stderr io.Writer) int {
 	fs.Var(listFlag{&ids}, "id", "migrate only this id (repeatable; default: every context)")
 	fs.BoolVar(&dryRun, "dry-run", false, "report what would move, move nothing")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "cicdstatemgr: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
 	}
 	if configPath == "" {
 		configPath = os.Getenv(EnvConfigPath)
