@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
 )
 
 // RootKey is the top-level key of both files.
@@ -299,4 +300,44 @@ func (c *Config) Redact(s string) string {
 		s = strings.ReplaceAll(s, v, "[REDACTED]")
 	}
 	return s
+}
+
+// AllowedHosts returns the entries of http.allowedHosts (host, host:port,
+// *.domain or *.domain:port), the hosts that handler URLs written by pipeline
+// authors may reach besides those of slack.url and trigger.url.
+func (c *Config) AllowedHosts() ([]string, error) {
+	v, ok, _ := document.Lookup(c.Data, "http.allowedHosts")
+	if !ok || v == nil {
+		return nil, nil
+	}
+	l, isList := v.([]any)
+	if !isList {
+		return nil, fmt.Errorf("config.yaml: %s must be a list of hosts (host, host:port, *.domain), not a %s", httpclient.AllowedHostsKey, document.TypeName(v))
+	}
+	out := make([]string, 0, len(l))
+	for i, e := range l {
+		s, isStr := e.(string)
+		if !isStr {
+			return nil, fmt.Errorf("config.yaml: %s[%d] must be a string, not a %s", httpclient.AllowedHostsKey, i, document.TypeName(e))
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// HTTPPolicy is where URLs written by pipeline authors may go: the entries
+// of http.allowedHosts plus the hosts (and ports) of slack.url and
+// trigger.url.
+func (c *Config) HTTPPolicy() (*httpclient.Policy, error) {
+	hosts, err := c.AllowedHosts()
+	if err != nil {
+		return nil, err
+	}
+	p, err := httpclient.NewPolicy(hosts)
+	if err != nil {
+		return nil, fmt.Errorf("config.yaml: %w", err)
+	}
+	p.AllowURL(c.StringAt("slack.url"))
+	p.AllowURL(c.StringAt("trigger.url"))
+	return p, nil
 }

@@ -269,8 +269,21 @@ func TestMissingRequiredConfig(t *testing.T) {
 	e.cfg.Secrets.Delete("slack")
 	e.cfg.Data.Set("slack", e.cfg.Data.Keys()) // any non-map: no url
 	_, err = e.handle("build=testRespondEvent", set("state.lastPostedHttpResponse", `{"url": "`+e.ep.URL+`/post"}`))
+	// The endpoint is still trigger.url's host, so respond may post there,
+	// but it is not the Slack host: no token needed, none sent.
+	if err != nil {
+		t.Fatalf("respond to the trigger host: %v", err)
+	}
+	reqs := e.ep.take()
+	wantRequests(t, reqs, 1)
+	if a := reqs[0].Header.Get("Authorization"); a != "" {
+		t.Errorf("respond to a non-Slack host sent Authorization %q", a)
+	}
+	// and without trigger.url either, the endpoint is no allowed host
+	e.cfg.Data.Delete("trigger")
+	_, err = e.handle("build=testRespondEvent", set("state.lastPostedHttpResponse", `{"url": "`+e.ep.URL+`/post"}`))
 	ee = wantReason(t, err, engine.ReasonEventHandlerFailed)
-	if !strings.Contains(ee.Message, "slack.token") {
+	if !strings.Contains(ee.Message, "is not in cicdstatemgr.http.allowedHosts") {
 		t.Errorf("message: %s", ee.Message)
 	}
 	wantRequests(t, e.ep.take(), 0)

@@ -240,6 +240,12 @@ func (r *Runner) manualChoice(ctx context.Context, b *blockRun) error {
 			}
 		}
 	}
+	if isTrue(b.block, "wait") {
+		// Checked before the message is posted: only Slack user ids authorize.
+		if _, err := allowedUsers(b); err != nil {
+			return err
+		}
+	}
 	body, err := r.bodyTemplate(b, "manual-choice", tctx)
 	if err != nil {
 		return err
@@ -292,11 +298,11 @@ func (r *Runner) registerGate(ctx context.Context, b *blockRun, own *document.Ma
 	if len(p.Options) == 0 {
 		return failf(engine.ReasonInvalidAppConfig, "manual-choice %s has wait: true but no option with a value", b.name)
 	}
-	if users, ok := b.block.Get("allowed-users"); ok {
-		for _, u := range asList(users) {
-			p.AllowedUsers = append(p.AllowedUsers, fmt.Sprint(u))
-		}
+	users, err := allowedUsers(b)
+	if err != nil {
+		return err
 	}
+	p.AllowedUsers = users
 	if v, err := document.ParseJSON(reply); err == nil {
 		if m, ok := v.(*document.Map); ok {
 			p.SlackChannel, _ = m.GetString("channel")
@@ -309,6 +315,26 @@ func (r *Runner) registerGate(ctx context.Context, b *blockRun, own *document.Ma
 	b.entry.Status = StatusWaiting
 	b.in.OnWait(p.Key)
 	return nil
+}
+
+// allowedUsers is the block's allowed-users: a list of Slack user ids (gate.ValidUserID).
+func allowedUsers(b *blockRun) ([]string, error) {
+	v, ok := b.block.Get("allowed-users")
+	if !ok || v == nil {
+		return nil, nil
+	}
+	l, ok := v.([]any)
+	if !ok {
+		return nil, failf(engine.ReasonInvalidAppConfig, "manual-choice %s: allowed-users must be a list of Slack user ids, not a %s", b.name, document.TypeName(v))
+	}
+	users := make([]string, 0, len(l))
+	for _, u := range l {
+		users = append(users, fmt.Sprint(u))
+	}
+	if err := gate.CheckAllowedUsers(users); err != nil {
+		return nil, failf(engine.ReasonInvalidAppConfig, "manual-choice %s: %v", b.name, err)
+	}
+	return users, nil
 }
 
 func asList(v any) []any {
@@ -447,11 +473,28 @@ func (r *Runner) respond(ctx context.Context, b *blockRun) error {
 		r.log().Info("respond skipped: its url is blank", "name", b.name)
 		return nil
 	}
-	_, headers, err := slackTarget(b, false)
+	// The url is the pipeline author's: it may reach only the hosts the
+	// admin allows (config.HTTPPolicy), and the Slack token goes only to
+	// the Slack host.
+	policy, err := b.cfg().HTTPPolicy()
 	if err != nil {
-		return err
+		return failf(engine.ReasonInvalidConfig, "%v", err)
 	}
-	_, err = r.send(ctx, b, httpclient.Request{URL: url, Headers: headers, Body: []byte(body)})
+	if err := policy.Check(url); err != nil {
+		r.log().Warn("respond refused: its url is not allowed", "name", b.name, "error", err.Error())
+		return failf(engine.ReasonEventHandlerFailed, "%v", err)
+	}
+	headers := []httpclient.Header{
+		{Name: "Content-Type", Value: "application/json; charset=UTF-8"},
+		{Name: "Accept", Value: "*/*"},
+		{Name: "Cache-Control", Value: "no-cache"},
+	}
+	if slackURL := strings.TrimSpace(b.cfg().StringAt("slack.url")); slackURL != "" && httpclient.SameHost(url, slackURL) {
+		if _, headers, err = slackTarget(b, false); err != nil {
+			return err
+		}
+	}
+	_, err = r.send(ctx, b, httpclient.Request{URL: url, Headers: headers, Body: []byte(body), Policy: policy})
 	return err
 }
 
@@ -519,7 +562,11 @@ func (r *Runner) triggerPipeline(ctx context.Context, b *blockRun) error {
 			payload.Set(k, s)
 		}
 	}
-	headers, err := r.TriggerHeaders(cfg, tctx)
+	var headerDoc *document.Map
+	if cliRun(b.in) {
+		headerDoc = tctx
+	}
+	headers, err := r.TriggerHeaders(cfg, headerDoc)
 	if err != nil {
 		return err
 	}
@@ -654,10 +701,41 @@ func parseBody(body string) any {
 	return body
 }
 
+// cliRun says whether the event runs in the CLI (no CustomRun: the engine
+// gives CLI runs a "cli-" journal key, or none). The CLI's process holds
+// secrets.yaml itself and its user writes the app config, so its trigger
+// headers keep the original's context (document and macros,
+// docs/compatibility.md); the controller's never do.
+func cliRun(in engine.EventInput) bool {
+	return in.JournalKey == "" || strings.HasPrefix(in.JournalKey, "cli-")
+}
+
+// headerContext is the template context of trigger.headers: the admin's
+// own data only (configData, secretData), so no macro prefix and no value a
+// pipeline author wrote. legacy, when not nil (CLI runs only), is the
+// block's template context, whose keys (document, macros) are kept.
+func headerContext(cfg *config.Config, legacy *document.Map) *document.Map {
+	hctx := document.NewMap()
+	if legacy != nil {
+		hctx = document.CloneMap(legacy)
+	}
+	if cfg.Data != nil {
+		hctx.Set("configData", cfg.Data)
+	} else {
+		hctx.Set("configData", document.NewMap())
+	}
+	hctx.Set("secretData", document.CloneMap(cfg.Secrets))
+	return hctx
+}
+
 // TriggerHeaders returns the headers of a trigger POST: the fixed ones and
-// config trigger.headers rendered against tctx plus secretData (the one
-// place templates see the secrets; tctx is left as it was).
-func (r *Runner) TriggerHeaders(cfg *config.Config, tctx *document.Map) ([]httpclient.Header, error) {
+// config trigger.headers rendered from the admin's text only, against
+// configData and secretData (the one place templates see the secrets): no
+// macro prefix, no value a pipeline author wrote. doc is nil in the
+// controller; the CLI passes the block's template context (see cliRun). The headers go to
+// trigger.url only (redirects to another host are not followed). Errors are
+// redacted.
+func (r *Runner) TriggerHeaders(cfg *config.Config, doc *document.Map) ([]httpclient.Header, error) {
 	headers := []httpclient.Header{
 		{Name: "Content-Type", Value: "application/json"},
 		{Name: "Accept", Value: "*/*"},
@@ -671,8 +749,8 @@ func (r *Runner) TriggerHeaders(cfg *config.Config, tctx *document.Map) ([]httpc
 	if !ok {
 		return nil, failf(engine.ReasonInvalidConfig, "config.yaml trigger.headers must be a list of {name, value}, not a %s", document.TypeName(hv))
 	}
-	tctx.Set("secretData", document.CloneMap(cfg.Secrets))
-	defer tctx.Delete("secretData")
+	hctx := headerContext(cfg, doc)
+	redact := newRedactor(cfg)
 	for i, h := range hl {
 		hm, ok := h.(*document.Map)
 		name, _ := hm.GetString("name")
@@ -680,9 +758,9 @@ func (r *Runner) TriggerHeaders(cfg *config.Config, tctx *document.Map) ([]httpc
 			return nil, failf(engine.ReasonInvalidConfig, "config.yaml trigger.headers[%d] must be a map with a name and a value", i)
 		}
 		v, _ := hm.Get("value")
-		s, err := r.render(fmt.Sprintf("config.yaml trigger.headers[%d].value", i), v, tctx)
+		s, err := r.render(fmt.Sprintf("config.yaml trigger.headers[%d].value", i), v, hctx)
 		if err != nil {
-			return nil, err
+			return nil, &engine.Error{Reason: engine.ReasonTemplateError, Message: redact(err.Error())}
 		}
 		headers = append(headers, httpclient.Header{Name: strings.TrimSpace(name), Value: strings.TrimSpace(s)})
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -146,10 +148,48 @@ func newRedactor(cfg *config.Config) func(string) string {
 	if len(values) == 0 {
 		return func(s string) string { return s }
 	}
-	pairs := make([]string, 0, 2*len(values))
+	forms := map[string]bool{}
+	var all []string
 	for _, v := range values {
+		for _, f := range append([]string{v}, encodedForms(v)...) {
+			if len(f) >= 4 && !forms[f] {
+				forms[f] = true
+				all = append(all, f)
+			}
+		}
+	}
+	// longest first: strings.Replacer prefers the earliest match, and at one
+	// position the first listed pair
+	sort.SliceStable(all, func(i, j int) bool { return len(all[i]) > len(all[j]) })
+	pairs := make([]string, 0, 2*len(all))
+	for _, v := range all {
 		pairs = append(pairs, v, "[REDACTED]")
 	}
 	rep := strings.NewReplacer(pairs...)
 	return rep.Replace
+}
+
+// encodedForms lists the base64 texts that give a secret away: its standard
+// and URL-safe encodings with and without padding and, for a secret encoded
+// inside a longer text (to_base64 of "x" ~ secret), the run of characters
+// that only the secret's bytes decide, for each of the three alignments.
+func encodedForms(v string) []string {
+	var out []string
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		out = append(out, enc.EncodeToString([]byte(v)))
+		for k := 1; k <= 2; k++ {
+			full := enc.EncodeToString(append(make([]byte, k), v...))
+			// characters i with 6i >= 8k and 6i+6 <= 8(k+len(v))
+			first := (8*k + 5) / 6
+			last := (8*(k+len(v)))/6 - 1
+			if last-first+1 >= 6 {
+				out = append(out, full[first:last+1])
+			}
+		}
+		// alignment 0 inside a longer text: all but a trailing partial group
+		if n := (8 * len(v)) / 6; n >= 6 {
+			out = append(out, enc.EncodeToString([]byte(v))[:n])
+		}
+	}
+	return out
 }

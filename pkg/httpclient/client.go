@@ -51,6 +51,12 @@ type Request struct {
 	URL     string
 	Headers []Header
 	Body    []byte
+	// Policy, when set, limits where the request may go (a URL written by
+	// a pipeline author): the URL is checked before anything is sent, every
+	// address when dialling, and every redirect; a refusal is a
+	// *RefusedError. A non-2xx reply's body is kept in the *Error only when
+	// the host matched an exact entry.
+	Policy *Policy
 }
 
 // Response is a reply.
@@ -156,19 +162,37 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		return nil, &Error{Method: method, Host: Host(req.URL), Attempts: 1,
 			Err: errors.New("the URL must be an absolute http:// or https:// URL")}
 	}
+	showBody := true
+	hc := c.httpClient()
+	if req.Policy != nil {
+		if err := req.Policy.Check(req.URL); err != nil {
+			return nil, err
+		}
+		showBody = req.Policy.Exact(req.URL)
+		hc = req.Policy.httpClient(c.timeout())
+	}
 	attempts := c.Attempts
 	if attempts <= 0 {
 		attempts = DefaultAttempts
 	}
 	delays, ceiling := c.backoff(attempts)
 	for attempt := 1; ; attempt++ {
-		resp, retryAfter, err := c.once(ctx, method, u, req)
+		resp, retryAfter, err := c.once(ctx, hc, method, u, req)
 		if err == nil && resp.Status >= 200 && resp.Status < 300 {
 			return resp, nil
 		}
+		var refusal *RefusedError
+		if errors.As(err, &refusal) {
+			return nil, refusal
+		}
 		e := &Error{Method: method, Host: u.Host, Attempts: attempt}
 		if resp != nil {
-			e.Status, e.Body = resp.Status, resp.Body
+			e.Status = resp.Status
+			if showBody {
+				e.Body = resp.Body
+			} else {
+				resp = &Response{Status: resp.Status, ContentType: resp.ContentType}
+			}
 		} else {
 			e.Err = err
 		}
@@ -183,11 +207,8 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 
 // once makes one attempt. It returns the reply, or the transport error with
 // the URL removed.
-func (c *Client) once(ctx context.Context, method string, u *url.URL, req Request) (*Response, time.Duration, error) {
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
+func (c *Client) once(ctx context.Context, hc *http.Client, method string, u *url.URL, req Request) (*Response, time.Duration, error) {
+	timeout := c.timeout()
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	hr, err := http.NewRequestWithContext(actx, method, u.String(), bytes.NewReader(req.Body))
@@ -203,10 +224,6 @@ func (c *Client) once(ctx context.Context, method string, u *url.URL, req Reques
 			ua = UserAgent()
 		}
 		hr.Header.Set("User-Agent", ua)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = defaultHTTP
 	}
 	res, err := hc.Do(hr)
 	if err != nil {
@@ -228,6 +245,26 @@ func (c *Client) once(ctx context.Context, method string, u *url.URL, req Reques
 	}, retryAfter(res), nil
 }
 
+func (c *Client) timeout() time.Duration {
+	if c.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return c.Timeout
+}
+
+// httpClient is c.HTTP (or the default client) following redirects to the
+// same host only: the request's headers (a trigger's secret header) must not
+// follow a redirect elsewhere.
+func (c *Client) httpClient() *http.Client {
+	hc := c.HTTP
+	if hc == nil {
+		hc = defaultHTTP
+	}
+	cp := *hc
+	cp.CheckRedirect = sameHostRedirect
+	return &cp
+}
+
 // scrub drops the URL from a transport error (url.Error prints it whole).
 func scrub(err error, ctx, actx context.Context, timeout time.Duration) error {
 	if ctx.Err() != nil {
@@ -235,6 +272,10 @@ func scrub(err error, ctx, actx context.Context, timeout time.Duration) error {
 	}
 	if errors.Is(actx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("no reply within %s", timeout)
+	}
+	var refusal *RefusedError
+	if errors.As(err, &refusal) {
+		return refusal
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {

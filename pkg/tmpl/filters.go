@@ -37,8 +37,17 @@ func init() {
 	}
 }
 
+// filterError is a filter's failure. Its message names the filter and the
+// problem, never the value or the argument: a template may filter a secret
+// or text a pipeline author planted, and the message reaches CustomRun
+// statuses, events and logs.
 func filterError(name string, err error) *pongo2.Error {
 	return &pongo2.Error{Sender: "filter:" + name, OrigError: fmt.Errorf("%s: %w", name, err)}
+}
+
+// errValue is the failure of converting a value, without the value.
+func errValue(what string, v any) error {
+	return fmt.Errorf("the value (a %s) is not serializable %s", typeName(v), what)
 }
 
 // jsonDumpsArgs reads the json_dumps argument: none = compact; an integer N =
@@ -61,12 +70,12 @@ func jsonDumpsArgs(param *pongo2.Value) (indent int, strip bool, err error) {
 				strip = true
 			case name == "indent" && hasVal:
 				if indent, err = strconv.Atoi(strings.TrimSpace(val)); err != nil {
-					return 0, false, fmt.Errorf("bad indent %q", val)
+					return 0, false, fmt.Errorf("bad indent: the indent option is not a number")
 				}
 			case !hasVal && isDigits(opt):
 				indent, _ = strconv.Atoi(opt)
 			default:
-				return 0, false, fmt.Errorf("unknown option %q (use \"strip\", \"indent=N\" or both: \"strip,indent=2\")", opt)
+				return 0, false, fmt.Errorf("unknown option in the argument (use \"strip\", \"indent=N\" or both: \"strip,indent=2\")")
 			}
 		}
 		return indent, strip, nil
@@ -97,7 +106,7 @@ func filterJSONDumps(in, param *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 	}
 	out, err := marshalJSON(in, document.JSONStyle{Python: true, ASCII: true, Indent: indent})
 	if err != nil {
-		return nil, filterError("json_dumps", err)
+		return nil, filterError("json_dumps", errValue("as JSON", in.Interface()))
 	}
 	if strip {
 		if len(out) < 2 {
@@ -121,7 +130,7 @@ func filterToJSON(in, param *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 	}
 	out, err := marshalJSON(in, document.JSONStyle{Python: true, ASCII: true, SortKeys: true, HTMLSafe: true, Indent: indent})
 	if err != nil {
-		return nil, filterError("tojson", err)
+		return nil, filterError("tojson", errValue("as JSON", in.Interface()))
 	}
 	return pongo2.AsSafeValue(out), nil
 }
@@ -147,7 +156,7 @@ func filterFromJSON(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 	}
 	v, err := document.ParseJSON([]byte(s))
 	if err != nil {
-		return nil, filterError("from_json", err)
+		return nil, filterError("from_json", fmt.Errorf("malformed JSON in the value"))
 	}
 	return pongo2.AsValue(v), nil
 }
@@ -166,11 +175,11 @@ func filterToNiceYAML(in, param *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 	}
 	v, err := toDocument(in.Interface())
 	if err != nil {
-		return nil, filterError("to_nice_yaml", err)
+		return nil, filterError("to_nice_yaml", errValue("as YAML", in.Interface()))
 	}
 	out, err := document.MarshalPyYAML(v, indent)
 	if err != nil {
-		return nil, filterError("to_nice_yaml", err)
+		return nil, filterError("to_nice_yaml", errValue("as YAML", in.Interface()))
 	}
 	return pongo2.AsValue(string(out)), nil
 }
@@ -189,7 +198,7 @@ func filterKVCommaPairsToJSON(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error
 	}
 	out, err := document.MarshalJSON(m, document.PythonJSON)
 	if err != nil {
-		return nil, filterError("kv_comma_pairs_to_json", err)
+		return nil, filterError("kv_comma_pairs_to_json", fmt.Errorf("the pairs cannot be written as JSON"))
 	}
 	return pongo2.AsValue(string(out)), nil
 }

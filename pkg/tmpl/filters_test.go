@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/flosch/pongo2/v6"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 )
 
 const filtersYAML = `
@@ -48,7 +50,7 @@ func TestFilterJSONDumps(t *testing.T) {
 		{name: "number", src: "{{ m.a.1|json_dumps }}", want: "2.5"},
 		{name: "list", src: "{{ m.a|json_dumps }}", want: "[1, 2.5, true, null]"},
 		{name: "from_json round trip keeps order", src: "{{ js|from_json|json_dumps }}", want: `{"url": "http://h/p", "data": {"z": 1, "a": [1, 2]}, "u": "\u00e9"}`},
-		{name: "unknown option", src: `{{ s|json_dumps:"bogus" }}`, wantErr: `unknown option "bogus"`},
+		{name: "unknown option", src: `{{ s|json_dumps:"bogus" }}`, wantErr: `unknown option in the argument`},
 		{name: "bad indent", src: `{{ s|json_dumps:"indent=x" }}`, wantErr: "bad indent"},
 		{name: "float argument", src: `{{ s|json_dumps:1.5 }}`, wantErr: "argument must be"},
 	})
@@ -175,5 +177,35 @@ func TestFiltersTakeDocumentValues(t *testing.T) {
 	}
 	if _, err := filterJSONDumps(pongo2.AsValue(struct{}{}), nil); err == nil || !strings.Contains(err.Error(), "not serializable") {
 		t.Fatalf("struct: want a not serializable error, got %v", err)
+	}
+}
+
+// TestFilterErrorsDoNotEchoValues: a filter's error names the filter and the
+// problem, never the value or the argument (either may be a secret).
+func TestFilterErrorsDoNotEchoValues(t *testing.T) {
+	const secret = "s3cr3t-VALUE-42"
+	env := New(Options{})
+	ctx := document.NewMap()
+	ctx.Set("v", "{"+secret)
+	ctx.Set("opt", "indent="+secret)
+	ctx.Set("opt2", secret)
+	for _, src := range []string{
+		`{{ v|from_json }}`,
+		`{{ "x"|json_dumps:opt }}`,
+		`{{ "x"|json_dumps:opt2 }}`,
+		`{{ v|items }}`,
+	} {
+		_, err := env.Render(src, ctx)
+		if err == nil {
+			t.Fatalf("%s: no error", src)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: the error echoes the value: %v", src, err)
+		}
+	}
+	// positive control: the value is there to be echoed
+	out, err := env.Render(`{{ v }}`, ctx)
+	if err != nil || !strings.Contains(out, secret) {
+		t.Fatalf("control: %q %v", out, err)
 	}
 }
