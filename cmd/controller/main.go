@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioned "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	"k8s.io/client-go/kubernetes"
 	kubeclient "knative.dev/pkg/client/injection/kube/client"
 	"knative.dev/pkg/configmap"
 	"knative.dev/pkg/controller"
@@ -59,6 +60,9 @@ func main() {
 	}
 
 	tektonClient := versioned.NewForConfigOrDie(cfg)
+	// create-pipelinerun checks with SubjectAccessReviews that the asking
+	// pipeline may create PipelineRuns (pkg/trigger/authority.go).
+	kubeClient := kubernetes.NewForConfigOrDie(cfg)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := reconciler.NewMetrics(reg)
@@ -75,7 +79,7 @@ func main() {
 			}
 		}
 		runner := handlers.NewRunner(st, r, slog.Default(), handlers.WithGates(gates))
-		runner.Trigger = (&trigger.Creator{Client: tektonClient, Templates: r, Fallback: runner.PostTrigger}).Trigger
+		runner.Trigger = (&trigger.Creator{Client: tektonClient, Kube: kubeClient, Templates: r, Fallback: runner.PostTrigger}).Trigger
 		return &engine.Engine{Store: st, Templates: r, Gates: gates, Handlers: runner}
 	})
 	if *redisAddr != "" {

@@ -120,6 +120,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	}
 	opCtx, cancel := context.WithTimeout(ctx, r.opTimeout(run))
 	defer cancel()
+	opCtx = engine.WithAskingRun(opCtx, askingRun(run))
 	start := time.Now()
 	out, err := eng.Do(opCtx, *req)
 	r.Metrics.observe(string(p.op), outcomeOf(err), time.Since(start), err)

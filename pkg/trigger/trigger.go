@@ -12,6 +12,7 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	versioned "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
@@ -44,11 +45,17 @@ spec:
 const (
 	LabelContextID = "cicdstatemgr.dev/context-id"
 	LabelEvent     = "cicdstatemgr.dev/event"
+	// LabelAskedBy names the PipelineRun whose authority created it.
+	LabelAskedBy = "cicdstatemgr.dev/asked-by"
 )
 
-// Creator creates PipelineRuns.
+// Creator creates PipelineRuns with the authority of the pipeline that
+// asked (see authority.go and docs/security.md), never its own.
 type Creator struct {
-	Client    versioned.Interface
+	Client versioned.Interface
+	// Kube asks the API server whether the asking pipeline's service
+	// account may create PipelineRuns (SubjectAccessReview).
+	Kube      kubernetes.Interface
 	Templates *tmpl.Env
 	// Fallback performs the trigger when create-pipelinerun is not set
 	// (handlers.Runner.PostTrigger).
@@ -67,10 +74,32 @@ func (c *Creator) Trigger(ctx context.Context, call *handlers.TriggerCall) (*htt
 	if call.Namespace == "" {
 		return nil, engine.Errorf(engine.ReasonInvalidConfig, "create-pipelinerun works in the controller only (the CLI has no namespace): remove it or run the event from a CustomRun")
 	}
+	pol, err := policyOf(call.Config)
+	if err != nil {
+		return nil, err
+	}
+	asker, err := askerOf(ctx, call)
+	if err != nil {
+		return nil, err
+	}
 	pr, err := c.build(call, tmpl)
 	if err != nil {
 		return nil, err
 	}
+	if err := pol.checkSpec(pr); err != nil {
+		return nil, err
+	}
+	auth, err := c.authority(ctx, asker, pol)
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.apply(pr); err != nil {
+		return nil, err
+	}
+	if err := c.mayCreate(ctx, auth); err != nil {
+		return nil, err
+	}
+	pr.Labels[LabelAskedBy] = labelValue(asker.PipelineRun)
 	created, err := c.Client.TektonV1().PipelineRuns(call.Namespace).Create(ctx, pr, metav1.CreateOptions{})
 	if err != nil {
 		return nil, &engine.Error{Reason: engine.ReasonEventHandlerFailed, Message: fmt.Sprintf("creating a PipelineRun of %q in %s: %v", pipelineName(pr), call.Namespace, err), Err: err}
@@ -79,6 +108,7 @@ func (c *Creator) Trigger(ctx context.Context, call *handlers.TriggerCall) (*htt
 	body.Set("name", created.Name)
 	body.Set("namespace", created.Namespace)
 	body.Set("pipeline", pipelineName(created))
+	body.Set("serviceAccountName", created.Spec.TaskRunTemplate.ServiceAccountName)
 	return &httpclient.Response{Status: 201, ContentType: "application/json", Body: document.MustJSON(body, document.JSONStyle{})}, nil
 }
 
