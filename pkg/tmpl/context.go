@@ -5,6 +5,7 @@ package tmpl
 // place so that all of them see exactly the same variables.
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -73,7 +74,12 @@ func Context(doc, configData *document.Map, vars []Var) (*document.Map, error) {
 // counts as blank (the original's blankOnError), and blank means false.
 // strip says whether surrounding whitespace is ignored.
 func (e *Env) Condition(src string, ctx *document.Map, strip bool) (bool, error) {
-	out, err := e.Render(src, ctx)
+	return e.ConditionContext(context.Background(), src, ctx, strip)
+}
+
+// ConditionContext is Condition with the render's context (see RenderContext).
+func (e *Env) ConditionContext(rctx context.Context, src string, ctx *document.Map, strip bool) (bool, error) {
+	out, err := e.RenderContext(rctx, src, ctx)
 	if err != nil {
 		return false, err
 	}
@@ -87,19 +93,24 @@ func (e *Env) Condition(src string, ctx *document.Map, strip bool) (bool, error)
 // rendered, other scalars are turned into their text first (the original
 // str()-s trigger args and headers), nil renders as "".
 func (e *Env) RenderAny(v any, ctx *document.Map) (string, error) {
+	return e.RenderAnyContext(context.Background(), v, ctx)
+}
+
+// RenderAnyContext is RenderAny with the render's context (see RenderContext).
+func (e *Env) RenderAnyContext(rctx context.Context, v any, ctx *document.Map) (string, error) {
 	switch t := v.(type) {
 	case nil:
 		return "", nil
 	case string:
-		return e.Render(t, ctx)
+		return e.RenderContext(rctx, t, ctx)
 	case bool:
 		if t {
-			return e.Render("True", ctx)
+			return e.RenderContext(rctx, "True", ctx)
 		}
-		return e.Render("False", ctx)
+		return e.RenderContext(rctx, "False", ctx)
 	case int, float64:
 		return document.MustJSON(t, document.JSONStyle{}), nil
 	default:
-		return e.Render(document.MustJSON(t, document.PythonJSON), ctx)
+		return e.RenderContext(rctx, document.MustJSON(t, document.PythonJSON), ctx)
 	}
 }

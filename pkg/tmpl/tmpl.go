@@ -25,6 +25,7 @@ package tmpl
 
 import (
 	"container/list"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -61,11 +62,36 @@ type Options struct {
 	// templates are dropped); 0 means DefaultCacheSize, negative disables
 	// the cache.
 	CacheSize int
+
+	// The render budget (docs/templates.md "Budgets"); 0 means the
+	// package default (DefaultMaxSteps, ...), negative means unlimited.
+
+	// MaxSteps bounds the steps of one render: node, variable and filter
+	// evaluations, loop iterations, macro calls, plus one per 256 bytes of
+	// text a filter, "+" or a macro builds.
+	MaxSteps int64
+	// MaxOutput bounds the bytes of a render's output, of a macro's output
+	// and of any string a filter or "+" builds.
+	MaxOutput int64
+	// MaxDepth bounds the nesting of expressions and of tags in a template
+	// (checked when it is compiled).
+	MaxDepth int
+	// MaxMacroDepth bounds nested macro calls at run time.
+	MaxMacroDepth int
 }
+
+// The default budget of a render (Options).
+var (
+	DefaultMaxSteps      int64 = 1_000_000
+	DefaultMaxOutput     int64 = 1 << 20 // 1 MiB
+	DefaultMaxDepth            = 64
+	DefaultMaxMacroDepth       = 32
+)
 
 // Env renders templates. It is safe for concurrent use.
 type Env struct {
-	set *pongo2.TemplateSet
+	set    *pongo2.TemplateSet
+	budget pongo2.Budget // without Context
 
 	compileMu sync.Mutex // pongo2 compiles are not safe to run concurrently in one set
 
@@ -93,8 +119,14 @@ func New(opts Options) *Env {
 			panic(fmt.Sprintf("tmpl: banning tag %q: %v", tag, err))
 		}
 	}
+	set.MaxDepth = orDefault(opts.MaxDepth, DefaultMaxDepth)
 	return &Env{
-		set:      set,
+		set: set,
+		budget: pongo2.Budget{
+			MaxSteps:      orDefault(opts.MaxSteps, DefaultMaxSteps),
+			MaxOutput:     orDefault(opts.MaxOutput, DefaultMaxOutput),
+			MaxMacroDepth: orDefault(opts.MaxMacroDepth, DefaultMaxMacroDepth),
+		},
 		capacity: capacity,
 		lru:      list.New(),
 		cache:    map[string]*list.Element{},
@@ -146,12 +178,19 @@ func IsTemplate(s string) bool {
 
 var identifier = regexp.MustCompile(`^[a-zA-Z0-9_]+$`)
 
-// Render renders src against the template context ctx (nil is an empty
+// Render is RenderContext without a deadline.
+func (e *Env) Render(src string, ctx *document.Map) (string, error) {
+	return e.RenderContext(context.Background(), src, ctx)
+}
+
+// RenderContext renders src against the template context ctx (nil is an empty
 // context). When ctx has the key jinja2Macros holding a map with a string
 // "all", that text is put in front of src. Top-level keys that are not
 // identifiers (^[a-zA-Z0-9_]+$, e.g. "set-values") are left out. Failures are
-// returned as *Error; Render does not panic.
-func (e *Env) Render(src string, ctx *document.Map) (out string, err error) {
+// returned as *Error; RenderContext does not panic. A render stops when it
+// exceeds the Env's budget or when rctx is done: the *Error's cause is then a
+// *BudgetError (errors.As).
+func (e *Env) RenderContext(rctx context.Context, src string, ctx *document.Map) (out string, err error) {
 	macros := macroPrefix(ctx)
 	full := dropTrailingNewline(macros + src)
 
@@ -176,7 +215,9 @@ func (e *Env) Render(src string, ctx *document.Map) (out string, err error) {
 		return true
 	})
 
-	out, xerr := tpl.Execute(pctx)
+	budget := e.budget
+	budget.Context = rctx
+	out, xerr := tpl.ExecuteBudget(pctx, budget)
 	if xerr != nil {
 		return "", &Error{Template: src, Err: relocate(xerr, macros)}
 	}

@@ -72,6 +72,8 @@ type ExecutionContext struct {
 	Shared     Context
 
 	macroDepth *int // cicdstatemgr patch: nesting of macro calls, one counter per execution
+
+	budget *budgetState // cicdstatemgr patch 8: the execution's budget (nil: none)
 }
 
 var pongo2MetaContext = Context{
@@ -104,6 +106,7 @@ func NewChildExecutionContext(parent *ExecutionContext) *ExecutionContext {
 	}
 	newctx.Shared = parent.Shared
 	newctx.macroDepth = parent.macroDepth // cicdstatemgr patch
+	newctx.budget = parent.budget         // cicdstatemgr patch 8
 
 	// Copy all existing private items
 	newctx.Private.Update(parent.Private)

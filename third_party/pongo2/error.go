@@ -38,6 +38,10 @@ func (e *Error) updateFromTokenIfNeeded(template *Template, t *Token) *Error {
 	return e
 }
 
+// Unwrap returns the cause (cicdstatemgr patch 8: errors.As finds a
+// *BudgetError).
+func (e *Error) Unwrap() error { return e.OrigError }
+
 // Returns a nice formatted error string.
 func (e *Error) Error() string {
 	s := "[Error"

@@ -91,11 +91,44 @@ func (fc *filterCall) Execute(v *Value, ctx *ExecutionContext) (*Value, *Error) 
 		param = AsValue(nil)
 	}
 
+	// cicdstatemgr patch 8: a filter is a step; its result's size is
+	// checked before it runs (RegisterFilterSize) and charged after.
+	if err := ctx.step(fc.token); err != nil {
+		return nil, err
+	}
+	if err := ctx.filterFits(fc.name, v, param, fc.token); err != nil {
+		return nil, err
+	}
+
 	filteredValue, err := fc.filterFunc(v, param)
 	if err != nil {
 		return nil, err.updateFromTokenIfNeeded(ctx.template, fc.token)
 	}
+	if err := ctx.filterBuilt(fc.name, filteredValue, fc.token); err != nil {
+		return nil, err
+	}
 	return filteredValue, nil
+}
+
+// cicdstatemgr patch 8: filterFits checks a filter's registered size
+// estimate against the budget; filterBuilt charges its string result.
+func (ctx *ExecutionContext) filterFits(name string, in, param *Value, token *Token) *Error {
+	if ctx.budget == nil {
+		return nil
+	}
+	if fn, ok := sizeFilters[name]; ok {
+		if n := fn(in, param); n > 0 {
+			return ctx.fits(n, "result of filter '"+name+"'", token)
+		}
+	}
+	return nil
+}
+
+func (ctx *ExecutionContext) filterBuilt(name string, out *Value, token *Token) *Error {
+	if ctx.budget == nil || out == nil || !out.IsString() {
+		return nil
+	}
+	return ctx.built(len(out.String()), "result of filter '"+name+"'", token)
 }
 
 // Filter = IDENT | IDENT ":" FilterArg | IDENT "|" Filter

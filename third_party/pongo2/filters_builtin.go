@@ -547,8 +547,17 @@ func filterCenter(in *Value, param *Value) (*Value, *Error) {
 	left := spaces/2 + spaces%2
 	right := spaces / 2
 
-	return AsValue(fmt.Sprintf("%s%s%s", strings.Repeat(" ", left),
-		in.String(), strings.Repeat(" ", right))), nil
+	// cicdstatemgr patch 8: one allocation (was three)
+	var b strings.Builder
+	b.Grow(left + len(in.String()) + right)
+	for i := 0; i < left; i++ {
+		b.WriteByte(' ')
+	}
+	b.WriteString(in.String())
+	for i := 0; i < right; i++ {
+		b.WriteByte(' ')
+	}
+	return AsValue(b.String()), nil
 }
 
 func filterDate(in *Value, param *Value) (*Value, *Error) {
@@ -638,7 +647,7 @@ func filterLjust(in *Value, param *Value) (*Value, *Error) {
 	if times < 0 {
 		times = 0
 	}
-	return AsValue(fmt.Sprintf("%s%s", in.String(), strings.Repeat(" ", times))), nil
+	return AsValue(in.String() + strings.Repeat(" ", times)), nil // cicdstatemgr patch 8: one copy less
 }
 
 func filterUrlencode(in *Value, param *Value) (*Value, *Error) {

@@ -72,6 +72,13 @@ type (
 
 		inVerbatim   bool
 		verbatimName string
+
+		// cicdstatemgr patch 8: limits checked while lexing (see budget.go)
+		maxDepth  int          // bracket and block-tag nesting (0: none)
+		tagStart  int          // index of the current tag's first token
+		brackets  int          // open ( and [ in the current tag
+		blocks    int          // open block tags
+		budgetErr *BudgetError // the limit exceeded
 	}
 )
 
@@ -108,7 +115,13 @@ func (t *Token) String() string {
 }
 
 func lex(name string, input string) ([]*Token, *Error) {
+	return lexLimited(name, input, 0)
+}
+
+// lexLimited is lex with the nesting limits of cicdstatemgr patch 8.
+func lexLimited(name string, input string, maxDepth int) ([]*Token, *Error) {
 	l := &lexer{
+		maxDepth:  maxDepth,
 		name:      name,
 		input:     input,
 		tokens:    make([]*Token, 0, 100),
@@ -120,12 +133,16 @@ func lex(name string, input string) ([]*Token, *Error) {
 	l.run()
 	if l.errored {
 		errtoken := l.tokens[len(l.tokens)-1]
+		var cause error = errors.New(errtoken.Val)
+		if l.budgetErr != nil { // cicdstatemgr patch 8
+			cause = l.budgetErr
+		}
 		return nil, &Error{
 			Filename:  name,
 			Line:      errtoken.Line,
 			Column:    errtoken.Col,
 			Sender:    "lexer",
-			OrigError: errors.New(errtoken.Val),
+			OrigError: cause,
 		}
 	}
 	return l.tokens, nil
@@ -163,6 +180,7 @@ func (l *lexer) emit(t TokenType) {
 	l.start = l.pos
 	l.startline = l.line
 	l.startcol = l.col
+	l.checkLimits(tok) // cicdstatemgr patch 8
 }
 
 func (l *lexer) next() rune {
@@ -320,9 +338,11 @@ func (l *lexer) run() {
 }
 
 func (l *lexer) tokenize() {
-	for state := l.stateCode; state != nil; {
+	l.tagStart, l.brackets = len(l.tokens), 0 // cicdstatemgr patch 8
+	for state := l.stateCode; state != nil && !l.errored; {
 		state = state()
 	}
+	l.checkBlock() // cicdstatemgr patch 8
 }
 
 func (l *lexer) stateCode() lexerStateFn {
@@ -349,6 +369,9 @@ outer_loop:
 				l.pos += len(sym)
 				l.col += l.length()
 				l.emit(TokenSymbol)
+				if l.errored { // cicdstatemgr patch 8
+					return nil
+				}
 
 				if sym == "%}" || sym == "-%}" || sym == "}}" || sym == "-}}" {
 					// Tag/variable end, return after emit

@@ -259,7 +259,12 @@ func (expr *simpleExpression) Evaluate(ctx *ExecutionContext) (*Value, *Error) {
 		case "+":
 			if result.IsString() || t2.IsString() {
 				// Result will be a string
-				return AsValue(result.String() + t2.String()), nil
+				// cicdstatemgr patch 8: within the output budget
+				s1, s2 := result.String(), t2.String()
+				if err := ctx.built(len(s1)+len(s2), "string concatenation", expr.opToken); err != nil {
+					return nil, err
+				}
+				return AsValue(s1 + s2), nil
 			}
 			if result.IsFloat() || t2.IsFloat() {
 				// Result will be a float
@@ -358,6 +363,11 @@ func (p *Parser) parsePower() (IEvaluator, *Error) {
 	pw.power1 = power1
 
 	if p.Match(TokenSymbol, "^") != nil {
+		// cicdstatemgr patch 8: nesting limit
+		if err := p.enterExpr(); err != nil {
+			return nil, err
+		}
+		defer p.leaveExpr()
 		power2, err := p.parsePower()
 		if err != nil {
 			return nil, err
@@ -382,7 +392,14 @@ func (p *Parser) parseTerm() (IEvaluator, *Error) {
 	}
 	returnTerm.factor1 = factor1
 
+	// cicdstatemgr patch 8: a chain nests (to the left) one level per operator
+	levels := 0
+	defer func() { p.leaveExprs(levels) }()
 	for p.PeekOne(TokenSymbol, "*", "/", "%") != nil {
+		levels++
+		if err := p.enterExpr(); err != nil {
+			return nil, err
+		}
 		if returnTerm.opToken != nil {
 			// Create new sub-term
 			returnTerm = &term{
@@ -429,7 +446,14 @@ func (p *Parser) parseSimpleExpression() (IEvaluator, *Error) {
 	}
 	expr.term1 = term1
 
+	// cicdstatemgr patch 8: a chain nests (to the left) one level per operator
+	levels := 0
+	defer func() { p.leaveExprs(levels) }()
 	for p.PeekOne(TokenSymbol, "+", "-") != nil {
+		levels++
+		if err := p.enterExpr(); err != nil {
+			return nil, err
+		}
 		if expr.opToken != nil {
 			// New sub expr
 			expr = &simpleExpression{
@@ -468,6 +492,11 @@ func (p *Parser) parseRelationalExpression() (IEvaluator, *Error) {
 	}
 
 	if t := p.MatchOne(TokenSymbol, "==", "<=", ">=", "!=", "<>", ">", "<"); t != nil {
+		// cicdstatemgr patch 8: nesting limit
+		if err := p.enterExpr(); err != nil {
+			return nil, err
+		}
+		defer p.leaveExpr()
 		expr2, err := p.parseRelationalExpression()
 		if err != nil {
 			return nil, err
@@ -492,6 +521,13 @@ func (p *Parser) parseRelationalExpression() (IEvaluator, *Error) {
 }
 
 func (p *Parser) ParseExpression() (IEvaluator, *Error) {
+	// cicdstatemgr patch 8: nesting limit (parentheses, subscripts, call
+	// arguments, and/or chains all nest through here)
+	if err := p.enterExpr(); err != nil {
+		return nil, err
+	}
+	defer p.leaveExpr()
+
 	rexpr1, err := p.parseRelationalExpression()
 	if err != nil {
 		return nil, err

@@ -126,5 +126,10 @@ func (p *Parser) parseTagElement() (INodeTag, *Error) {
 
 	p.template.level++
 	defer func() { p.template.level-- }()
+	// cicdstatemgr patch 8: nesting limit
+	if err := p.enterTag(); err != nil {
+		return nil, err
+	}
+	defer p.leaveTag()
 	return tag.parser(p, tokenName, argParser)
 }

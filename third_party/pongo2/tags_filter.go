@@ -18,7 +18,10 @@ type tagFilterNode struct {
 func (node *tagFilterNode) Execute(ctx *ExecutionContext, writer TemplateWriter) *Error {
 	temp := bytes.NewBuffer(make([]byte, 0, 1024)) // 1 KiB size
 
-	err := node.bodyWrapper.Execute(ctx, temp)
+	err := node.bodyWrapper.Execute(ctx, ctx.newBuffer(temp)) // cicdstatemgr patch 8
+	if err == nil {
+		err = ctx.step(node.position)
+	}
 	if err != nil {
 		return err
 	}
@@ -35,9 +38,20 @@ func (node *tagFilterNode) Execute(ctx *ExecutionContext, writer TemplateWriter)
 		} else {
 			param = AsValue(nil)
 		}
+		// cicdstatemgr patch 8: budgeted like filterCall.Execute, and the
+		// error stays the cause
+		if err := ctx.step(node.position); err != nil {
+			return err
+		}
+		if err := ctx.filterFits(call.name, value, param, node.position); err != nil {
+			return err
+		}
 		value, err = ApplyFilter(call.name, value, param)
 		if err != nil {
-			return ctx.Error(err.Error(), node.position)
+			return ctx.OrigError(err, node.position)
+		}
+		if err := ctx.filterBuilt(call.name, value, node.position); err != nil {
+			return err
 		}
 	}
 

@@ -63,6 +63,12 @@ func (node *tagForNode) Execute(ctx *ExecutionContext, writer TemplateWriter) (f
 		loopInfo.Revcounter = count - idx        // TODO: Not sure about this, have to look it up
 		loopInfo.Revcounter0 = count - (idx + 1) // TODO: Not sure about this, have to look it up
 
+		// cicdstatemgr patch 8: every iteration is a step (even of an empty body)
+		if err := forCtx.step(nil); err != nil {
+			forError = err
+			return false
+		}
+
 		// Render elements with updated context
 		err := node.bodyWrapper.Execute(forCtx, writer)
 		if err != nil {

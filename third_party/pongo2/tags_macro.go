@@ -69,9 +69,22 @@ func (node *tagMacroNode) call(ctx *ExecutionContext, args ...*Value) (*Value, e
 	}
 	*macroCtx.macroDepth++
 	defer func() { *macroCtx.macroDepth-- }()
-	if *macroCtx.macroDepth > MaxMacroDepth {
-		return AsSafeValue(""), ctx.Error(fmt.Sprintf("Macro '%s': maximum macro call depth (%d) exceeded.",
-			node.name, MaxMacroDepth), nil).updateFromTokenIfNeeded(ctx.template, node.position)
+	// cicdstatemgr patch 8: within a budget, the budget's depth applies and
+	// a call is a step.
+	maxDepth := MaxMacroDepth
+	if ctx.budget != nil && ctx.budget.b.MaxMacroDepth > 0 {
+		maxDepth = ctx.budget.b.MaxMacroDepth
+	}
+	if *macroCtx.macroDepth > maxDepth {
+		berr := &BudgetError{Budget: "depth", Limit: int64(maxDepth), Detail: fmt.Sprintf("macro '%s': calls nested too deeply", node.name)}
+		if ctx.budget != nil {
+			berr = ctx.budget.fail(berr)
+		}
+		return AsSafeValue(""), ctx.OrigError(berr, nil).updateFromTokenIfNeeded(ctx.template, node.position)
+	}
+	// the call copies the caller's private context: a step per entry
+	if err := ctx.steps(MacroCallSteps+len(ctx.Private), node.position); err != nil {
+		return AsSafeValue(""), err
 	}
 
 	// Register all arguments in the private context
@@ -82,7 +95,10 @@ func (node *tagMacroNode) call(ctx *ExecutionContext, args ...*Value) (*Value, e
 	}
 
 	var b bytes.Buffer
-	err := node.wrapper.Execute(macroCtx, &b)
+	err := node.wrapper.Execute(macroCtx, macroCtx.newBuffer(&b)) // cicdstatemgr patch 8
+	if err == nil {
+		err = ctx.built(b.Len(), fmt.Sprintf("output of macro '%s'", node.name), node.position)
+	}
 	if err != nil {
 		return AsSafeValue(""), err.updateFromTokenIfNeeded(ctx.template, node.position)
 	}

@@ -47,6 +47,10 @@ type Template struct {
 	// Output
 	root *nodeDocument
 
+	// cicdstatemgr patch 8: nesting while parsing
+	exprDepth int
+	tagDepth  int
+
 	// Options allow you to change the behavior of template-engine.
 	// You can change the options before calling the Execute method.
 	Options *Options
@@ -74,7 +78,7 @@ func newTemplate(set *TemplateSet, name string, isTplString bool, tpl []byte) (*
 	t.Options.Update(set.Options)
 
 	// Tokenize it
-	tokens, err := lex(name, strTpl)
+	tokens, err := lexLimited(name, strTpl, set.maxDepth()) // cicdstatemgr patch 8
 	if err != nil {
 		return nil, err
 	}

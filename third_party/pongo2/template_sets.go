@@ -29,6 +29,11 @@ type TemplateSet struct {
 	name    string
 	loaders []TemplateLoader
 
+	// MaxDepth bounds the nesting of expressions and of tags in a template
+	// (cicdstatemgr patch 8); 0 means DefaultMaxDepth, negative unlimited.
+	// Set it before compiling templates.
+	MaxDepth int
+
 	// Globals will be provided to all templates created within this template set
 	Globals Context
 

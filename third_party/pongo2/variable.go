@@ -610,6 +610,9 @@ func (v *nodeFilteredVariable) FilterApplied(name string) bool {
 }
 
 func (v *nodeFilteredVariable) Evaluate(ctx *ExecutionContext) (*Value, *Error) {
+	if err := ctx.step(v.locationToken); err != nil { // cicdstatemgr patch 8
+		return nil, err
+	}
 	value, err := v.resolver.Evaluate(ctx)
 	if err != nil {
 		return nil, err
