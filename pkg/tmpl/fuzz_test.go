@@ -8,7 +8,9 @@ import (
 )
 
 // FuzzRender: no template source or context string makes Render panic or
-// crash; failures are *Error values naming the source.
+// crash; failures are *Error values naming the source; every render stays
+// within its budget: it ends (at the latest with a *BudgetError, a normal
+// error) and allocates at most allocCap bytes.
 func FuzzRender(f *testing.F) {
 	for _, seed := range []struct{ src, val string }{
 		{"{{ state.x }}", "v"},
@@ -24,6 +26,9 @@ func FuzzRender(f *testing.F) {
 		{"{{ hello(val) }}{% if %}", "x"},
 		{"{{'{{'}}{{ state[val] }}{{ state.list[val] }}{{ state.list.9.x }}", "list"},
 		{"{{ 1.5 * 3 }}{{ 10 / 0 }}{{ val|floatformat:val }}{{ val|stringformat:val }}", "%v"},
+		{"{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(val|integer) }}", "25"},
+		{"{{ val|ljust:200000000 }}{{ val|center:val }}{{ state|json_dumps:val }}{{ state.list|join:val }}", "100000000"},
+		{"{% for a in state.list %}{% set val = val + val %}{% endfor %}{{ ((((val)))) }}", "xx"},
 	} {
 		f.Add(seed.src, seed.val)
 	}
@@ -36,7 +41,18 @@ func FuzzRender(f *testing.F) {
 		ctx.Set("state", state)
 		ctx.Set("val", val)
 		withMacros(ctx, macros)
-		_, err := env.Render(src, ctx)
+		var err error
+		if n := allocated(func() { _, err = env.Render(src, ctx) }); n > allocCap {
+			t.Fatalf("render allocated %d MB, want at most %d MB", n>>20, allocCap>>20)
+		}
+		var berr *BudgetError
+		if errors.As(err, &berr) {
+			switch berr.Budget {
+			case "steps", "output", "depth":
+			default:
+				t.Fatalf("unknown budget %q exceeded: %v", berr.Budget, err)
+			}
+		}
 		if err != nil {
 			var terr *Error
 			if !errors.As(err, &terr) {

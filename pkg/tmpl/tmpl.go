@@ -64,7 +64,11 @@ type Options struct {
 	CacheSize int
 
 	// The render budget (docs/templates.md "Budgets"); 0 means the
-	// package default (DefaultMaxSteps, ...), negative means unlimited.
+	// package default (DefaultMaxSteps, ...). A negative MaxSteps or
+	// MaxOutput is unlimited; the depths cannot be turned off (they keep
+	// the Go stack bounded): a negative MaxDepth or MaxMacroDepth means
+	// the pongo2 fork's own limits (pongo2.DefaultMaxDepth, 64, and
+	// pongo2.MaxMacroDepth, 100).
 
 	// MaxSteps bounds the steps of one render: node, variable and filter
 	// evaluations, loop iterations, macro calls, plus one per 256 bytes of

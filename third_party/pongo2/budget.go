@@ -328,6 +328,16 @@ func init() {
 	RegisterFilterSize("rjust", paddedSize)
 	RegisterFilterSize("center", paddedSize)
 	RegisterFilterSize("stringformat", formatWidth)
+	RegisterFilterSize("join", func(in, param *Value) int64 {
+		if !in.CanSlice() || in.Len() < 2 {
+			return 0
+		}
+		seps, sep := int64(in.Len()-1), int64(len(param.String()))
+		if sep != 0 && seps > math.MaxInt64/sep {
+			return math.MaxInt64
+		}
+		return seps * sep
+	})
 	RegisterFilterSize("floatformat", func(in, param *Value) int64 {
 		n := int64(param.Integer())
 		if n < 0 {
