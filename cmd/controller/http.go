@@ -17,7 +17,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/slack"
 )
 
-// newMux serves health, metrics, Slack interactions and gate decisions. The Slack
+// newMux serves health, metrics and Slack interactions (which decide gates). The Slack
 // handler is built per request from the current configuration, so a new
 // signing secret applies without a restart.
 func newMux(reg *prometheus.Registry, src *configwatch.Source, log *slog.Logger) *http.ServeMux {
@@ -40,7 +40,6 @@ func newMux(reg *prometheus.Registry, src *configwatch.Source, log *slog.Logger)
 		h := &slack.Handler{
 			Gates:         eng.Gates,
 			SigningSecret: func() string { return cfg.SecretStringAt("slack.signingSecret") },
-			APIToken:      func() string { return cfg.SecretStringAt("gates.token") },
 			Clock:         time.Now,
 			Log:           log,
 			Forward: func(_ context.Context, payload []byte) error {
@@ -56,7 +55,6 @@ func newMux(reg *prometheus.Registry, src *configwatch.Source, log *slog.Logger)
 		h.ServeHTTP(w, req)
 	})
 	mux.Handle("/slack/", interactive)
-	mux.Handle("/gates/", interactive)
 	return mux
 }
 

@@ -43,7 +43,7 @@ func TestCLIDecide(t *testing.T) {
 	s := gate.New(st)
 	for _, k := range []string{"run-a", "run-b"} {
 		p := pending(k, "default/ctx1", "deploy", "skip")
-		p.AllowedUsers = []string{"ops", "dev"}
+		p.AllowedUsers = []string{"UOPS1", "UDEV1"}
 		if _, err := s.Register(ctx, p); err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func TestCLIDecide(t *testing.T) {
 	if err := s.Cancel(ctx, "run-c"); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("USER", "ops")
+	t.Setenv("USER", "UOPS1")
 	run := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
 		full := append([]string{"decide", "--config", cfg, "--secrets", sec}, args...)
@@ -69,6 +69,8 @@ func TestCLIDecide(t *testing.T) {
 	}{
 		{[]string{"--id", "ctx1", "--option", "maybe"}, "UnknownOption", `"deploy", "skip"`},
 		{[]string{"--id", "ctx1", "--option", "deploy", "--by", "mallory"}, "NotAllowed", "mallory"},
+		// allowed-users holds ids: a name never matches.
+		{[]string{"--id", "ctx1", "--option", "deploy", "--by", "ops"}, "NotAllowed", "ops"},
 		{[]string{"--id", "nope", "--option", "deploy"}, "ContextNotFound", "nope"},
 		{[]string{"--id", "idle", "--option", "deploy"}, "NoWaitingGate", "idle"},
 		{[]string{"--key", "nope", "--option", "deploy"}, "NoWaitingGate", "nope"},
@@ -89,22 +91,22 @@ func TestCLIDecide(t *testing.T) {
 		}
 	}
 	// The latest pending choice of the context, chooser from $USER.
-	if code, out, errs := run("--id", "ctx1", "--option", "deploy"); code != 0 || out != "choice=deploy chosen-by=ops\n" {
+	if code, out, errs := run("--id", "ctx1", "--option", "deploy"); code != 0 || out != "choice=deploy chosen-by=UOPS1\n" {
 		t.Fatalf("decide: exit %d out %q err %q", code, out, errs)
 	}
-	if _, d, _ := s.Get(ctx, "run-b"); d == nil || d.Choice != "deploy" || d.ChosenBy != "ops" || d.Via != gate.ViaCLI {
+	if _, d, _ := s.Get(ctx, "run-b"); d == nil || d.Choice != "deploy" || d.ChosenBy != "UOPS1" || d.Via != gate.ViaCLI {
 		t.Fatalf("run-b decision %+v", d)
 	}
 	if _, d, _ := s.Get(ctx, "run-a"); d != nil {
 		t.Fatalf("run-a (not the latest) was decided: %+v", d)
 	}
 	// Again: already decided, the first decision is named.
-	code, out, errs := run("--id", "ctx1", "--option", "skip", "--by", "dev")
-	if code == 0 || out != "" || !strings.HasPrefix(errs, "cicdstatemgr: AlreadyDecided: ") || !strings.Contains(errs, "by ops") {
+	code, out, errs := run("--id", "ctx1", "--option", "skip", "--by", "UDEV1")
+	if code == 0 || out != "" || !strings.HasPrefix(errs, "cicdstatemgr: AlreadyDecided: ") || !strings.Contains(errs, "by UOPS1") {
 		t.Fatalf("second decide: exit %d out %q err %q", code, out, errs)
 	}
 	// --key picks another one.
-	if code, out, errs := run("--key", "run-a", "--option", "skip", "--by", "dev"); code != 0 || out != "choice=skip chosen-by=dev\n" {
+	if code, out, errs := run("--key", "run-a", "--option", "skip", "--by", "UDEV1"); code != 0 || out != "choice=skip chosen-by=UDEV1\n" {
 		t.Fatalf("decide --key: exit %d out %q err %q", code, out, errs)
 	}
 }

@@ -4,8 +4,7 @@
 // A waiter (a CustomRun of a manual-choice handler with wait: true, or a CLI journal
 // key) registers a Gate under its Key: what is asked, the options, who may answer and,
 // once the question is posted to Slack, the channel and ts of that message. Anyone who
-// answers (a Slack button click, `cicdstatemgr decide`, an HTTP call with the gate's
-// Token) calls Decide; exactly one decision is ever recorded per Key, later ones
+// answers (a Slack button click, `cicdstatemgr decide`) calls Decide; exactly one decision is ever recorded per Key, later ones
 // get ErrAlreadyDecided together with the first decision. A waiter that gives up (the
 // CustomRun was cancelled or timed out) calls Cancel, after which decisions get
 // ErrCancelled ("no longer waiting").
@@ -17,7 +16,6 @@
 //	<prefix>:gate-by-slack:<channel>:<ts>      -> key of the gate posted as that message
 //	<prefix>:gate-by-context:<contextID>       -> key of the latest gate registered for
 //	                                           that cicd context
-//	<prefix>:gate-by-token:<token>             -> key of the gate with that token
 //	<prefix>:gate-decided                      pub/sub channel: the key of every decision
 //
 // Register, AttachSlackMessage, Decide and Cancel are single Lua scripts, so they are
@@ -31,16 +29,15 @@
 // that was disconnected when a decision was published misses it, so waiters should also
 // poll Get now and then.
 //
-// The allow-list (Gate.AllowedUsers) is checked against the identity the caller
-// reports (Decision.ChosenBy and Decision.UserID): it is authoritative for Slack clicks
-// (whose identity Slack signs) and advisory for the CLI and API-token callers, who can
-// name anyone.
+// The allow-list (Gate.AllowedUsers) holds Slack user ids only (U… or W…, see
+// ValidUserID; Register refuses anything else): usernames and display names can be
+// changed by their owner and are never used for authorization. It is checked against
+// Decision.UserID, else Decision.ChosenBy: authoritative for Slack clicks (whose user id
+// Slack signs) and advisory for the CLI, whose --by is whatever the operator typed.
 package gate
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,13 +59,12 @@ const MaxKeyLen = 1024
 const (
 	ViaSlack = "slack"
 	ViaCLI   = "cli"
-	ViaHTTP  = "http"
 )
 
 // Sentinel errors; test with errors.Is.
 var (
 	// ErrNotFound: no such gate (never registered, expired, or nothing
-	// pending for that context, Slack message or token).
+	// pending for that context or Slack message).
 	ErrNotFound = errors.New("no gate")
 	// ErrAlreadyDecided: someone decided first; Decide returns that first decision.
 	ErrAlreadyDecided = errors.New("already decided")
@@ -116,15 +112,12 @@ type Gate struct {
 	Title     string `json:"title,omitempty"`
 	// Options are the accepted answers (at least one).
 	Options []Option `json:"options"`
-	// AllowedUsers are Slack user ids or usernames (or CLI/API names); empty = anyone.
+	// AllowedUsers are Slack user ids (ValidUserID); empty = anyone.
 	AllowedUsers []string `json:"allowedUsers,omitempty"`
 	// SlackChannel and SlackTS name the posted Slack message, when known.
-	SlackChannel string `json:"slackChannel,omitempty"`
-	SlackTS      string `json:"slackTs,omitempty"`
-	// Token is a random secret (hex) for non-Slack callers; Register makes one when
-	// empty.
-	Token     string    `json:"token"`
-	CreatedAt time.Time `json:"createdAt"`
+	SlackChannel string    `json:"slackChannel,omitempty"`
+	SlackTS      string    `json:"slackTs,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
 	// CancelledAt is set (by Get) once Cancel was called.
 	CancelledAt time.Time `json:"cancelledAt,omitzero"`
 }
@@ -139,21 +132,46 @@ func (p Gate) HasOption(v string) bool {
 	return false
 }
 
-// Allows reports whether any of the identities may decide (always true without an
-// allow-list). Comparison ignores case and a leading '@'.
-func (p Gate) Allows(identities ...string) bool {
+// ValidUserID reports whether s looks like a Slack user id: U or W (Enterprise Grid)
+// followed by upper-case letters and digits, e.g. U024BE7LH. Usernames, display names
+// and '@' mentions are not ids.
+func ValidUserID(s string) bool {
+	if len(s) < 2 || len(s) > 32 || (s[0] != 'U' && s[0] != 'W') {
+		return false
+	}
+	for _, c := range s[1:] {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckAllowedUsers returns an ErrInvalid error naming the first entry of an allow-list
+// that is not a Slack user id (ValidUserID).
+func CheckAllowedUsers(users []string) error {
+	for _, u := range users {
+		if !ValidUserID(u) {
+			return fmt.Errorf("%w: allowed-users entry %q is not a Slack user id (like U024BE7LH or W012A3CDE): "+
+				"only user ids are accepted, usernames can be changed by their owner", ErrInvalid, u)
+		}
+	}
+	return nil
+}
+
+// Allows reports whether the Slack user id may decide (always true without an
+// allow-list). The comparison is exact: only an id equal to an entry matches, a
+// username never does.
+func (p Gate) Allows(userID string) bool {
 	if len(p.AllowedUsers) == 0 {
 		return true
 	}
-	for _, id := range identities {
-		id = strings.TrimPrefix(strings.TrimSpace(id), "@")
-		if id == "" {
-			continue
-		}
-		for _, a := range p.AllowedUsers {
-			if strings.EqualFold(strings.TrimPrefix(strings.TrimSpace(a), "@"), id) {
-				return true
-			}
+	if !ValidUserID(userID) {
+		return false
+	}
+	for _, a := range p.AllowedUsers {
+		if a == userID {
+			return true
 		}
 	}
 	return false
@@ -161,31 +179,34 @@ func (p Gate) Allows(identities ...string) bool {
 
 // Decision is the answer to a gate.
 type Decision struct {
-	Choice   string `json:"choice"`
+	Choice string `json:"choice"`
+	// ChosenBy is who decided: the Slack user id of a Slack decision (equal to UserID),
+	// the unverified --by of the CLI.
 	ChosenBy string `json:"chosenBy"`
-	// UserID is the Slack user id of a Slack decision (ChosenBy is the username).
-	UserID string    `json:"userId,omitempty"`
-	Via    string    `json:"via"` // slack, cli or http
-	At     time.Time `json:"at"`
+	// UserID is the verified Slack user id of a Slack decision; Decide sets ChosenBy to
+	// it.
+	UserID string `json:"userId,omitempty"`
+	// UserName is the Slack username of a Slack decision, for display only: it never
+	// authorizes anything.
+	UserName string    `json:"userName,omitempty"`
+	Via      string    `json:"via"` // slack or cli
+	At       time.Time `json:"at"`
 }
 
-// Lookup names a gate: by Key, else by Token, else by SlackChannel+SlackTS,
-// else by ContextID (the latest gate registered for that context).
+// Lookup names a gate: by Key, else by SlackChannel+SlackTS, else by ContextID (the
+// latest gate registered for that context).
 type Lookup struct {
 	Key          string
 	ContextID    string
 	SlackChannel string
 	SlackTS      string
-	Token        string
 }
 
-// String describes the lookup for messages (never the token itself).
+// String describes the lookup for messages.
 func (l Lookup) String() string {
 	switch {
 	case l.Key != "":
 		return fmt.Sprintf("key %q", l.Key)
-	case l.Token != "":
-		return "that token"
 	case l.SlackChannel != "" || l.SlackTS != "":
 		return fmt.Sprintf("Slack message %s/%s", l.SlackChannel, l.SlackTS)
 	case l.ContextID != "":
@@ -252,7 +273,6 @@ func (s *Store) slackIndex(channel, ts string) string {
 	return s.prefix + ":gate-by-slack:" + channel + ":" + ts
 }
 func (s *Store) contextIndex(id string) string { return s.prefix + ":gate-by-context:" + id }
-func (s *Store) tokenIndex(tok string) string  { return s.prefix + ":gate-by-token:" + tok }
 
 // Channel is the pub/sub channel decisions are published on.
 func (s *Store) Channel() string { return s.prefix + ":gate-decided" }
@@ -267,36 +287,28 @@ func checkKey(key string) error {
 	return nil
 }
 
-func newToken() (string, error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}
-
 // registerScript creates the record and its indexes unless the record exists.
-// KEYS: record, token index, context index, slack index.
+// KEYS: record, context index, slack index.
 // ARGV: pending JSON, ttl ms, key, has context, slack channel, slack ts.
 var registerScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'pending', ARGV[1]) == 0 then
   return 0
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 if ARGV[4] == '1' then
-  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 end
 if ARGV[5] ~= '' and ARGV[6] ~= '' then
   redis.call('HSET', KEYS[1], 'slackChannel', ARGV[5], 'slackTS', ARGV[6])
-  redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[2])
+  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
 end
 return 1
 `)
 
 // Register records p unless a gate with p.Key exists already, in which case it
-// returns that one unchanged (same token, same options). It fills Token and CreatedAt
-// when empty and points the context's index at p.Key.
+// returns that one unchanged (same options). It fills CreatedAt when empty and points
+// the context's index at p.Key. AllowedUsers must be Slack user ids (ErrInvalid
+// otherwise, see CheckAllowedUsers).
 func (s *Store) Register(ctx context.Context, p Gate) (Gate, error) {
 	if err := checkKey(p.Key); err != nil {
 		return Gate{}, err
@@ -314,12 +326,8 @@ func (s *Store) Register(ctx context.Context, p Gate) (Gate, error) {
 		}
 		seen[o.Value] = true
 	}
-	if p.Token == "" {
-		tok, err := newToken()
-		if err != nil {
-			return Gate{}, fmt.Errorf("gate: making a token: %w", err)
-		}
-		p.Token = tok
+	if err := CheckAllowedUsers(p.AllowedUsers); err != nil {
+		return Gate{}, fmt.Errorf("gate %q: %w", p.Key, err)
 	}
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = s.now().UTC()
@@ -341,7 +349,7 @@ func (s *Store) Register(ctx context.Context, p Gate) (Gate, error) {
 	}
 	k := s.RecordKey(p.Key)
 	created, err := registerScript.Run(ctx, s.rdb,
-		[]string{k, s.tokenIndex(p.Token), s.contextIndex(p.ContextID), s.slackIndex(slackCh, slackTS)},
+		[]string{k, s.contextIndex(p.ContextID), s.slackIndex(slackCh, slackTS)},
 		string(b), s.ttl().Milliseconds(), p.Key, hasCtx, slackCh, slackTS).Int()
 	if err != nil {
 		return Gate{}, s.wrap(err, "REGISTER", k)
@@ -441,14 +449,12 @@ func (s *Store) resolve(ctx context.Context, l Lookup) (string, error) {
 	switch {
 	case l.Key != "":
 		return l.Key, checkKey(l.Key)
-	case l.Token != "":
-		idx = s.tokenIndex(l.Token)
 	case l.SlackChannel != "" && l.SlackTS != "":
 		idx = s.slackIndex(l.SlackChannel, l.SlackTS)
 	case l.ContextID != "":
 		idx = s.contextIndex(l.ContextID)
 	default:
-		return "", fmt.Errorf("%w: a lookup needs a key, a token, a Slack channel and ts, or a context id", ErrInvalid)
+		return "", fmt.Errorf("%w: a lookup needs a key, a Slack channel and ts, or a context id", ErrInvalid)
 	}
 	key, err := s.rdb.Get(ctx, idx).Result()
 	if errors.Is(err, redis.Nil) || (err == nil && key == "") {
@@ -485,12 +491,17 @@ return {3, ARGV[1]}
 // after the first, Decide returns that first decision with ErrAlreadyDecided and
 // changes nothing. Errors: ErrNotFound, ErrCancelled, ErrInvalidChoice (an
 // *InvalidChoiceError), ErrNotAllowed, ErrInvalid (no ChosenBy, bad lookup).
-// d.At defaults to now, d.Via to "cli".
+// d.At defaults to now, d.Via to "cli". With a UserID, ChosenBy becomes the UserID (a
+// different ChosenBy is kept as UserName when that is empty) and the allow-list is
+// checked against it; without, against ChosenBy.
 func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Gate, Decision, error) {
 	if strings.TrimSpace(d.ChosenBy) == "" && d.UserID == "" {
 		return Gate{}, Decision{}, fmt.Errorf("%w: a decision needs a ChosenBy", ErrInvalid)
 	}
-	if d.ChosenBy == "" {
+	if d.UserID != "" && d.ChosenBy != d.UserID {
+		if d.UserName == "" {
+			d.UserName = d.ChosenBy
+		}
 		d.ChosenBy = d.UserID
 	}
 	if d.Via == "" {
@@ -516,7 +527,7 @@ func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Gate, Decisio
 	if !p.HasOption(d.Choice) {
 		return p, Decision{}, &InvalidChoiceError{Choice: d.Choice, Options: p.Options}
 	}
-	if !p.Allows(d.ChosenBy, d.UserID) {
+	if !p.Allows(d.ChosenBy) {
 		return p, Decision{}, fmt.Errorf("%w: %s is not among the users allowed to answer %q", ErrNotAllowed, d.ChosenBy, titleOf(p))
 	}
 	b, err := json.Marshal(d)

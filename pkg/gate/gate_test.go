@@ -18,8 +18,8 @@ func TestRegisterIsIdempotentPerKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first.Token) < 32 || first.CreatedAt.IsZero() {
-		t.Fatalf("Register did not fill token/createdAt: %+v", first)
+	if first.CreatedAt.IsZero() {
+		t.Fatalf("Register did not fill createdAt: %+v", first)
 	}
 	again := pending("run-1", "c1", "other")
 	again.Title = "changed"
@@ -27,17 +27,18 @@ func TestRegisterIsIdempotentPerKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second.Token != first.Token || second.Title != "Deploy?" || len(second.Options) != 2 || !second.CreatedAt.Equal(first.CreatedAt) {
+	if second.Title != "Deploy?" || len(second.Options) != 2 || !second.CreatedAt.Equal(first.CreatedAt) {
 		t.Fatalf("second Register = %+v, want the first %+v", second, first)
 	}
 	got, d, err := s.Get(ctx, "run-1")
-	if err != nil || d != nil || got.Token != first.Token {
+	if err != nil || d != nil || !got.CreatedAt.Equal(first.CreatedAt) {
 		t.Fatalf("Get = %+v %v %v", got, d, err)
 	}
-	// No second token was indexed.
+	// Gates have no bearer token any more (the /gates/<token> route is gone): no
+	// token index is written.
 	prefix := strings.TrimSuffix(s.RecordKey(""), ":gate:")
-	if keys := srv.Client().Keys(ctx, prefix+":gate-by-token:*").Val(); len(keys) != 1 {
-		t.Fatalf("token index keys %v, want exactly one", keys)
+	if keys := srv.Client().Keys(ctx, prefix+":gate-by-token:*").Val(); len(keys) != 0 {
+		t.Fatalf("token index keys %v, want none", keys)
 	}
 	bad := []gate.Gate{
 		{Key: "", Options: []gate.Option{{Value: "a"}}},
@@ -45,6 +46,11 @@ func TestRegisterIsIdempotentPerKey(t *testing.T) {
 		{Key: "k", Options: []gate.Option{{Value: ""}}},
 		{Key: "k", Options: []gate.Option{{Value: "a"}, {Value: "a"}}},
 		{Key: strings.Repeat("k", gate.MaxKeyLen+1), Options: []gate.Option{{Value: "a"}}},
+		// allowed-users holds Slack user ids only.
+		{Key: "k", Options: []gate.Option{{Value: "a"}}, AllowedUsers: []string{"alice"}},
+		{Key: "k", Options: []gate.Option{{Value: "a"}}, AllowedUsers: []string{"U024BE7LH", "@U024BE7LH"}},
+		{Key: "k", Options: []gate.Option{{Value: "a"}}, AllowedUsers: []string{"u024be7lh"}},
+		{Key: "k", Options: []gate.Option{{Value: "a"}}, AllowedUsers: []string{""}},
 	}
 	for i, p := range bad {
 		if _, err := s.Register(ctx, p); !errors.Is(err, gate.ErrInvalid) {
@@ -65,7 +71,6 @@ func TestDecideByEachLookup(t *testing.T) {
 		{"slack", func(p gate.Gate) gate.Lookup {
 			return gate.Lookup{SlackChannel: p.SlackChannel, SlackTS: p.SlackTS}
 		}},
-		{"token", func(p gate.Gate) gate.Lookup { return gate.Lookup{Token: p.Token} }},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -94,7 +99,7 @@ func TestDecideByEachLookup(t *testing.T) {
 		})
 	}
 	// Unknown things are ErrNotFound, whatever the lookup.
-	for _, l := range []gate.Lookup{{Key: "nope"}, {ContextID: "nope"}, {SlackChannel: "C1", SlackTS: "1.2"}, {Token: "nope"}} {
+	for _, l := range []gate.Lookup{{Key: "nope"}, {ContextID: "nope"}, {SlackChannel: "C1", SlackTS: "1.2"}} {
 		if _, _, err := s.Decide(ctx, l, gate.Decision{Choice: "approve", ChosenBy: "bob"}); !errors.Is(err, gate.ErrNotFound) {
 			t.Errorf("%v: err = %v, want ErrNotFound", l, err)
 		}
@@ -183,11 +188,31 @@ func TestExactlyOneWinnerAmongConcurrentDecides(t *testing.T) {
 	}
 }
 
+func TestValidUserID(t *testing.T) {
+	for _, id := range []string{"U024BE7LH", "W012A3CDE", "U1", "UALLOWED1"} {
+		if !gate.ValidUserID(id) {
+			t.Errorf("%q is a Slack user id", id)
+		}
+	}
+	for _, id := range []string{"", "U", "alice", "@U024BE7LH", "u024be7lh", "U024BE7LH ", "C024BE7LH", "B024BE7LH", "U-1", "Ualice", strings.Repeat("U", 33)} {
+		if gate.ValidUserID(id) {
+			t.Errorf("%q is not a Slack user id", id)
+		}
+	}
+	p := gate.Gate{AllowedUsers: []string{"U024BE7LH"}}
+	if !p.Allows("U024BE7LH") || p.Allows("u024be7lh") || p.Allows("@U024BE7LH") || p.Allows("alice") || p.Allows("") {
+		t.Fatal("Allows matches the exact user id only")
+	}
+	if !(gate.Gate{}).Allows("anyone") {
+		t.Fatal("no allow-list: anyone")
+	}
+}
+
 func TestDecideRejections(t *testing.T) {
 	ctx := testCtx(t)
 	s := newStore(t)
 	p := pending("gate", "c1", "approve", "reject")
-	p.AllowedUsers = []string{"U123", "@carol"}
+	p.AllowedUsers = []string{"U123", "W456"}
 	if _, err := s.Register(ctx, p); err != nil {
 		t.Fatal(err)
 	}
@@ -197,10 +222,14 @@ func TestDecideRejections(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"not an option", gate.Decision{Choice: "maybe", ChosenBy: "carol"}, gate.ErrInvalidChoice, `the options are "approve", "reject"`},
-		{"empty choice", gate.Decision{Choice: "", ChosenBy: "carol"}, gate.ErrInvalidChoice, ""},
-		{"option text is not a value", gate.Decision{Choice: "APPROVE", ChosenBy: "carol"}, gate.ErrInvalidChoice, ""},
-		{"user not allowed", gate.Decision{Choice: "approve", ChosenBy: "mallory", UserID: "U999"}, gate.ErrNotAllowed, "mallory"},
+		{"not an option", gate.Decision{Choice: "maybe", UserID: "U123"}, gate.ErrInvalidChoice, `the options are "approve", "reject"`},
+		{"empty choice", gate.Decision{Choice: "", UserID: "U123"}, gate.ErrInvalidChoice, ""},
+		{"option text is not a value", gate.Decision{Choice: "APPROVE", UserID: "U123"}, gate.ErrInvalidChoice, ""},
+		{"user not allowed", gate.Decision{Choice: "approve", ChosenBy: "mallory", UserID: "U999"}, gate.ErrNotAllowed, "U999"},
+		// A username never authorizes, not even one that equals an allowed id.
+		{"username of an allowed id", gate.Decision{Choice: "approve", UserID: "U999", UserName: "U123"}, gate.ErrNotAllowed, "U999"},
+		{"name as ChosenBy", gate.Decision{Choice: "approve", ChosenBy: "carol"}, gate.ErrNotAllowed, "carol"},
+		{"id in other case", gate.Decision{Choice: "approve", ChosenBy: "u123"}, gate.ErrNotAllowed, "u123"},
 		{"no chooser", gate.Decision{Choice: "approve"}, gate.ErrInvalid, ""},
 	}
 	for _, c := range cases {
@@ -212,25 +241,72 @@ func TestDecideRejections(t *testing.T) {
 	if _, d, _ := s.Get(ctx, "gate"); d != nil {
 		t.Fatalf("a rejected decision was stored: %+v", d)
 	}
-	// Allowed by Slack user id, by username (case and '@' ignored).
-	for _, d := range []gate.Decision{
-		{Choice: "approve", ChosenBy: "someone", UserID: "U123"},
-		{Choice: "reject", ChosenBy: "Carol"},
+	// Allowed by Slack user id (a Slack click), or by an id given as ChosenBy (the CLI's
+	// unverified --by). The decision records the id as ChosenBy, the name for display.
+	for i, c := range []struct {
+		d    gate.Decision
+		want gate.Decision
+	}{
+		{gate.Decision{Choice: "approve", ChosenBy: "someone", UserID: "U123", Via: gate.ViaSlack},
+			gate.Decision{Choice: "approve", ChosenBy: "U123", UserID: "U123", UserName: "someone", Via: gate.ViaSlack}},
+		{gate.Decision{Choice: "approve", ChosenBy: "U123", UserID: "U123", UserName: "alice", Via: gate.ViaSlack},
+			gate.Decision{Choice: "approve", ChosenBy: "U123", UserID: "U123", UserName: "alice", Via: gate.ViaSlack}},
+		{gate.Decision{Choice: "reject", ChosenBy: "W456"},
+			gate.Decision{Choice: "reject", ChosenBy: "W456", Via: gate.ViaCLI}},
 	} {
 		q := p
-		q.Key = "gate-" + d.ChosenBy
+		q.Key = fmt.Sprintf("gate-%d", i)
 		if _, err := s.Register(ctx, q); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := s.Decide(ctx, gate.Lookup{Key: q.Key}, d); err != nil {
-			t.Errorf("%+v: %v", d, err)
+		_, got, err := s.Decide(ctx, gate.Lookup{Key: q.Key}, c.d)
+		if err != nil {
+			t.Fatalf("%+v: %v", c.d, err)
+		}
+		_, stored, _ := s.Get(ctx, q.Key)
+		got.At, c.want.At = time.Time{}, time.Time{}
+		if got != c.want || stored == nil || stored.ChosenBy != c.want.ChosenBy || stored.UserID != c.want.UserID || stored.UserName != c.want.UserName {
+			t.Errorf("%+v: decided %+v, stored %+v, want %+v", c.d, got, stored, c.want)
 		}
 	}
 	// A second decision keeps the first and says who made it.
-	_, first, _ := s.Decide(ctx, gate.Lookup{Key: "gate"}, gate.Decision{Choice: "approve", ChosenBy: "carol"})
-	_, again, err := s.Decide(ctx, gate.Lookup{Key: "gate"}, gate.Decision{Choice: "reject", ChosenBy: "U123"})
-	if !errors.Is(err, gate.ErrAlreadyDecided) || again != first || !strings.Contains(err.Error(), "carol") {
+	_, first, _ := s.Decide(ctx, gate.Lookup{Key: "gate"}, gate.Decision{Choice: "approve", UserID: "W456", UserName: "carol"})
+	_, again, err := s.Decide(ctx, gate.Lookup{Key: "gate"}, gate.Decision{Choice: "reject", UserID: "U123"})
+	if !errors.Is(err, gate.ErrAlreadyDecided) || again != first || !strings.Contains(err.Error(), "W456") {
 		t.Fatalf("second decision: %+v %v, want the first %+v", again, err, first)
+	}
+}
+
+// TestMarkOnce: the first mark of a name wins until it expires; Redis down is an
+// error, never a "first".
+func TestMarkOnce(t *testing.T) {
+	ctx := testCtx(t)
+	stores := newStores(t, 2)
+	if first, err := stores[0].MarkOnce(ctx, "slack:abc", time.Minute); err != nil || !first {
+		t.Fatalf("first mark: %v %v", first, err)
+	}
+	for _, s := range stores {
+		if first, err := s.MarkOnce(ctx, "slack:abc", time.Minute); err != nil || first {
+			t.Fatalf("second mark: %v %v", first, err)
+		}
+	}
+	if ttl := srv.Client().PTTL(ctx, stores[0].OnceKey("slack:abc")).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("mark ttl %s", ttl)
+	}
+	if first, err := stores[1].MarkOnce(ctx, "slack:def", 50*time.Millisecond); err != nil || !first {
+		t.Fatalf("other name: %v %v", first, err)
+	}
+	time.Sleep(120 * time.Millisecond)
+	if first, err := stores[1].MarkOnce(ctx, "slack:def", time.Minute); err != nil || !first {
+		t.Fatalf("after expiry: %v %v", first, err)
+	}
+	for _, bad := range []struct {
+		name string
+		ttl  time.Duration
+	}{{"", time.Minute}, {"x", 0}, {strings.Repeat("x", gate.MaxKeyLen+1), time.Minute}} {
+		if _, err := stores[0].MarkOnce(ctx, bad.name, bad.ttl); !errors.Is(err, gate.ErrInvalid) {
+			t.Errorf("MarkOnce(%d bytes, %s): %v, want ErrInvalid", len(bad.name), bad.ttl, err)
+		}
 	}
 }
 

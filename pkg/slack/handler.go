@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,8 +26,12 @@ const MaxBodyBytes = 1 << 20
 const (
 	PathInteractions = "/slack/interactions"
 	PathCommands     = "/slack/commands"
-	PathGates        = "/gates/" // + token
 )
+
+// ReplayWindow is how long a signed request is remembered: a request is fresh while its
+// timestamp is within MaxSkew of now, so at most 2*MaxSkew after it is first seen, plus
+// a minute for clocks that differ between replicas.
+const ReplayWindow = 2*MaxSkew + time.Minute
 
 // Handler serves:
 //
@@ -37,20 +41,24 @@ const (
 //	                          action_values (as the original slack-payload-handler did)
 //	POST /slack/commands      Slack slash commands: replies the form fields as a flat JSON
 //	                          map and passes the same JSON to Forward
-//	POST /gates/{token}     non-Slack callers: Authorization: Bearer <APIToken>, JSON body
-//	                          {"choice": "...", "chosenBy": "..."}
 //
 // The two Slack routes accept both kinds of request (like the original's single route)
-// and require a valid Slack signature. Bodies are limited to MaxBodyBytes; other methods
-// get 405. Set the fields before serving; Handler must not be copied after first use.
+// and require a valid Slack signature; the timestamp and signature headers are checked
+// before the body is read. A signed request is accepted once: its signature is marked in
+// Redis (Gates.MarkOnce, for ReplayWindow) before anything is decided or forwarded, a
+// replay is answered 409 and changes nothing, and when the mark cannot be written the
+// request is refused with 503. Bodies are limited to MaxBodyBytes; other methods get
+// 405. Set the fields before serving; Handler must not be copied after first use.
+//
+// A click decides as the Slack user id Slack signed (payload user.id); the username is
+// kept as a display name only.
 type Handler struct {
+	// Gates finds and decides gates and remembers the requests seen. Nil: the Slack
+	// routes answer 503.
 	Gates *gate.Store
 	// SigningSecret is Slack's signing secret, read per request (so reloaded
 	// configuration applies). Empty: the Slack routes answer 404.
 	SigningSecret func() string
-	// APIToken is the bearer token of /gates/{token}, read per request. Empty or
-	// nil: that route answers 404.
-	APIToken func() string
 	// Clock defaults to time.Now.
 	Clock func() time.Time
 	// Forward, when set, receives (synchronously: keep it short, Slack waits at most 3s)
@@ -70,7 +78,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m := http.NewServeMux()
 		m.HandleFunc("POST "+PathInteractions, h.serveSlack)
 		m.HandleFunc("POST "+PathCommands, h.serveSlack)
-		m.HandleFunc("POST "+PathGates+"{token}", h.serveDecision)
 		h.mux = m
 	})
 	h.mux.ServeHTTP(w, r)
@@ -135,17 +142,42 @@ func (h *Handler) serveSlack(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusNotFound, "slack endpoints are not configured")
 		return
 	}
-	body, ok := readBody(w, r)
-	if !ok {
-		return
-	}
-	if err := VerifySignature(secret, r.Header, body, h.now()); err != nil {
+	now := h.now()
+	refuse := func(err error) {
 		log.Warn("slack request refused", "error", err)
 		if errors.Is(err, ErrStale) {
 			writeText(w, http.StatusUnauthorized, "stale request")
 		} else {
 			writeText(w, http.StatusUnauthorized, "invalid signature")
 		}
+	}
+	// Headers first: an unsigned or stale request is refused before its body is read.
+	if _, _, err := checkHeaders(r.Header, now); err != nil {
+		refuse(err)
+		return
+	}
+	if h.Gates == nil {
+		writeText(w, http.StatusServiceUnavailable, "the gate store is not configured, try again")
+		return
+	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	if err := VerifySignature(secret, r.Header, body, now); err != nil {
+		refuse(err)
+		return
+	}
+	// Accepted once: mark the signed request before acting on it.
+	first, err := h.Gates.MarkOnce(r.Context(), replayName(r.Header, body), ReplayWindow)
+	if err != nil {
+		log.Error("slack request refused: cannot record it against replays", "error", err)
+		writeText(w, http.StatusServiceUnavailable, "cannot check this request against replays (the store is unavailable), try again")
+		return
+	}
+	if !first {
+		log.Warn("slack request refused: replayed", "timestamp", r.Header.Get(HeaderTimestamp))
+		writeText(w, http.StatusConflict, "replayed request: this signed request was already received once")
 		return
 	}
 	form, err := url.ParseQuery(string(body))
@@ -214,16 +246,15 @@ func (h *Handler) interaction(w http.ResponseWriter, r *http.Request, log *slog.
 		ts = in.Message.TS
 	}
 	value := in.Actions[0].Value
-	if channel != "" && ts != "" && value != "" && h.Gates != nil {
-		by := in.User.Username
-		if by == "" {
-			by = in.User.Name
-		}
-		if by == "" {
-			by = in.User.ID
+	if channel != "" && ts != "" && value != "" {
+		// The user id is what Slack signed and what the allow-list holds; the
+		// username is for display only.
+		name := in.User.Username
+		if name == "" {
+			name = in.User.Name
 		}
 		p, d, err := h.Gates.Decide(r.Context(), gate.Lookup{SlackChannel: channel, SlackTS: ts},
-			gate.Decision{Choice: value, ChosenBy: by, UserID: in.User.ID, Via: gate.ViaSlack, At: h.now().UTC()})
+			gate.Decision{Choice: value, ChosenBy: in.User.ID, UserID: in.User.ID, UserName: name, Via: gate.ViaSlack, At: h.now().UTC()})
 		if !errors.Is(err, gate.ErrNotFound) {
 			h.replyDecision(w, log, p, d, err)
 			return
@@ -245,11 +276,15 @@ func (h *Handler) interaction(w http.ResponseWriter, r *http.Request, log *slog.
 func (h *Handler) replyDecision(w http.ResponseWriter, log *slog.Logger, p gate.Gate, d gate.Decision, err error) {
 	switch {
 	case err == nil:
-		log.Info("choice decided", "key", p.Key, "context", p.ContextID, "choice", d.Choice, "chosenBy", d.ChosenBy, "via", d.Via)
+		log.Info("choice decided", "key", p.Key, "context", p.ContextID, "choice", d.Choice, "chosenBy", d.ChosenBy, "userName", d.UserName, "via", d.Via)
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "choice": d.Choice, "chosenBy": d.ChosenBy})
 	case errors.Is(err, gate.ErrAlreadyDecided):
+		by := d.ChosenBy
+		if d.UserName != "" {
+			by += " (" + d.UserName + ")"
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"ok": false,
-			"message": fmt.Sprintf("already decided by %s: %s", d.ChosenBy, d.Choice), "decision": d})
+			"message": fmt.Sprintf("already decided by %s: %s", by, d.Choice), "decision": d})
 	case errors.Is(err, gate.ErrCancelled):
 		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "message": "no longer waiting for this choice"})
 	default:
@@ -311,69 +346,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, log *slog.Logg
 	_, _ = w.Write(append(b, '\n'))
 }
 
-type decisionRequest struct {
-	Choice   string `json:"choice"`
-	ChosenBy string `json:"chosenBy"`
-}
-
-func (h *Handler) serveDecision(w http.ResponseWriter, r *http.Request) {
-	log := h.log().With("path", PathGates+"…")
-	want := ""
-	if h.APIToken != nil {
-		want = h.APIToken()
-	}
-	if want == "" || h.Gates == nil {
-		writeText(w, http.StatusNotFound, "404 page not found")
-		return
-	}
-	if !bearerOK(r.Header.Get("Authorization"), want) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="cicdstatemgr"`)
-		writeText(w, http.StatusUnauthorized, "missing or wrong bearer token")
-		return
-	}
-	body, ok := readBody(w, r)
-	if !ok {
-		return
-	}
-	var req decisionRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "body must be JSON: {\"choice\": \"...\", \"chosenBy\": \"...\"}"})
-		return
-	}
-	if req.Choice == "" || strings.TrimSpace(req.ChosenBy) == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "choice and chosenBy are required"})
-		return
-	}
-	p, d, err := h.Gates.Decide(r.Context(), gate.Lookup{Token: r.PathValue("token")},
-		gate.Decision{Choice: req.Choice, ChosenBy: req.ChosenBy, Via: gate.ViaHTTP, At: h.now().UTC()})
-	switch {
-	case err == nil:
-		log.Info("choice decided", "key", p.Key, "context", p.ContextID, "choice", d.Choice, "chosenBy", d.ChosenBy, "via", d.Via)
-		writeJSON(w, http.StatusOK, map[string]any{"decision": d})
-	case errors.Is(err, gate.ErrAlreadyDecided):
-		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "decision": d})
-	default:
-		code, msg := status(err)
-		if code >= 500 {
-			log.Error("deciding a choice failed", "error", err)
-		}
-		out := map[string]any{"error": msg}
-		var ic *gate.InvalidChoiceError
-		if errors.As(err, &ic) {
-			out["options"] = ic.Options
-		}
-		writeJSON(w, code, out)
-	}
-}
-
-// bearerOK compares the bearer token of an Authorization header with want in constant
-// time (hashing both first, so not even the length leaks).
-func bearerOK(header, want string) bool {
-	scheme, tok, ok := strings.Cut(strings.TrimSpace(header), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	a := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	b := sha256.Sum256([]byte(want))
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+// replayName names a signed request for Gates.MarkOnce: the SHA-256 of what the
+// signature covers (version, timestamp and body), so the same signed request always
+// gets the same name and no two different ones do.
+func replayName(header http.Header, body []byte) string {
+	sum := sha256.New()
+	sum.Write([]byte("v0:" + strings.TrimSpace(header.Get(HeaderTimestamp)) + ":"))
+	sum.Write(body)
+	return "slack:" + hex.EncodeToString(sum.Sum(nil))
 }

@@ -17,8 +17,6 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/slack"
 )
 
-const apiToken = "s3cr3t-api-token"
-
 var now = time.Unix(1_700_000_000, 0)
 
 type fixture struct {
@@ -34,7 +32,6 @@ func newFixture(t *testing.T) *fixture {
 	f.h = &slack.Handler{
 		Gates:         f.choices,
 		SigningSecret: func() string { return secret },
-		APIToken:      func() string { return apiToken },
 		Clock:         func() time.Time { return now },
 		Forward: func(_ context.Context, b []byte) error {
 			f.mu.Lock()
@@ -125,7 +122,8 @@ func TestInteractionResolvesPendingChoice(t *testing.T) {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
 	d := f.decision("run-1")
-	if d == nil || d.Choice != "deploy" || d.ChosenBy != "alice" || d.UserID != "U1" || d.Via != gate.ViaSlack || !d.At.Equal(now) {
+	// The verified user id decides; the username is a display name.
+	if d == nil || d.Choice != "deploy" || d.ChosenBy != "U1" || d.UserID != "U1" || d.UserName != "alice" || d.Via != gate.ViaSlack || !d.At.Equal(now) {
 		t.Fatalf("decision %+v", d)
 	}
 	if len(f.forwards) != 0 {
@@ -133,7 +131,7 @@ func TestInteractionResolvesPendingChoice(t *testing.T) {
 	}
 	// A second click (another user, another button): 200, first decision kept.
 	w = f.do(slackRequest(slack.PathInteractions, clickPayload("U2", "bob", "1700000000.000100", "skip"), now))
-	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "already decided by alice") {
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "already decided by U1 (alice)") {
 		t.Fatalf("second click: %d %s", w.Code, w.Body)
 	}
 	if d2 := f.decision("run-1"); *d2 != *d {
@@ -143,7 +141,7 @@ func TestInteractionResolvesPendingChoice(t *testing.T) {
 
 func TestInteractionRejections(t *testing.T) {
 	f := newFixture(t)
-	f.gate("run-1", "1.000001", "U-ALLOWED")
+	f.gate("run-1", "1.000001", "UALLOWED1")
 	cases := []struct {
 		name     string
 		req      *http.Request
@@ -151,18 +149,20 @@ func TestInteractionRejections(t *testing.T) {
 		bodyHas  string
 		decision bool
 	}{
-		{"unsigned", slackRequest(slack.PathInteractions, clickPayload("U-ALLOWED", "a", "1.000001", "deploy"), time.Time{}), http.StatusUnauthorized, "invalid signature", false},
-		{"stale", slackRequest(slack.PathInteractions, clickPayload("U-ALLOWED", "a", "1.000001", "deploy"), now.Add(-6*time.Minute)), http.StatusUnauthorized, "stale request", false},
-		{"future", slackRequest(slack.PathInteractions, clickPayload("U-ALLOWED", "a", "1.000001", "deploy"), now.Add(6*time.Minute)), http.StatusUnauthorized, "stale request", false},
-		{"not allowed", slackRequest(slack.PathInteractions, clickPayload("U-OTHER", "mallory", "1.000001", "deploy"), now), http.StatusForbidden, "not allowed", false},
-		{"not an option", slackRequest(slack.PathInteractions, clickPayload("U-ALLOWED", "a", "1.000001", "nuke"), now), http.StatusBadRequest, "invalid choice", false},
+		{"unsigned", slackRequest(slack.PathInteractions, clickPayload("UALLOWED1", "a", "1.000001", "deploy"), time.Time{}), http.StatusUnauthorized, "invalid signature", false},
+		{"stale", slackRequest(slack.PathInteractions, clickPayload("UALLOWED1", "a", "1.000001", "deploy"), now.Add(-6*time.Minute)), http.StatusUnauthorized, "stale request", false},
+		{"future", slackRequest(slack.PathInteractions, clickPayload("UALLOWED1", "a", "1.000001", "deploy"), now.Add(6*time.Minute)), http.StatusUnauthorized, "stale request", false},
+		{"not allowed", slackRequest(slack.PathInteractions, clickPayload("UOTHER1", "mallory", "1.000001", "deploy"), now), http.StatusForbidden, "not allowed", false},
+		{"username equal to an allowed id", slackRequest(slack.PathInteractions, clickPayload("UOTHER2", "UALLOWED1", "1.000001", "deploy"), now), http.StatusForbidden, "not allowed", false},
+		{"no user id", slackRequest(slack.PathInteractions, clickPayload("", "UALLOWED1", "1.000001", "deploy"), now), http.StatusBadRequest, "ChosenBy", false},
+		{"not an option", slackRequest(slack.PathInteractions, clickPayload("UALLOWED1", "a", "1.000001", "nuke"), now), http.StatusBadRequest, "invalid choice", false},
 		{"malformed payload", slackRequest(slack.PathInteractions, url.Values{"payload": {"{"}}, now), http.StatusBadRequest, "JSON", false},
 		{"wrong method", httptest.NewRequest(http.MethodGet, slack.PathInteractions, nil), http.StatusMethodNotAllowed, "", false},
 		{"too large", func() *http.Request {
 			r := slackRequest(slack.PathInteractions, url.Values{"payload": {strings.Repeat("x", slack.MaxBodyBytes)}}, now)
 			return r
 		}(), http.StatusRequestEntityTooLarge, "", false},
-		{"allowed user", slackRequest(slack.PathInteractions, clickPayload("U-ALLOWED", "a", "1.000001", "skip"), now), http.StatusOK, `"ok":true`, true},
+		{"allowed user", slackRequest(slack.PathInteractions, clickPayload("UALLOWED1", "a", "1.000001", "skip"), now), http.StatusOK, `"ok":true`, true},
 	}
 	for _, c := range cases {
 		w := f.do(c.req)
@@ -200,15 +200,16 @@ func TestInteractionWithoutPendingChoiceIsForwarded(t *testing.T) {
 	if f.decision("run-1") != nil {
 		t.Fatal("an unrelated click decided a choice")
 	}
-	// Without Forward: 200, nothing handled.
+	// Without Forward: 200, nothing handled. (Each request is signed anew: a signed
+	// request is accepted once.)
 	f.h = &slack.Handler{Gates: f.choices, SigningSecret: func() string { return secret }, Clock: func() time.Time { return now }}
-	if w := f.do(slackRequest(slack.PathInteractions, form, now)); w.Code != http.StatusOK || decodeJSON(t, w)["handled"] != false {
+	if w := f.do(slackRequest(slack.PathInteractions, form, now.Add(time.Second))); w.Code != http.StatusOK || decodeJSON(t, w)["handled"] != false {
 		t.Fatalf("without Forward: %d %s", w.Code, w.Body)
 	}
 	// A failing Forward is a 502.
 	f.h = &slack.Handler{Gates: f.choices, SigningSecret: func() string { return secret }, Clock: func() time.Time { return now },
 		Forward: func(context.Context, []byte) error { return errors.New("trigger down") }}
-	if w := f.do(slackRequest(slack.PathInteractions, form, now)); w.Code != http.StatusBadGateway {
+	if w := f.do(slackRequest(slack.PathInteractions, form, now.Add(2*time.Second))); w.Code != http.StatusBadGateway {
 		t.Fatalf("failing Forward: %d %s", w.Code, w.Body)
 	}
 }
@@ -219,9 +220,9 @@ func TestSlashCommandRepliesFlatJSON(t *testing.T) {
 		"command": {"/start-app-deploy"}, "text": {"dev myapp https://git/x.git 1.0"},
 		"user_id": {"U1", "ignored"}, "user_name": {"alice"}, "trigger_id": {"1.2.abc"},
 	}
-	for _, path := range []string{slack.PathCommands, slack.PathInteractions} {
+	for i, path := range []string{slack.PathCommands, slack.PathInteractions} {
 		f.forwards = nil
-		w := f.do(slackRequest(path, form, now))
+		w := f.do(slackRequest(path, form, now.Add(time.Duration(i)*time.Second)))
 		if w.Code != http.StatusOK {
 			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
 		}
@@ -253,71 +254,32 @@ func TestSlashCommandRepliesFlatJSON(t *testing.T) {
 	}
 }
 
-func TestChoicesByToken(t *testing.T) {
+// TestGatesPathIsGone: the bearer-token route /gates/<token> was removed; a request
+// there (even with a bearer token) is a 404 and decides nothing.
+func TestGatesPathIsGone(t *testing.T) {
 	f := newFixture(t)
-	p := f.gate("run-1", "1.000001")
-	post := func(token, auth, body string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodPost, slack.PathGates+token, strings.NewReader(body))
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		return f.do(req)
-	}
-	good := `{"choice": "deploy", "chosenBy": "ci-bot"}`
-	cases := []struct {
-		name, token, auth, body string
-		code                    int
-		has                     string
-	}{
-		{"no bearer", p.Token, "", good, http.StatusUnauthorized, "bearer"},
-		{"wrong bearer", p.Token, "Bearer nope", good, http.StatusUnauthorized, "bearer"},
-		{"basic auth", p.Token, "Basic " + apiToken, good, http.StatusUnauthorized, "bearer"},
-		{"unknown token", "0123abcd", "Bearer " + apiToken, good, http.StatusNotFound, "no such pending choice"},
-		{"not JSON", p.Token, "Bearer " + apiToken, "choice=deploy", http.StatusBadRequest, "JSON"},
-		{"no chooser", p.Token, "Bearer " + apiToken, `{"choice": "deploy"}`, http.StatusBadRequest, "chosenBy"},
-		{"invalid choice", p.Token, "Bearer " + apiToken, `{"choice": "nuke", "chosenBy": "x"}`, http.StatusBadRequest, `"options"`},
-		{"decides", p.Token, "bearer " + apiToken, good, http.StatusOK, `"chosenBy":"ci-bot"`},
-		{"second decision", p.Token, "Bearer " + apiToken, `{"choice": "skip", "chosenBy": "other"}`, http.StatusConflict, `"chosenBy":"ci-bot"`},
-	}
-	for _, c := range cases {
-		w := post(c.token, c.auth, c.body)
-		if w.Code != c.code || !strings.Contains(w.Body.String(), c.has) {
-			t.Errorf("%s: %d %s, want %d containing %s", c.name, w.Code, w.Body, c.code, c.has)
-		}
-		if c.name == "decides" {
-			var out struct{ Decision gate.Decision }
-			if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Decision.Choice != "deploy" || out.Decision.Via != gate.ViaHTTP {
-				t.Errorf("decision reply %s (%v)", w.Body, err)
-			}
+	f.gate("run-1", "1.000001")
+	for _, m := range []string{http.MethodPost, http.MethodGet} {
+		req := httptest.NewRequest(m, "/gates/0123abcd", strings.NewReader(`{"choice": "deploy", "chosenBy": "ci-bot"}`))
+		req.Header.Set("Authorization", "Bearer s3cr3t-api-token")
+		if w := f.do(req); w.Code != http.StatusNotFound {
+			t.Errorf("%s /gates/...: %d %s, want 404", m, w.Code, w.Body)
 		}
 	}
-	if d := f.decision("run-1"); d == nil || d.Choice != "deploy" || d.ChosenBy != "ci-bot" || d.Via != gate.ViaHTTP {
-		t.Fatalf("stored decision %+v", d)
-	}
-	if w := f.do(httptest.NewRequest(http.MethodGet, slack.PathGates+p.Token, nil)); w.Code != http.StatusMethodNotAllowed {
-		t.Fatalf("GET: %d", w.Code)
-	}
-	// Without an API token the route does not exist.
-	f.h.APIToken = func() string { return "" }
-	if w := post(p.Token, "Bearer ", good); w.Code != http.StatusNotFound {
-		t.Fatalf("disabled route: %d %s", w.Code, w.Body)
+	if d := f.decision("run-1"); d != nil {
+		t.Fatalf("decided through /gates: %+v", d)
 	}
 }
 
 func TestCancelledChoiceIsNoLongerWaiting(t *testing.T) {
 	f := newFixture(t)
-	p := f.gate("run-1", "1.000001")
+	f.gate("run-1", "1.000001")
 	if err := f.choices.Cancel(context.Background(), "run-1"); err != nil {
 		t.Fatal(err)
 	}
 	w := f.do(slackRequest(slack.PathInteractions, clickPayload("U1", "alice", "1.000001", "deploy"), now))
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "no longer waiting") || len(f.forwards) != 0 {
 		t.Fatalf("click on a cancelled choice: %d %s", w.Code, w.Body)
-	}
-	req := httptest.NewRequest(http.MethodPost, slack.PathGates+p.Token, strings.NewReader(`{"choice":"deploy","chosenBy":"x"}`))
-	req.Header.Set("Authorization", "Bearer "+apiToken)
-	if w := f.do(req); w.Code != http.StatusGone {
-		t.Fatalf("API on a cancelled choice: %d %s", w.Code, w.Body)
 	}
 	if f.decision("run-1") != nil {
 		t.Fatal("a cancelled choice was decided")

@@ -1,7 +1,7 @@
 // Package slack serves the HTTP endpoints Slack (and other callers) use to answer
 // interactive choices: block_actions interactions (button clicks) and slash commands,
-// both verified with Slack's v0 request signatures, plus a bearer-token endpoint for
-// non-Slack callers. The controller mounts Handler on its own mux.
+// both verified with Slack's v0 request signatures and accepted once. The controller
+// mounts Handler on its own mux.
 package slack
 
 import (
@@ -51,33 +51,9 @@ func VerifySignature(signingSecret string, header http.Header, body []byte, now 
 	if signingSecret == "" {
 		return ErrNoSigningSecret
 	}
-	tsText := strings.TrimSpace(header.Get(HeaderTimestamp))
-	if tsText == "" {
-		return fmt.Errorf("%w %s", ErrMissingHeader, HeaderTimestamp)
-	}
-	sig := strings.TrimSpace(header.Get(HeaderSignature))
-	if sig == "" {
-		return fmt.Errorf("%w %s", ErrMissingHeader, HeaderSignature)
-	}
-	ts, err := strconv.ParseInt(tsText, 10, 64)
+	tsText, got, err := checkHeaders(header, now)
 	if err != nil {
-		return fmt.Errorf("%w: %s is not a number of seconds", ErrBadTimestamp, HeaderTimestamp)
-	}
-	// Compare in seconds, without subtracting (a huge value would overflow).
-	nowSec, maxSec := now.Unix(), int64(MaxSkew/time.Second)
-	if ts < nowSec-maxSec {
-		return fmt.Errorf("%w: timestamp is more than %s in the past", ErrStale, MaxSkew)
-	}
-	if ts > nowSec+maxSec {
-		return fmt.Errorf("%w: timestamp is more than %s in the future", ErrStale, MaxSkew)
-	}
-	hexSig, ok := strings.CutPrefix(sig, "v0=")
-	if !ok {
-		return fmt.Errorf("%w: %s must start with v0=", ErrBadSignature, HeaderSignature)
-	}
-	got, err := hex.DecodeString(hexSig)
-	if err != nil {
-		return fmt.Errorf("%w: %s is not hex", ErrBadSignature, HeaderSignature)
+		return err
 	}
 	mac := hmac.New(sha256.New, []byte(signingSecret))
 	mac.Write([]byte("v0:" + tsText + ":"))
@@ -86,4 +62,39 @@ func VerifySignature(signingSecret string, header http.Header, body []byte, now 
 		return fmt.Errorf("%w: signature mismatch", ErrBadSignature)
 	}
 	return nil
+}
+
+// checkHeaders checks what can be checked without the body: both headers present, the
+// timestamp a number within MaxSkew of now, the signature "v0=" + hex. It returns the
+// timestamp text and the decoded signature.
+func checkHeaders(header http.Header, now time.Time) (string, []byte, error) {
+	tsText := strings.TrimSpace(header.Get(HeaderTimestamp))
+	if tsText == "" {
+		return "", nil, fmt.Errorf("%w %s", ErrMissingHeader, HeaderTimestamp)
+	}
+	sig := strings.TrimSpace(header.Get(HeaderSignature))
+	if sig == "" {
+		return "", nil, fmt.Errorf("%w %s", ErrMissingHeader, HeaderSignature)
+	}
+	ts, err := strconv.ParseInt(tsText, 10, 64)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %s is not a number of seconds", ErrBadTimestamp, HeaderTimestamp)
+	}
+	// Compare in seconds, without subtracting (a huge value would overflow).
+	nowSec, maxSec := now.Unix(), int64(MaxSkew/time.Second)
+	if ts < nowSec-maxSec {
+		return "", nil, fmt.Errorf("%w: timestamp is more than %s in the past", ErrStale, MaxSkew)
+	}
+	if ts > nowSec+maxSec {
+		return "", nil, fmt.Errorf("%w: timestamp is more than %s in the future", ErrStale, MaxSkew)
+	}
+	hexSig, ok := strings.CutPrefix(sig, "v0=")
+	if !ok {
+		return "", nil, fmt.Errorf("%w: %s must start with v0=", ErrBadSignature, HeaderSignature)
+	}
+	got, err := hex.DecodeString(hexSig)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %s is not hex", ErrBadSignature, HeaderSignature)
+	}
+	return tsText, got, nil
 }
