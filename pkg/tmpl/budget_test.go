@@ -97,6 +97,8 @@ func TestBudgetAttacks(t *testing.T) {
 		{"doubly recursive macro f(30)", `{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(30) }}`, "steps", "render budget exceeded (steps: 1000000)"},
 		{"endless recursion", `{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}`, "depth", ""},
 		{"nested loops", `{% for i in l %}{% for j in l %}{% for k in l %}{% endfor %}{% endfor %}{% endfor %}`, "steps", ""},
+		{"reading a 1 MiB string", `{% with s="x"|ljust:1048576 %}{% for i in l %}{% for j in l %}{{ s|length }}{% if "y" in s %}{% endif %}{% endfor %}{% endfor %}{% endwith %}`, "steps", ""},
+		{"searching a long list", `{% with s=l|join:","|split:"," %}{% for i in l %}{% for j in l %}{% if "y" in s %}{% endif %}{% endfor %}{% endfor %}{% endwith %}`, "steps", ""},
 		{"rebuilding 512 KiB strings", `{% for i in l %}{% for j in l %}{{ "x"|ljust:524288|length }}{% endfor %}{% endfor %}`, "steps", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantBudget(t, env, bg, tc.src, ctx, tc.budget, tc.msg) })

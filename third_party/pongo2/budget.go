@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -22,6 +23,15 @@ const DefaultMaxDepth = 64
 // or a macro call produces count as one step, so the step budget also bounds
 // the text a render builds and throws away.
 const BytesPerStep = 8
+
+// Reading a value costs a step per ScanBytesPerStep bytes of a string (a
+// filter's input, an operand of "in", "==" or "!=") and ScanStepsPerItem
+// steps per item of a list or map (an operand of "in", "==" or "!="), so the step budget also bounds the time
+// spent reading large values.
+const (
+	ScanBytesPerStep = 256
+	ScanStepsPerItem = 2
+)
 
 // MacroCallSteps is the cost of a macro call in steps (a new context, its
 // arguments and buffer), plus one per entry of the caller's private context.
@@ -138,6 +148,31 @@ func (ctx *ExecutionContext) steps(n int, token *Token) *Error {
 		return ctx.OrigError(err, token)
 	}
 	return nil
+}
+
+// scan charges reading v (see ScanBytesPerStep); items: lists and maps too.
+func (ctx *ExecutionContext) scan(v *Value, items bool, token *Token) *Error {
+	if ctx.budget == nil || v == nil {
+		return nil
+	}
+	var n int
+	switch v.getResolvedValue().Kind() {
+	case reflect.String:
+		n = v.getResolvedValue().Len() / ScanBytesPerStep
+	case reflect.Slice, reflect.Array, reflect.Map:
+		if !items {
+			return nil
+		}
+		n = v.getResolvedValue().Len() * ScanStepsPerItem
+	default:
+		if om, ok := asOrderedMap(v.val); ok && items {
+			n = om.Len() * ScanStepsPerItem
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return ctx.steps(n, token)
 }
 
 // built charges a built text of n bytes.

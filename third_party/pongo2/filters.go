@@ -96,6 +96,9 @@ func (fc *filterCall) Execute(v *Value, ctx *ExecutionContext) (*Value, *Error) 
 	if err := ctx.step(fc.token); err != nil {
 		return nil, err
 	}
+	if err := ctx.scan(v, false, fc.token); err != nil {
+		return nil, err
+	}
 	if err := ctx.filterFits(fc.name, v, param, fc.token); err != nil {
 		return nil, err
 	}

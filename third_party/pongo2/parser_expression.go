@@ -175,6 +175,16 @@ func (expr *relationalExpression) Evaluate(ctx *ExecutionContext) (*Value, *Erro
 		if err != nil {
 			return nil, err
 		}
+		// cicdstatemgr patch 8: comparing or searching reads the operands
+		switch expr.opToken.Val {
+		case "==", "!=", "<>", "in":
+			if err := ctx.scan(v1, true, expr.opToken); err != nil {
+				return nil, err
+			}
+			if err := ctx.scan(v2, true, expr.opToken); err != nil {
+				return nil, err
+			}
+		}
 		switch expr.opToken.Val {
 		case "<=":
 			if v1.IsFloat() || v2.IsFloat() {

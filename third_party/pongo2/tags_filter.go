@@ -43,6 +43,9 @@ func (node *tagFilterNode) Execute(ctx *ExecutionContext, writer TemplateWriter)
 		if err := ctx.step(node.position); err != nil {
 			return err
 		}
+		if err := ctx.scan(value, false, node.position); err != nil {
+			return err
+		}
 		if err := ctx.filterFits(call.name, value, param, node.position); err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 type Value struct {
@@ -294,8 +295,8 @@ func (v *Value) Len() int {
 	case reflect.Array, reflect.Chan, reflect.Map, reflect.Slice:
 		return v.getResolvedValue().Len()
 	case reflect.String:
-		runes := []rune(v.getResolvedValue().String())
-		return len(runes)
+		// cicdstatemgr patch 8: count without a copy of the string as runes
+		return utf8.RuneCountInString(v.getResolvedValue().String())
 	default:
 		logf("Value.Len() not available for type: %s\n", v.getResolvedValue().Kind().String())
 		return 0
