@@ -481,7 +481,7 @@ func (r *Runner) respond(ctx context.Context, b *blockRun) error {
 		return failf(engine.ReasonInvalidConfig, "%v", err)
 	}
 	if err := policy.Check(url); err != nil {
-		r.log().Warn("respond refused: its url is not allowed", "name", b.name, "error", err.Error())
+		r.log().Warn("respond refused: its url is not allowed", "name", b.name, "error", b.redact(err.Error()))
 		return failf(engine.ReasonEventHandlerFailed, "%v", err)
 	}
 	headers := []httpclient.Header{

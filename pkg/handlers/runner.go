@@ -12,8 +12,15 @@
 //   - HTTP goes through pkg/httpclient (timeouts, bounded retries, UTF-8,
 //     non-JSON replies tolerated and captured as a string);
 //   - secrets never reach messages, logs or captured values: every secret
-//     value is replaced by [REDACTED] in replies before they are captured or
-//     journaled, and in error messages;
+//     value (plain and base64) is replaced by [REDACTED] in replies before
+//     they are captured or journaled, and in error messages; trigger.headers,
+//     the one template that sees secretData, is rendered in the controller
+//     from the admin's text only (configData and secretData, no macros, no
+//     document);
+//   - a respond url (written by a pipeline author) reaches only the hosts of
+//     config.HTTPPolicy (cicdstatemgr.http.allowedHosts plus the hosts of
+//     slack.url and trigger.url), and gets the Slack token only on the Slack
+//     host (docs/security.md);
 //   - manual-choice choice-generators read the in-memory document (the
 //     original re-read the stored one, bug 10).
 //

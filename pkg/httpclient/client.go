@@ -4,7 +4,9 @@
 // reply is returned whatever its content type.
 //
 // Errors never carry the request URL's path or query (a Slack response_url or
-// a webhook URL is a credential), only its host.
+// a webhook URL is a credential), only its host. No request follows a
+// redirect to another host. A Request with a Policy (a URL written by a
+// pipeline author) goes only to the hosts the admin allows (policy.go).
 package httpclient
 
 import (
