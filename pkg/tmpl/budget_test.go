@@ -237,3 +237,16 @@ func TestBudgetNormalTemplates(t *testing.T) {
 		t.Fatalf("with 100 steps: %q, %v; want %q", got, err, want)
 	}
 }
+
+// TestBudgetDeepestRender: the deepest render the limits allow (32 nested
+// macro calls, each inside 63 nested tags and 62 nested parentheses) runs
+// on a 16 MB stack.
+func TestBudgetDeepestRender(t *testing.T) {
+	smallStack(t)
+	body := strings.Repeat("{% if 1 %}", 62) + "{% if n > 0 %}{{ " + strings.Repeat("(", 61) + "f(n-1)" + strings.Repeat(")", 61) + " }}{% else %}x{% endif %}" + strings.Repeat("{% endif %}", 62)
+	src := "{% macro f(n) %}" + body + "{% endmacro %}{{ f(31) }}"
+	out, err := New(Options{}).Render(src, nil)
+	if err != nil || out != "x" {
+		t.Fatalf("Render = %q, %v", out, err)
+	}
+}
