@@ -18,7 +18,10 @@
 //   - floats print as JSON numbers (1.5, not 1.500000);
 //   - the sandbox: no template files (include, ssi, import and extends are
 //     banned, the loader refuses every file), no filter reads files, the
-//     environment or the network.
+//     environment or the network;
+//   - every render has a budget (Options, budget.go): steps, output size,
+//     nesting depth and the caller's context; exceeding it is an *Error
+//     whose cause is a *BudgetError.
 //
 // It uses a fork of pongo2 v6 (third_party/pongo2, see PATCHES.md there).
 package tmpl
@@ -71,8 +74,9 @@ type Options struct {
 	// pongo2.MaxMacroDepth, 100).
 
 	// MaxSteps bounds the steps of one render: node, variable and filter
-	// evaluations, loop iterations, macro calls, plus one per 256 bytes of
-	// text a filter, "+" or a macro builds.
+	// evaluations, loop iterations, macro calls, plus one per 8 bytes of
+	// text a filter, "+" or a macro builds and per 256 bytes of a string a
+	// filter or comparison reads (pongo2.BytesPerStep, ScanBytesPerStep).
 	MaxSteps int64
 	// MaxOutput bounds the bytes of a render's output, of a macro's output
 	// and of any string a filter or "+" builds.

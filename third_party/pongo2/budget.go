@@ -26,8 +26,8 @@ const BytesPerStep = 8
 
 // Reading a value costs a step per ScanBytesPerStep bytes of a string (a
 // filter's input, an operand of "in", "==" or "!=") and ScanStepsPerItem
-// steps per item of a list or map (an operand of "in", "==" or "!="), so the step budget also bounds the time
-// spent reading large values.
+// steps per item of a list or map (an operand of "in", "==" or "!="), so
+// the step budget also bounds the time spent reading large values.
 const (
 	ScanBytesPerStep = 256
 	ScanStepsPerItem = 2
