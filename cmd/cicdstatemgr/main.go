@@ -16,7 +16,7 @@ import (
 
 func main() {
 	cli.EventRunnerFactory = func(st *store.Store, r *tmpl.Env, log *slog.Logger) engine.EventRunner {
-		return handlers.NewRunner(st, r, log, handlers.WithGates(gate.New(st)))
+		return handlers.NewRunner(st, r, log, handlers.WithGates(gate.New(st)), handlers.WithDocumentInHeaders())
 	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

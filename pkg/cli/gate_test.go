@@ -52,7 +52,7 @@ func TestHandleEventWaitsOnAGate(t *testing.T) {
 	write(t, e.dir, "app.yaml", gateApp)
 	old := cli.EventRunnerFactory
 	cli.EventRunnerFactory = func(st *store.Store, r *tmpl.Env, log *slog.Logger) engine.EventRunner {
-		return handlers.NewRunner(st, r, log, handlers.WithGates(gate.New(st)))
+		return handlers.NewRunner(st, r, log, handlers.WithGates(gate.New(st)), handlers.WithDocumentInHeaders())
 	}
 	defer func() { cli.EventRunnerFactory = old }()
 	e.mustRun("--init-new", "g1", "--init-app-config-file", "app.yaml", "--set", "state.a=1")

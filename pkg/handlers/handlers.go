@@ -563,7 +563,7 @@ func (r *Runner) triggerPipeline(ctx context.Context, b *blockRun) error {
 		}
 	}
 	var headerDoc *document.Map
-	if cliRun(b.in) {
+	if r.DocumentInHeaders {
 		headerDoc = tctx
 	}
 	headers, err := r.TriggerHeaders(cfg, headerDoc)
@@ -699,15 +699,6 @@ func parseBody(body string) any {
 		return v
 	}
 	return body
-}
-
-// cliRun says whether the event runs in the CLI (no CustomRun: the engine
-// gives CLI runs a "cli-" journal key, or none). The CLI's process holds
-// secrets.yaml itself and its user writes the app config, so its trigger
-// headers keep the original's context (document and macros,
-// docs/compatibility.md); the controller's never do.
-func cliRun(in engine.EventInput) bool {
-	return in.JournalKey == "" || strings.HasPrefix(in.JournalKey, "cli-")
 }
 
 // headerContext is the template context of trigger.headers: the admin's

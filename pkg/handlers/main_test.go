@@ -184,9 +184,10 @@ func newEnv(t *testing.T, edit func(string) string) *env {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	templates := tmpl.New(tmpl.Options{})
+	// The basics fixtures are the CLI's: trigger headers see the document.
 	runner := handlers.NewRunner(st, templates, log, handlers.WithHTTPClient(&httpclient.Client{
 		Timeout: 3 * time.Second, Backoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
-	}))
+	}), handlers.WithDocumentInHeaders())
 	return &env{
 		t: t, ep: ep, st: st, cfg: cfg, runner: runner, logs: logs,
 		eng: &engine.Engine{Store: st, Templates: templates, Handlers: runner, Log: log},

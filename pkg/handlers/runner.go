@@ -106,10 +106,18 @@ type Runner struct {
 	// PostTrigger. It runs under the journal like every HTTP call: at most
 	// once per journal key, its Response replayed on re-runs.
 	Trigger func(ctx context.Context, call *TriggerCall) (*httpclient.Response, error)
-	// Choices keeps the approval gates of manual-choice blocks with
+	// Gates keeps the approval gates of manual-choice blocks with
 	// `wait: true`; nil: such blocks fail with a clear error.
 	Gates *gate.Store
+	// DocumentInHeaders renders trigger.headers with the document and the
+	// macros, as the original did: for the CLI only, whose process holds
+	// secrets.yaml itself and whose user writes the app config. The
+	// controller never sets it (docs/security.md).
+	DocumentInHeaders bool
 }
+
+// WithDocumentInHeaders sets Runner.DocumentInHeaders (the CLI).
+func WithDocumentInHeaders() Option { return func(r *Runner) { r.DocumentInHeaders = true } }
 
 // Option configures a Runner.
 type Option func(*Runner)

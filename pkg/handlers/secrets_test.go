@@ -71,6 +71,7 @@ func noSecret(t *testing.T, forms []string, where, text string) {
 // controller run; the trigger still carries the admin's secret header.
 func TestPlantedTextCannotReachSecrets(t *testing.T) {
 	e := newEnv(t, adminOnlyHeaders)
+	e.runner.DocumentInHeaders = false // as the controller runs it
 	e.init(plantedApp,
 		set("state.planted", "{{ secretData.someSuperSecret }}"),
 		set("state.plantedJSON", "{ planted-value-xyz"),
