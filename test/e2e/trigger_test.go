@@ -62,6 +62,7 @@ spec:
 // starts the next pipeline directly (no Tekton Triggers), exactly once.
 func TestTriggerCreatesPipelineRun(t *testing.T) {
 	ns := namespace(t, "trigger")
+	grantCreatePipelineRuns(t, ns, "default") // the starter runs as default (authority_test.go)
 	kubectl(t, triggerPipelines, "-n", ns, "apply", "-f", "-")
 	id := ns + "-ctx"
 	kubectl(t, pipelineRun("starter-1", "starter", map[string]string{"id": id}), "-n", ns, "create", "-f", "-")
