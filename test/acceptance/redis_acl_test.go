@@ -119,6 +119,10 @@ func TestControllerRedisACL(t *testing.T) {
 	if err := gates.Cancel(ctx, "uid-5"); err != nil {
 		t.Fatal(err)
 	}
+	// The Slack endpoint's accept-once mark.
+	if first, err := gates.MarkOnce(ctx, "slack:abc", time.Minute); err != nil || !first {
+		t.Fatalf("MarkOnce: %v %v", first, err)
+	}
 
 	// Migration of the former layout.
 	admin := srv.Client()
