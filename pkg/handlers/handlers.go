@@ -93,6 +93,21 @@ func (r *Runner) bodyTemplate(b *blockRun, name string, tctx *document.Map) (str
 	return r.render("templates."+name, src, tctx)
 }
 
+// postToSlack renders the body template named template and POSTs it to
+// slack.url, once per journal key (a nil reply without an error: nothing to
+// capture, e.g. an earlier run's outcome is unknown).
+func (r *Runner) postToSlack(ctx context.Context, b *blockRun, template string, tctx *document.Map) (*httpclient.Response, error) {
+	body, err := r.bodyTemplate(b, template, tctx)
+	if err != nil {
+		return nil, err
+	}
+	url, headers, err := slackTarget(b, true)
+	if err != nil {
+		return nil, err
+	}
+	return r.send(ctx, b, httpclient.Request{URL: url, Headers: headers, Body: []byte(body)})
+}
+
 // slackTarget returns slack.url and the headers of notify, manual-choice and
 // respond (bearer slack.token).
 func slackTarget(b *blockRun, needURL bool) (string, []httpclient.Header, error) {
@@ -161,15 +176,7 @@ func (r *Runner) notify(ctx context.Context, b *blockRun) error {
 		return err
 	}
 	own.Set("message", msg)
-	body, err := r.bodyTemplate(b, "notify", tctx)
-	if err != nil {
-		return err
-	}
-	url, headers, err := slackTarget(b, true)
-	if err != nil {
-		return err
-	}
-	resp, err := r.send(ctx, b, httpclient.Request{URL: url, Headers: headers, Body: []byte(body)})
+	resp, err := r.postToSlack(ctx, b, "notify", tctx)
 	if err != nil || resp == nil {
 		return err
 	}
@@ -246,15 +253,7 @@ func (r *Runner) manualChoice(ctx context.Context, b *blockRun) error {
 			return err
 		}
 	}
-	body, err := r.bodyTemplate(b, "manual-choice", tctx)
-	if err != nil {
-		return err
-	}
-	url, headers, err := slackTarget(b, true)
-	if err != nil {
-		return err
-	}
-	resp, err := r.send(ctx, b, httpclient.Request{URL: url, Headers: headers, Body: []byte(body)})
+	resp, err := r.postToSlack(ctx, b, "manual-choice", tctx)
 	if err != nil || resp == nil {
 		return err
 	}
