@@ -63,9 +63,9 @@ log "== example (2): the deploy pipeline loads the same context by id: state acr
 run_pipeline deploy "deploy-$suffix" context-id "$ctx"
 
 echo
-log "== the stored context, read with the CLI"
+log "== the stored context, read with the CLI (contexts belong to the namespace of the CustomRuns that made them)"
 "$BIN_DIR/cicdstatemgr" --config <(printf 'cicdstatemgr:\n  datasources:\n    redis: {host: 127.0.0.1, port: %s, username: cicdstatemgr, password: "123$aBcZ"}\n' "${REDIS_PORT:-16379}") \
-  --id "$ctx" --get state
+  --namespace "$NS" --id "$ctx" --get state
 
 cat <<MSG
 
