@@ -113,7 +113,10 @@ func main() {
 }
 
 func serveHTTP(ctx context.Context, addr string, mux *http.ServeMux) {
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Every read and write is bounded: a client that sends or reads slowly
+	// holds a connection for seconds, not for ever.
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
 // Metrics are the controller's Prometheus metrics. A nil *Metrics records
@@ -15,6 +16,7 @@ type Metrics struct {
 	ops         *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	redisErrors prometheus.Counter
+	budgets     *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg.
@@ -30,8 +32,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cicdstatemgr_redis_errors_total", Help: "Operations that failed because Redis was unreachable.",
 		}),
+		budgets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cicdstatemgr_budget_exceeded_total", Help: "Operations stopped by a budget, by budget (steps, output, depth, deadline of a template render).",
+		}, []string{"budget"}),
 	}
-	reg.MustRegister(m.ops, m.duration, m.redisErrors)
+	reg.MustRegister(m.ops, m.duration, m.redisErrors, m.budgets)
 	return m
 }
 
@@ -43,5 +48,9 @@ func (m *Metrics) observe(op, outcome string, d time.Duration, err error) {
 	m.duration.WithLabelValues(op).Observe(d.Seconds())
 	if errors.Is(err, store.ErrUnavailable) {
 		m.redisErrors.Inc()
+	}
+	var be *tmpl.BudgetError
+	if errors.As(err, &be) {
+		m.budgets.WithLabelValues(be.Budget).Inc()
 	}
 }

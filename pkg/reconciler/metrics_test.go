@@ -1,0 +1,31 @@
+package reconciler
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
+)
+
+// TestBudgetExceededIsCounted: an op stopped by a render budget counts in
+// cicdstatemgr_budget_exceeded_total under the budget's name; other
+// failures do not.
+func TestBudgetExceededIsCounted(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	_, err := tmpl.New(tmpl.Options{}).Render(`{{ "x"|ljust:200000000 }}`, document.NewMap())
+	if err == nil {
+		t.Fatal("the render bomb rendered")
+	}
+	m.observe("get", "failed", 0, engine.AsError(err, engine.ReasonTemplateError))
+	if got := testutil.ToFloat64(m.budgets.WithLabelValues("output")); got != 1 {
+		t.Fatalf("budget_exceeded_total{budget=output} = %v, want 1", got)
+	}
+	m.observe("get", "failed", 0, engine.Errorf(engine.ReasonTemplateError, "an ordinary template error"))
+	if n := testutil.CollectAndCount(m.budgets); n != 1 {
+		t.Fatalf("%d budget series, want only the output one", n)
+	}
+}
