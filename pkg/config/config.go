@@ -29,6 +29,8 @@ type Config struct {
 	Secrets *document.Map
 	// datasources is config's datasources with the secrets' merged in.
 	datasources *document.Map
+	// budgets is the parsed budgets block (nil: defaults).
+	budgets *Budgets
 }
 
 // Parse reads config.yaml and secrets.yaml texts. Secrets may be empty.
@@ -47,7 +49,11 @@ func Parse(configYAML, secretsYAML []byte) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secrets.yaml datasources: %w", err)
 	}
-	return &Config{Data: data, Secrets: secrets, datasources: merged}, nil
+	budgets, err := parseBudgets(data)
+	if err != nil {
+		return nil, err
+	}
+	return &Config{Data: data, Secrets: secrets, datasources: merged, budgets: &budgets}, nil
 }
 
 // Load reads both files from disk.
