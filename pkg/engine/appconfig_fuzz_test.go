@@ -72,7 +72,7 @@ func FuzzAppConfig(f *testing.F) {
 			}
 			req.Sets = []document.Assignment{a}
 		}
-		doc, buildErr := e.BuildDocument(req)
+		doc, buildErr := e.BuildDocument(context.Background(), req)
 		checkAppConfigError(t, "BuildDocument", buildErr)
 		out, initErr := e.Do(context.Background(), req)
 		checkAppConfigError(t, "init", initErr)

@@ -348,7 +348,7 @@ func (e *Engine) get(ctx context.Context, req Request) (*Outcome, error) {
 	compute := func(doc *document.Map) (*Outcome, error) {
 		out := &Outcome{ID: req.ID, Doc: doc}
 		for _, g := range req.Gets {
-			v, err := e.getFormatted(doc, req.Config, g, req.Vars)
+			v, err := e.getFormatted(ctx, doc, req.Config, g, req.Vars)
 			if err != nil {
 				return nil, err
 			}
@@ -496,7 +496,7 @@ func macrosOnly(doc *document.Map) bool {
 // output formats of docs/compatibility.md): a string is rendered as a template, a
 // number or boolean prints as JSON, maps and lists as JSON with Python's
 // separators, a missing or null value as "".
-func (e *Engine) GetValue(doc *document.Map, cfg *config.Config, expr string, vars []tmpl.Var) (string, error) {
+func (e *Engine) GetValue(ctx context.Context, doc *document.Map, cfg *config.Config, expr string, vars []tmpl.Var) (string, error) {
 	p, err := document.ParsePath(expr)
 	if err != nil {
 		return "", Errorf(ReasonInvalidParams, "get %q: %v", expr, err)
@@ -516,14 +516,14 @@ func (e *Engine) GetValue(doc *document.Map, cfg *config.Config, expr string, va
 	if err != nil {
 		return "", Errorf(ReasonInvalidParams, "%v", err)
 	}
-	out, err := e.Templates.Render(s, tctx)
+	out, err := e.Templates.RenderContext(ctx, s, tctx)
 	if err != nil {
 		return "", AsError(fmt.Errorf("get %s: %w", expr, err), ReasonTemplateError)
 	}
 	return out, nil
 }
 
-func (e *Engine) getFormatted(doc *document.Map, cfg *config.Config, g GetSpec, vars []tmpl.Var) (string, error) {
+func (e *Engine) getFormatted(ctx context.Context, doc *document.Map, cfg *config.Config, g GetSpec, vars []tmpl.Var) (string, error) {
 	if g.Format == "csv" {
 		if v, ok, err := document.Lookup(doc, g.Expr); err == nil && ok {
 			if l, isList := v.([]any); isList {
@@ -535,7 +535,7 @@ func (e *Engine) getFormatted(doc *document.Map, cfg *config.Config, g GetSpec, 
 			}
 		}
 	}
-	return e.GetValue(doc, cfg, g.Expr, vars)
+	return e.GetValue(ctx, doc, cfg, g.Expr, vars)
 }
 
 // FormatValue prints a non-string value for --get and results.

@@ -11,7 +11,7 @@ import (
 // generate runs the generator object at req.Generator: for each
 // entry in order, when its `if` renders non-blank, every {key, value} of its
 // `set` list is rendered and stored. Later entries see earlier writes.
-func (e *Engine) generate(_ context.Context, req Request, doc *document.Map) error {
+func (e *Engine) generate(ctx context.Context, req Request, doc *document.Map) error {
 	p, err := document.ParsePath(req.Generator)
 	if err != nil {
 		return Errorf(ReasonInvalidParams, "generator path %q: %v", req.Generator, err)
@@ -30,14 +30,14 @@ func (e *Engine) generate(_ context.Context, req Request, doc *document.Map) err
 		if !ok {
 			return Errorf(ReasonInvalidAppConfig, "generator entry %s must be a map with `if` and `set`", name)
 		}
-		if err := e.generateEntry(doc, req, name, cfg); err != nil {
+		if err := e.generateEntry(ctx, doc, req, name, cfg); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (e *Engine) generateEntry(doc *document.Map, req Request, name string, cfg *document.Map) error {
+func (e *Engine) generateEntry(rctx context.Context, doc *document.Map, req Request, name string, cfg *document.Map) error {
 	ctx, err := tmpl.Context(doc, req.Config.Data, req.Vars)
 	if err != nil {
 		return Errorf(ReasonInvalidParams, "%v", err)
@@ -45,7 +45,7 @@ func (e *Engine) generateEntry(doc *document.Map, req Request, name string, cfg 
 	ctx.Set("generator", document.Clone(cfg))
 	if cond, ok := cfg.Get("if"); ok {
 		src, _ := cond.(string)
-		pass, err := e.Templates.Condition(src, ctx, true)
+		pass, err := e.Templates.ConditionContext(rctx, src, ctx, true)
 		if err != nil {
 			e.log().Info("generator condition did not render: skipping", "entry", name, "error", err)
 		}
@@ -61,7 +61,7 @@ func (e *Engine) generateEntry(doc *document.Map, req Request, name string, cfg 
 			return Errorf(ReasonInvalidAppConfig, "generator %s set[%d] must be a map with key and value", name, i)
 		}
 		keyT, _ := item.Get("key")
-		key, err := e.Templates.RenderAny(keyT, ctx)
+		key, err := e.Templates.RenderAnyContext(rctx, keyT, ctx)
 		if err != nil {
 			return AsError(err, ReasonTemplateError)
 		}
@@ -69,7 +69,7 @@ func (e *Engine) generateEntry(doc *document.Map, req Request, name string, cfg 
 		if strings.TrimSpace(key) == "" || !document.Truthy(raw) {
 			continue
 		}
-		val, err := e.Templates.RenderAny(raw, ctx)
+		val, err := e.Templates.RenderAnyContext(rctx, raw, ctx)
 		if err != nil {
 			return AsError(err, ReasonTemplateError)
 		}

@@ -18,7 +18,7 @@ const DefaultCicdContext = "stage"
 // context block, appPipelinesConfig, macros, state, sets, variables, event)
 // and stores it, replacing any document with the same id.
 func (e *Engine) init(ctx context.Context, req Request) (*Outcome, error) {
-	doc, err := e.BuildDocument(req)
+	doc, err := e.BuildDocument(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func (e *Engine) init(ctx context.Context, req Request) (*Outcome, error) {
 
 // BuildDocument is init without the event and the write: the document an
 // app config yields.
-func (e *Engine) BuildDocument(req Request) (*document.Map, error) {
+func (e *Engine) BuildDocument(ctx context.Context, req Request) (*document.Map, error) {
 	if len(strings.TrimSpace(string(req.AppConfig))) == 0 {
 		return nil, Errorf(ReasonInvalidParams, "init needs an app config")
 	}
@@ -86,7 +86,7 @@ func (e *Engine) BuildDocument(req Request) (*document.Map, error) {
 	if err := applySets(doc, req.Sets); err != nil {
 		return nil, err
 	}
-	if err := e.renderVariables(doc, merged); err != nil {
+	if err := e.renderVariables(ctx, doc, merged); err != nil {
 		return nil, err
 	}
 	return doc, nil
@@ -191,7 +191,7 @@ func buildMacros(merged *document.Map) (*document.Map, error) {
 
 // renderVariables renders the merged variables once, in order, against the
 // document itself (no configData, no tmpl-ctx-vars), as the original does.
-func (e *Engine) renderVariables(doc, merged *document.Map) error {
+func (e *Engine) renderVariables(ctx context.Context, doc, merged *document.Map) error {
 	vv, ok := merged.Get("variables")
 	if !ok || vv == nil {
 		return nil
@@ -211,7 +211,7 @@ func (e *Engine) renderVariables(doc, merged *document.Map) error {
 		if !isStr {
 			return Errorf(ReasonInvalidAppConfig, "variables.%s must be a string template, not a %s", name, document.TypeName(v))
 		}
-		out, err := e.Templates.Render(src, doc)
+		out, err := e.Templates.RenderContext(ctx, src, doc)
 		if err != nil {
 			return AsError(fmt.Errorf("variables.%s: %w", name, err), ReasonTemplateError)
 		}

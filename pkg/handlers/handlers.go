@@ -55,13 +55,13 @@ func (r *Runner) proceed(b *blockRun, tctx *document.Map, strip bool) bool {
 	switch t := src.(type) {
 	case nil:
 	case string:
-		p, err := r.Templates.Condition(t, tctx, strip)
+		p, err := r.Templates.ConditionContext(b.ctx, t, tctx, strip)
 		if err != nil {
 			r.log().Info("event handler condition did not render: counted as blank", "type", b.typ, "name", b.name, "error", b.redact(err.Error()))
 		}
 		pass = p
 	default:
-		s, err := r.Templates.RenderAny(t, tctx)
+		s, err := r.Templates.RenderAnyContext(b.ctx, t, tctx)
 		if strip {
 			s = strings.TrimSpace(s)
 		}
@@ -75,8 +75,8 @@ func (r *Runner) proceed(b *blockRun, tctx *document.Map, strip bool) bool {
 }
 
 // render renders a config value; a failure is a TemplateError naming what.
-func (r *Runner) render(what string, v any, tctx *document.Map) (string, error) {
-	s, err := r.Templates.RenderAny(v, tctx)
+func (r *Runner) render(ctx context.Context, what string, v any, tctx *document.Map) (string, error) {
+	s, err := r.Templates.RenderAnyContext(ctx, v, tctx)
 	if err != nil {
 		return "", &engine.Error{Reason: engine.ReasonTemplateError, Message: what + ": " + err.Error(), Err: err}
 	}
@@ -90,7 +90,7 @@ func (r *Runner) bodyTemplate(b *blockRun, name string, tctx *document.Map) (str
 	if !ok || strings.TrimSpace(src) == "" {
 		return "", failf(engine.ReasonEventHandlerFailed, "config.yaml has no templates.%s (the body template of %s)", name, b.typ)
 	}
-	return r.render("templates."+name, src, tctx)
+	return r.render(b.ctx, "templates."+name, src, tctx)
 }
 
 // postToSlack renders the body template named template and POSTs it to
@@ -171,7 +171,7 @@ func (r *Runner) notify(ctx context.Context, b *blockRun) error {
 	if !ok {
 		return failf(engine.ReasonInvalidAppConfig, "the block has no message")
 	}
-	msg, err := r.render("message", src, tctx)
+	msg, err := r.render(b.ctx, "message", src, tctx)
 	if err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func (r *Runner) manualChoice(ctx context.Context, b *blockRun) error {
 		return err
 	}
 	if src, ok := b.block.Get("title"); ok {
-		title, err := r.render("title", src, tctx)
+		title, err := r.render(b.ctx, "title", src, tctx)
 		if err != nil {
 			return err
 		}
@@ -217,7 +217,7 @@ func (r *Runner) manualChoice(ctx context.Context, b *blockRun) error {
 			return failf(engine.ReasonInvalidAppConfig, "choice group %q must be a map with header and options, not a %s", name, document.TypeName(v))
 		}
 		if h, ok := c.Get("header"); ok {
-			s, err := r.render(fmt.Sprintf("choices.%s.header", name), h, tctx)
+			s, err := r.render(b.ctx, fmt.Sprintf("choices.%s.header", name), h, tctx)
 			if err != nil {
 				return err
 			}
@@ -238,7 +238,7 @@ func (r *Runner) manualChoice(ctx context.Context, b *blockRun) error {
 			}
 			for _, k := range []string{"value", "text"} {
 				if v, ok := om.Get(k); ok {
-					s, err := r.render(fmt.Sprintf("choices.%s.options[%d].%s", name, i, k), v, tctx)
+					s, err := r.render(b.ctx, fmt.Sprintf("choices.%s.options[%d].%s", name, i, k), v, tctx)
 					if err != nil {
 						return err
 					}
@@ -369,7 +369,7 @@ func (r *Runner) generateChoices(b *blockRun, tctx, choices *document.Map) error
 		if foreachSrc == nil || tplSrc == nil || iterSrc == nil {
 			return failf(engine.ReasonInvalidAppConfig, "%s needs foreach, iterator and template", where)
 		}
-		foreach, err := r.render(where+".foreach", foreachSrc, tctx)
+		foreach, err := r.render(b.ctx, where+".foreach", foreachSrc, tctx)
 		if err != nil {
 			return err
 		}
@@ -387,7 +387,7 @@ func (r *Runner) generateChoices(b *blockRun, tctx, choices *document.Map) error
 		if !ok {
 			return failf(engine.ReasonInvalidAppConfig, "%s.foreach %q must point at a map, it holds a %s", where, foreach, document.TypeName(items))
 		}
-		iter, err := r.render(where+".iterator", iterSrc, tctx)
+		iter, err := r.render(b.ctx, where+".iterator", iterSrc, tctx)
 		if err != nil {
 			return err
 		}
@@ -406,7 +406,7 @@ func (r *Runner) generateChoices(b *blockRun, tctx, choices *document.Map) error
 			item, _ := im.Get(itemName)
 			tctx.Set(iter, document.Clone(item))
 			what := fmt.Sprintf("%s.template (item %s)", where, itemName)
-			out, err := r.render(what, tplSrc, tctx)
+			out, err := r.render(b.ctx, what, tplSrc, tctx)
 			if err != nil {
 				return err
 			}
@@ -434,7 +434,7 @@ func (r *Runner) respond(ctx context.Context, b *blockRun) error {
 		return err
 	}
 	src, _ := b.block.Get("message")
-	msg, err := r.render("message", src, tctx)
+	msg, err := r.render(b.ctx, "message", src, tctx)
 	if err != nil {
 		return err
 	}
@@ -451,7 +451,7 @@ func (r *Runner) respond(ctx context.Context, b *blockRun) error {
 			continue
 		}
 		v, _ := b.block.Get(k)
-		s, err := r.render(k, v, tctx)
+		s, err := r.render(b.ctx, k, v, tctx)
 		if err != nil {
 			return err
 		}
@@ -462,7 +462,7 @@ func (r *Runner) respond(ctx context.Context, b *blockRun) error {
 		return err
 	}
 	urlSrc, _ := b.block.Get("url")
-	url, err := r.render("url", urlSrc, tctx)
+	url, err := r.render(b.ctx, "url", urlSrc, tctx)
 	if err != nil {
 		return err
 	}
@@ -541,7 +541,7 @@ func (r *Runner) triggerPipeline(ctx context.Context, b *blockRun) error {
 	autoArgs := cfg.MapAt("trigger.auto-args")
 	for _, k := range autoArgs.Keys() {
 		v, _ := autoArgs.Get(k)
-		s, err := r.render("config.yaml trigger.auto-args."+k, v, tctx)
+		s, err := r.render(b.ctx, "config.yaml trigger.auto-args."+k, v, tctx)
 		if err != nil {
 			return err
 		}
@@ -554,7 +554,7 @@ func (r *Runner) triggerPipeline(ctx context.Context, b *blockRun) error {
 		}
 		for _, k := range args.Keys() {
 			v, _ := args.Get(k)
-			s, err := r.render("args."+k, v, tctx)
+			s, err := r.render(b.ctx, "args."+k, v, tctx)
 			if err != nil {
 				return err
 			}
@@ -620,7 +620,7 @@ func (r *Runner) setValues(_ context.Context, b *blockRun) error {
 // value (after filter) at the rendered path when it is not empty.
 func (r *Runner) assign(b *blockRun, what string, rule, tctx *document.Map, filter func(string) string) error {
 	from, _ := rule.Get("from")
-	v, err := r.render(what+".from", from, tctx)
+	v, err := r.render(b.ctx, what+".from", from, tctx)
 	if err != nil {
 		return err
 	}
@@ -632,7 +632,7 @@ func (r *Runner) assign(b *blockRun, what string, rule, tctx *document.Map, filt
 		return nil
 	}
 	toSrc, _ := rule.Get("to")
-	to, err := r.render(what+".to", toSrc, tctx)
+	to, err := r.render(b.ctx, what+".to", toSrc, tctx)
 	if err != nil {
 		return err
 	}
@@ -748,7 +748,7 @@ func (r *Runner) TriggerHeaders(cfg *config.Config, doc *document.Map) ([]httpcl
 			return nil, failf(engine.ReasonInvalidConfig, "config.yaml trigger.headers[%d] must be a map with a name and a value", i)
 		}
 		v, _ := hm.Get("value")
-		s, err := r.render(fmt.Sprintf("config.yaml trigger.headers[%d].value", i), v, hctx)
+		s, err := r.render(context.Background(), fmt.Sprintf("config.yaml trigger.headers[%d].value", i), v, hctx)
 		if err != nil {
 			return nil, &engine.Error{Reason: engine.ReasonTemplateError, Message: redact(err.Error())}
 		}

@@ -213,6 +213,8 @@ func init() {
 
 // blockRun is one handler block being run.
 type blockRun struct {
+	// ctx is the op's context: renders stop when it ends.
+	ctx      context.Context
 	in       engine.EventInput
 	typ      string
 	name     string
@@ -283,7 +285,7 @@ func (r *Runner) HandleEvent(ctx context.Context, in engine.EventInput) (string,
 		handlerOptional := isTrue(hcfg, "optional")
 		for _, nb := range blocks {
 			e := &Entry{Type: typ, Name: nb.name}
-			b := &blockRun{in: in, typ: typ, name: nb.name, spec: spec, block: nb.block, entry: e, redact: redact,
+			b := &blockRun{ctx: ctx, in: in, typ: typ, name: nb.name, spec: spec, block: nb.block, entry: e, redact: redact,
 				optional: handlerOptional || isTrue(nb.block, "optional")}
 			if err := spec.run(r, ctx, b); err != nil {
 				ee := r.wrapError(b, err)

@@ -82,7 +82,7 @@ func (c *Creator) Trigger(ctx context.Context, call *handlers.TriggerCall) (*htt
 	if err != nil {
 		return nil, err
 	}
-	pr, err := c.build(call, tmpl)
+	pr, err := c.build(ctx, call, tmpl)
 	if err != nil {
 		return nil, err
 	}
@@ -139,10 +139,10 @@ func templateFor(call *handlers.TriggerCall) (string, bool, error) {
 
 // build renders the template (context: the handler block's, plus payload)
 // into a PipelineRun confined to the CustomRun's namespace.
-func (c *Creator) build(call *handlers.TriggerCall, tmpl string) (*v1.PipelineRun, error) {
+func (c *Creator) build(ctx context.Context, call *handlers.TriggerCall, tmpl string) (*v1.PipelineRun, error) {
 	tctx := document.CloneMap(call.Context)
 	tctx.Set("payload", call.Payload)
-	text, err := c.Templates.Render(tmpl, tctx)
+	text, err := c.Templates.RenderContext(ctx, tmpl, tctx)
 	if err != nil {
 		return nil, engine.AsError(fmt.Errorf("create-pipelinerun template: %w", err), engine.ReasonTemplateError)
 	}
