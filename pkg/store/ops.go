@@ -227,6 +227,9 @@ func (s *Store) Put(ctx context.Context, ref string, doc *document.Map, o PutOpt
 	if err != nil {
 		return nil, false, err
 	}
+	if err := s.checkPut(ref, enc); err != nil {
+		return nil, false, err
+	}
 	args := enc.hsetArgs()
 	key := s.DocKey(ref)
 	write := func(p redis.Pipeliner) {
@@ -385,6 +388,13 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 			if changed {
 				if enc, err = encodeDoc(ref, doc); err != nil {
 					return err
+				}
+				old := hashSize(h)
+				if legacy != nil {
+					old = int64(len(legacy))
+				}
+				if err := s.checkUpdate(ref, old, enc); err != nil {
+					return fnError{err}
 				}
 				if legacy == nil {
 					writes, dels = diffHash(h, enc)

@@ -310,6 +310,13 @@ func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []stri
 				if writes, dels, err = part.changes(ref); err != nil {
 					return err
 				}
+				order, _ := vals[0].(string)
+				if err := s.checkPartial(ctx, tx, ref, key, part.lay, part.raw, order, writes, dels); err != nil {
+					if errors.Is(err, ErrTooLarge) {
+						return fnError{err}
+					}
+					return err
+				}
 			}
 			if opK == "" && len(writes) == 0 && len(dels) == 0 {
 				return nil

@@ -89,6 +89,11 @@ type Options struct {
 
 	// DoneTTL is how long op records (exactly-once results) are kept; default 7 days.
 	DoneTTL time.Duration
+
+	// MaxContextBytes bounds the encoded size of a stored context (size.go);
+	// a write over it fails with ErrTooLarge and writes nothing. 0: no bound
+	// (set it from config budgets.contextBytes).
+	MaxContextBytes int64
 }
 
 // Store is a Redis-backed document store. It is safe for concurrent use.
@@ -99,6 +104,8 @@ type Store struct {
 	secret string
 	prefix string
 	ttl    time.Duration // op records
+	// maxContext is Options.MaxContextBytes
+	maxContext int64
 }
 
 // New validates o and makes a Store. It does not connect; use Ping to check the
@@ -166,6 +173,8 @@ func New(o Options) (*Store, error) {
 		secret: o.Password,
 		prefix: o.KeyPrefix,
 		ttl:    o.DoneTTL,
+
+		maxContext: o.MaxContextBytes,
 	}
 	s.rdb = redis.NewClient(&redis.Options{
 		Addr:                  o.Addr,
