@@ -36,7 +36,7 @@ func (e *Engine) init(ctx context.Context, req Request) (*Outcome, error) {
 	}
 	stored, replayed, err := e.Store.Put(ctx, req.ref(), doc, store.PutOptions{TTL: req.TTL, OpKey: req.OpKey, Result: record})
 	if err != nil {
-		return nil, err
+		return nil, budgetError(err)
 	}
 	if replayed {
 		return decodeOutcome(stored, true, nil)
@@ -50,11 +50,15 @@ func (e *Engine) BuildDocument(ctx context.Context, req Request) (*document.Map,
 	if len(strings.TrimSpace(string(req.AppConfig))) == 0 {
 		return nil, Errorf(ReasonInvalidParams, "init needs an app config")
 	}
+	budgets := req.budgets()
+	if err := CheckBudgets(req); err != nil {
+		return nil, err
+	}
 	app, err := document.ParseYAMLMap(req.AppConfig)
 	if err != nil {
 		return nil, Errorf(ReasonInvalidAppConfig, "app config: %v", err)
 	}
-	merged, err := mergeBases(app, req.Bases)
+	merged, err := mergeBases(app, req.Bases, budgets.AppConfigBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +96,7 @@ func (e *Engine) BuildDocument(ctx context.Context, req Request) (*document.Map,
 	return doc, nil
 }
 
-func mergeBases(app *document.Map, load BaseLoader) (*document.Map, error) {
+func mergeBases(app *document.Map, load BaseLoader, limit int64) (*document.Map, error) {
 	merged := document.NewMap()
 	if bv, ok := app.Get("bases"); ok && bv != nil {
 		bases, isList := bv.([]any)
@@ -104,7 +108,7 @@ func mergeBases(app *document.Map, load BaseLoader) (*document.Map, error) {
 			if !isStr || strings.TrimSpace(name) == "" {
 				return nil, Errorf(ReasonInvalidAppConfig, "app config: bases entry %v is not a file name", b)
 			}
-			base, err := loadBase(name, load)
+			base, err := loadBase(name, load, limit)
 			if err != nil {
 				return nil, err
 			}
@@ -122,7 +126,7 @@ func mergeBases(app *document.Map, load BaseLoader) (*document.Map, error) {
 
 // loadBase reads one base file. Names come from app repositories, so they
 // may not climb out of the bases directory.
-func loadBase(name string, load BaseLoader) (*document.Map, error) {
+func loadBase(name string, load BaseLoader, limit int64) (*document.Map, error) {
 	clean := path.Clean(name)
 	if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
 		return nil, Errorf(ReasonInvalidAppConfig, "base %q: base names must be relative and stay inside the bases directory", name)
@@ -133,6 +137,9 @@ func loadBase(name string, load BaseLoader) (*document.Map, error) {
 	text, err := load(clean)
 	if err != nil {
 		return nil, Errorf(ReasonInvalidAppConfig, "base %q: %v", name, err)
+	}
+	if n := int64(len(text)); n > limit {
+		return nil, appConfigTooLarge(fmt.Sprintf("base %q", clipPath(name)), n, limit)
 	}
 	base, err := document.ParseYAMLMap(text)
 	if err != nil {

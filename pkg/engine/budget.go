@@ -1,0 +1,89 @@
+package engine
+
+import (
+	"errors"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
+)
+
+// ReasonContextTooLarge: a write would make the stored context larger than
+// budgets.contextBytes; nothing was written.
+const ReasonContextTooLarge = "ContextTooLarge"
+
+// budgets returns the budgets of the request's configuration (the defaults
+// without one).
+func (r Request) budgets() config.Budgets { return r.Config.Budgets() }
+
+// CheckBudgets checks the inputs of a request against the budgets of its
+// configuration (docs/security.md, "Budgets"): the app config text (init)
+// and every set value. It runs before anything is read or written.
+func CheckBudgets(req Request) error {
+	b := req.budgets()
+	if n := int64(len(req.AppConfig)); n > b.AppConfigBytes {
+		return appConfigTooLarge("app config", n, b.AppConfigBytes)
+	}
+	return CheckSetBudgets(req.Sets, b.ValueBytes)
+}
+
+// CheckSetBudgets refuses a set whose value is over limit bytes
+// (budgets.valueBytes) with InvalidParams, naming the path and the limit but
+// never the value. A text value counts its bytes; any other value (set-yaml,
+// a file:// value parsed as YAML) the bytes of its compact JSON.
+func CheckSetBudgets(sets []document.Assignment, limit int64) error {
+	for _, a := range sets {
+		if n := ValueSize(a.Value); n > limit {
+			return ValueTooLarge("set "+clipPath(a.Path), n, limit)
+		}
+	}
+	return nil
+}
+
+// ValueTooLarge is the InvalidParams error of a value (what) of n bytes
+// over the budgets.valueBytes limit.
+func ValueTooLarge(what string, n, limit int64) *Error {
+	return Errorf(ReasonInvalidParams, "%s: the value is %d bytes, over the budget of %d bytes (budgets.valueBytes)", what, n, limit)
+}
+
+// ValueSize is the size in bytes of a set value: the length of a string, or
+// of the compact JSON of anything else.
+func ValueSize(v any) int64 {
+	if t, ok := v.(string); ok {
+		return int64(len(t))
+	}
+	b, err := document.MarshalJSON(v, document.JSONStyle{})
+	if err != nil {
+		return 0 // not encodable: SetPath or the store reports it
+	}
+	return int64(len(b))
+}
+
+func appConfigTooLarge(what string, n, limit int64) *Error {
+	return Errorf(ReasonInvalidAppConfig, "%s is %d bytes, over the budget of %d bytes (budgets.appConfigBytes)", what, n, limit)
+}
+
+// budgetError gives a store write refused by budgets.contextBytes its own
+// reason (ContextTooLarge); other errors are returned unchanged.
+func budgetError(err error) error {
+	if errors.Is(err, store.ErrTooLarge) {
+		return &Error{Reason: ReasonContextTooLarge, Message: err.Error(), Err: err}
+	}
+	return err
+}
+
+// BudgetError is budgetError for the callers outside the engine (and for
+// AsError): nil for an error that is not a budget's.
+func BudgetError(err error) *Error {
+	if e, ok := budgetError(err).(*Error); ok && errors.Is(err, store.ErrTooLarge) {
+		return e
+	}
+	return nil
+}
+
+func clipPath(p string) string {
+	if len(p) > 120 {
+		return p[:120] + "..."
+	}
+	return p
+}
