@@ -7,6 +7,7 @@ import (
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
@@ -58,11 +59,22 @@ type params struct {
 	appConfigRef *configMapKeyRef
 	basesRef     string
 	sets         []document.Assignment
-	gets         []getEntry
-	vars         []tmpl.Var
-	event        *engine.Event
-	generator    string
-	ttl          string
+	// setTexts are the sizes of the texts of the set and set-yaml values,
+	// as written (checkBudgets)
+	setTexts  []setText
+	gets      []getEntry
+	vars      []tmpl.Var
+	event     *engine.Event
+	generator string
+	ttl       string
+}
+
+// setText is the size of the text of one set or set-yaml value.
+type setText struct {
+	param string
+	item  int
+	path  string
+	bytes int64
 }
 
 type getEntry struct {
@@ -124,6 +136,7 @@ func parseParams(run *v1beta1.CustomRun) (*params, error) {
 	if p.sets, err = parseSetParams(list(ParamSet), list(ParamSetYAML)); err != nil {
 		return nil, err
 	}
+	p.setTexts = setTexts(list(ParamSet), list(ParamSetYAML))
 	if p.gets, err = parseGets(list(ParamGet)); err != nil {
 		return nil, err
 	}
@@ -202,6 +215,47 @@ func parseSetParams(sets, setYAML []string) ([]document.Assignment, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// setTexts lists the sizes of the value texts of set and set-yaml items
+// that parseSetParams accepted.
+func setTexts(sets, setYAML []string) []setText {
+	var out []setText
+	add := func(param string, items []string) {
+		for i, s := range items {
+			if a, err := document.ParseAssignment(s, true); err == nil {
+				out = append(out, setText{param: param, item: i, path: a.Path, bytes: int64(len(a.Value.(string)))})
+			}
+		}
+	}
+	add(ParamSet, sets)
+	add(ParamSetYAML, setYAML)
+	return out
+}
+
+// checkBudgets checks the params against the budgets of the configuration
+// (docs/security.md, "Budgets") before anything is read or parsed further:
+// the text of every set and set-yaml value (budgets.valueBytes,
+// InvalidParams) and an inline app-config (budgets.appConfigBytes,
+// InvalidAppConfig). The engine checks the same again (engine.CheckBudgets).
+// Errors name the param, the item, the path and the limit, never the value.
+func (p *params) checkBudgets(b config.Budgets) error {
+	if n := int64(len(p.appConfig)); n > b.AppConfigBytes {
+		return engine.Errorf(engine.ReasonInvalidAppConfig, "param %q is %d bytes, over the budget of %d bytes (budgets.appConfigBytes)", ParamAppConfig, n, b.AppConfigBytes)
+	}
+	for _, t := range p.setTexts {
+		if t.bytes > b.ValueBytes {
+			return engine.ValueTooLarge(fmt.Sprintf("param %q item %d (%s)", t.param, t.item, clip(t.path)), t.bytes, b.ValueBytes)
+		}
+	}
+	return nil
+}
+
+func clip(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "..."
+	}
+	return s
 }
 
 // parseGets parses `result-name=path` entries; `result-name:csv=path` joins
