@@ -188,18 +188,27 @@ func run(ctx context.Context, o Options, stdout, stderr io.Writer, log *slog.Log
 	if req.TTL == 0 {
 		req.TTL = rc.TTL
 	}
-	st, err := store.New(storeOptions(rc))
+	budgets := cfg.Budgets()
+	if err := engine.CheckBudgets(*req); err != nil {
+		return err
+	}
+	so := storeOptions(rc)
+	so.MaxContextBytes = budgets.ContextBytes
+	st, err := store.New(so)
 	if err != nil {
 		return engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
 	}
 	defer st.Close()
-	templates := tmpl.New(tmpl.Options{})
+	templates := tmpl.New(budgets.TemplateOptions())
 	eng := &engine.Engine{Store: st, Templates: templates, Log: log}
 	if EventRunnerFactory != nil {
 		eng.Handlers = EventRunnerFactory(st, templates, log)
 	}
 	out, err := eng.Do(ctx, *req)
 	if err != nil {
+		if be := engine.BudgetError(err); be != nil {
+			return be
+		}
 		return err
 	}
 	if out.Waiting != "" {
