@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -64,6 +67,9 @@ jinja2-macros:
 	if got := metricOr(t, `cicdstatemgr_budget_exceeded_total{budget="output"}`, 0); got < outputBefore+1 {
 		t.Errorf("budget_exceeded_total{budget=output} %v -> %v", outputBefore, got)
 	}
+	if peak := controllerPeakRSS(t); peak > 256<<20 {
+		t.Errorf("the controller's peak RSS is %d MiB, over the 256 MiB its Deployment allows", peak>>20)
+	}
 	resp, err := http.Get(ctrlURL + "/readyz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("/readyz after the bombs: %v %v", resp, err)
@@ -74,6 +80,30 @@ jinja2-macros:
 	if reason != "Succeeded" || resultOf(done, "v") != "yes" {
 		t.Fatalf("get after the bombs: %s: %s", reason, msg)
 	}
+}
+
+// controllerPeakRSS is VmHWM of our controller's process, in bytes.
+func controllerPeakRSS(t *testing.T) int64 {
+	t.Helper()
+	pid, err := os.ReadFile(filepath.Join(stackEnv["CLUSTER_DIR"], "run", "cicdstatemgr-controller.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile(filepath.Join("/proc", strings.TrimSpace(string(pid)), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/<pid>/status")
+	return 0
 }
 
 // metricOr is metric, or def when the sample is not exposed yet (a counter
