@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -18,7 +19,8 @@ var ErrTooLarge = errors.New("cicd context too large")
 // state key). Put and Update know every field after the change; UpdatePaths
 // reads only some fields, so when its write grows what it loaded it asks
 // Redis for the length of every other field (HSTRLEN, pipelined in one round
-// trip inside the WATCH) and sums. A write that does not grow the context is
+// trip inside the WATCH; HMGET when the ACL user may not send HSTRLEN) and
+// sums. A write that does not grow the context is
 // never refused (a context over a lowered budget can still be trimmed).
 
 func (s *Store) tooLarge(ref string, size int64) error {
@@ -122,18 +124,11 @@ func (s *Store) checkPartial(ctx context.Context, c redis.Cmdable, ref, key stri
 		n += int64(len(f) + len(writes[i+1].([]byte)))
 	}
 	if len(others) > 0 {
-		cmds := make([]*redis.IntCmd, len(others))
-		if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, f := range others {
-				cmds[i] = p.HStrLen(ctx, key, f)
-			}
-			return nil
-		}); err != nil {
+		m, err := fieldLengths(ctx, c, key, others)
+		if err != nil {
 			return err
 		}
-		for i, f := range others {
-			n += int64(len(f)) + cmds[i].Val()
-		}
+		n += m
 	}
 	if n > s.maxContext {
 		return s.tooLarge(ref, n)
@@ -154,4 +149,37 @@ func (l *layout) fieldNames() []string {
 		out = append(out, topField(k))
 	}
 	return out
+}
+
+// fieldLengths sums the lengths of the names and values of fields of key:
+// HSTRLEN, pipelined; when the ACL user may not send HSTRLEN (NOPERM, an ACL
+// line from before the budgets), HMGET of the same fields.
+func fieldLengths(ctx context.Context, c redis.Cmdable, key string, fields []string) (int64, error) {
+	var n int64
+	cmds := make([]*redis.IntCmd, len(fields))
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, f := range fields {
+			cmds[i] = p.HStrLen(ctx, key, f)
+		}
+		return nil
+	})
+	if err == nil {
+		for i, f := range fields {
+			n += int64(len(f)) + cmds[i].Val()
+		}
+		return n, nil
+	}
+	if !strings.HasPrefix(err.Error(), "NOPERM") {
+		return 0, err
+	}
+	vals, err := c.HMGet(ctx, key, fields...).Result()
+	if err != nil {
+		return 0, err
+	}
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			n += int64(len(fields[i]) + len(s))
+		}
+	}
+	return n, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cicdstatemgr/cicdstatemgr/internal/redistest"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
@@ -158,4 +159,25 @@ func prefixOf(t *testing.T, st *store.Store) string {
 		t.Fatalf("unexpected key %s", k)
 	}
 	return k[:i]
+}
+
+// TestContextBudgetWithoutHSTRLEN: an ACL user that may not send HSTRLEN
+// (an ACL line from before the budgets) still gets the budget checked.
+func TestContextBudgetWithoutHSTRLEN(t *testing.T) {
+	s := redistest.Start(t, redistest.WithConfig("user lim on >lim-pw ~* &* +@all -hstrlen"))
+	ctx := testCtx(t, 30*time.Second)
+	o := store.Options{Addr: s.Addr, Username: "lim", Password: "lim-pw", KeyPrefix: "p"}
+	free := newStore(t, o)
+	ref := "ns/acl"
+	if _, _, err := free.Put(ctx, ref, mustYAML(t, "state: {big: "+strings.Repeat("z", 500)+"}\nother: x\n"), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	size := storedSize(t, free, ref)
+	o.MaxContextBytes = size + 20
+	st := newStore(t, o)
+	_, _, err := st.UpdatePaths(ctx, ref, "", []string{"state.n"}, setFn([2]any{"state.n", strings.Repeat("q", 40)}))
+	wantTooLarge(t, err, "new state key")
+	if _, _, err := st.UpdatePaths(ctx, ref, "", []string{"state.n"}, setFn([2]any{"state.n", "q"})); err != nil {
+		t.Fatalf("under the budget: %v", err)
+	}
 }
