@@ -139,8 +139,11 @@ func TestParityAppConfigRejected(t *testing.T) {
 			[]string{"InvalidAppConfig", "line 4, column 5: a mapping key is a map"}},
 		{"list key", "cicd-contexts:\n  stage:\n    ? [a, b]\n    : x\n",
 			[]string{"InvalidAppConfig", "a mapping key is a list"}},
-		{"huge file", "cicd-contexts:\n  stage:\n    big: " + strings.Repeat("x", 1<<20) + "\n    {[a]: 1}: x\n",
+		// just under the default budgets.appConfigBytes (1 MiB)
+		{"huge file", "cicd-contexts:\n  stage:\n    big: " + strings.Repeat("x", 1<<20-100) + "\n    {[a]: 1}: x\n",
 			[]string{"InvalidAppConfig", "line 4, column 5: a mapping key is a map"}},
+		{"over the app config budget", "cicd-contexts:\n  stage:\n    big: " + strings.Repeat("x", 1<<20) + "\n",
+			[]string{"InvalidAppConfig", "over the budget of 1048576 bytes (budgets.appConfigBytes)"}},
 		{"second document", "cicd-contexts:\n  stage: {channel: c}\n---\nother: 1\n",
 			[]string{"InvalidAppConfig", "expected a single document, but found another document at line 3"}},
 		{"text after the document", "{cicd-contexts: {stage: {channel: c}}} and more\n",
