@@ -66,12 +66,12 @@ func main() {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := reconciler.NewMetrics(reg)
-	templates := tmpl.New(tmpl.Options{})
 	// wake is set once the controller exists: a choice made through our
 	// HTTP endpoint wakes the waiting CustomRun at once.
 	var wake atomic.Pointer[func(string)]
 	src := configwatch.NewSource(func(st *store.Store, c *config.Config) *engine.Engine {
-		r := templates
+		// each configuration brings its own render budget (budgets.render)
+		r := tmpl.New(c.Budgets().TemplateOptions())
 		gates := gate.New(st)
 		gates.OnDecision = func(p gate.Gate, _ gate.Decision) {
 			if w := wake.Load(); w != nil {

@@ -98,7 +98,7 @@ func (s *Source) Apply(configText, secretsText []byte) error {
 	opts := store.Options{
 		Addr: rc.Addr, DB: rc.DB, Username: rc.Username, Password: rc.Password, TLS: rc.TLS,
 		TLSCAFile: rc.TLSCAFile, TLSInsecureSkipVerify: rc.TLSInsecureSkipVerify, TLSServerName: rc.TLSServerName,
-		KeyPrefix: rc.KeyPrefix,
+		KeyPrefix: rc.KeyPrefix, MaxContextBytes: cfg.Budgets().ContextBytes,
 	}
 	if s.StoreOptions != nil {
 		s.StoreOptions(&opts)

@@ -149,3 +149,36 @@ func TestContextBudgetAtInit(t *testing.T) {
 		t.Fatalf("BudgetError(%v) = %v", err, be)
 	}
 }
+
+// TestBudgetsOnUpdates: a set over budgets.valueBytes and a set that would
+// grow the stored context over budgets.contextBytes fail with their reasons
+// through Do, and write nothing.
+func TestBudgetsOnUpdates(t *testing.T) {
+	e, cfg := newEngine(t)
+	st := e.Store.(*store.Store)
+	small, err := store.New(store.Options{Addr: srv.Addr, Username: srv.Username, Password: srv.Password,
+		KeyPrefix: st.OpKey("")[:len(st.OpKey(""))-len(":op:")], MaxContextBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	initDoc(t, e, cfg, "u")
+	bounded := &engine.Engine{Store: small, Templates: e.Templates}
+	set := func(eng *engine.Engine, c *config.Config, v string) error {
+		_, err := eng.Do(context.Background(), engine.Request{Namespace: "ns", Asker: "ns", Op: engine.OpSet, ID: "u", Config: c,
+			Sets: []document.Assignment{{Path: "state.big", Value: v}}})
+		return err
+	}
+	wantReason(t, set(e, budgetConfig(t, "{valueBytes: 10}"), strings.Repeat("v", 11)), engine.ReasonInvalidParams, "budgets.valueBytes")
+	if err := set(bounded, cfg, strings.Repeat("x", 100)); err != nil {
+		t.Fatalf("a small set under the context budget: %v", err)
+	}
+	wantReason(t, set(bounded, cfg, strings.Repeat("y", 8000)), engine.ReasonContextTooLarge, "budgets.contextBytes")
+	doc, err := st.Get(context.Background(), store.Ref("ns", "u"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := document.Lookup(doc, "state.big"); v != strings.Repeat("x", 100) {
+		t.Fatalf("a refused write changed the context: %.20v", v)
+	}
+}

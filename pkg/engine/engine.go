@@ -190,6 +190,9 @@ func (e *Engine) Do(ctx context.Context, req Request) (*Outcome, error) {
 	if err := checkAccess(req); err != nil {
 		return nil, err
 	}
+	if err := CheckBudgets(req); err != nil {
+		return nil, err
+	}
 	if req.Event != nil && e.Handlers == nil {
 		return nil, Errorf(ReasonInvalidParams, "handle-event is not supported by this build")
 	}

@@ -51,6 +51,8 @@ func AsError(err error, fallbackReason string) *Error {
 	}
 	var te *tmpl.Error
 	switch {
+	case errors.Is(err, store.ErrTooLarge):
+		return &Error{Reason: ReasonContextTooLarge, Message: err.Error(), Err: err}
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Reason: ReasonContextNotFound, Message: err.Error(), Err: err}
 	case errors.Is(err, store.ErrAuth):

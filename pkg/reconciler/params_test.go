@@ -9,8 +9,8 @@ import (
 func TestSetYAMLReadsJSONAsJSON(t *testing.T) {
 	cases := map[string]string{
 		`state.a={"n": 1e3, "s": "x"}`: `{"n": 1000, "s": "x"}`,
-		`state.a=n: 1e3`:                `{"n": "1e3"}`, // YAML 1.1, as PyYAML reads it
-		`state.a=[1, "two"]`:            `[1, "two"]`,
+		`state.a=n: 1e3`:               `{"n": "1e3"}`, // YAML 1.1, as PyYAML reads it
+		`state.a=[1, "two"]`:           `[1, "two"]`,
 	}
 	for in, want := range cases {
 		sets, err := parseSetParams(nil, []string{in})

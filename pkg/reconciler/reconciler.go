@@ -111,6 +111,9 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	if err != nil {
 		return r.transient(ctx, run, p, engine.Errorf(ReasonConfigError, "%v", err))
 	}
+	if err := p.checkBudgets(cfg.Budgets()); err != nil {
+		return r.fail(run, p, err)
+	}
 	req, err := r.request(ctx, run, p, cfg)
 	if err != nil {
 		if e := engine.AsError(err, engine.ReasonInvalidParams); e.Transient {
