@@ -83,7 +83,10 @@ func TestRenderDoesNotCopyOrChangeTheDocument(t *testing.T) {
 	if want := "application-338ytownerreposcore"; outSmall != want || outBig != want {
 		t.Fatalf("renders = %q, %q", outSmall, outBig)
 	}
-	if a, b := allocs(small), allocs(big); a != b {
+	// A copy of the document would cost thousands of allocations with 340
+	// apps (5,553 against 109 before maps were read in place); the race
+	// detector and the GC move the average by one or two either way.
+	if a, b := allocs(small), allocs(big); b > 2*a {
 		t.Errorf("allocations per render: %v with 2 apps, %v with 340: the render depends on the document size", a, b)
 	}
 	if after := document.MustJSON(big, document.JSONStyle{}); after != before {
