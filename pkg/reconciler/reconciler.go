@@ -186,6 +186,8 @@ func (r *Reconciler) request(ctx context.Context, run *v1beta1.CustomRun, p *par
 			return nil, invalid("param %q: %q is not a duration like 720h", ParamTTL, p.ttl)
 		}
 		req.TTL = d
+	} else if rc, err := cfg.Redis(); err == nil {
+		req.TTL = rc.TTL // the admin's default (datasources.redis.ttl), as in the CLI
 	}
 	if p.op != engine.OpInit {
 		return req, nil

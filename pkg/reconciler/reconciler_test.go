@@ -387,3 +387,31 @@ func TestBackoffGrowsAndIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestInitTakesTheAdminsDefaultTTL: without a ttl param, init uses
+// datasources.redis.ttl of config-cicdstatemgr; the param wins over it.
+func TestInitTakesTheAdminsDefaultTTL(t *testing.T) {
+	src, st := newSource(t, redisSrv.Addr)
+	cfg, err := config.Parse([]byte("cicdstatemgr:\n  datasources:\n    redis: {host: 127.0.0.1, ttl: 2h}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.cfg = cfg
+	r := &Reconciler{Clock: testclock.NewFakePassiveClock(now), Source: src, KubeClient: fakekube.NewSimpleClientset()}
+	for id, want := range map[string]time.Duration{"ttl-default": 2 * time.Hour, "ttl-param": 30 * time.Minute} {
+		ttlParam := ""
+		if id == "ttl-param" {
+			ttlParam = ", {name: ttl, value: 30m}"
+		}
+		y := fmt.Sprintf(header, "uid-"+id) + fmt.Sprintf(`  params: [{name: op, value: init}, {name: id, value: %s}, {name: app-config, value: "cicd-contexts: {stage: {}}"}%s]`, id, ttlParam)
+		run := parseRun(t, y)
+		r.ReconcileKind(context.Background(), run)
+		if !run.IsSuccessful() {
+			t.Fatalf("%s: %+v", id, run.Status)
+		}
+		got, err := st.TTL(context.Background(), store.Ref("ns", id))
+		if err != nil || got <= want-time.Minute || got > want {
+			t.Fatalf("%s: TTL %v (%v), want about %v", id, got, err, want)
+		}
+	}
+}
