@@ -189,9 +189,6 @@ func run(ctx context.Context, o Options, stdout, stderr io.Writer, log *slog.Log
 		req.TTL = rc.TTL
 	}
 	budgets := cfg.Budgets()
-	if err := engine.CheckBudgets(*req); err != nil {
-		return err
-	}
 	so := storeOptions(rc)
 	so.MaxContextBytes = budgets.ContextBytes
 	st, err := store.New(so)
@@ -206,9 +203,6 @@ func run(ctx context.Context, o Options, stdout, stderr io.Writer, log *slog.Log
 	}
 	out, err := eng.Do(ctx, *req)
 	if err != nil {
-		if be := engine.BudgetError(err); be != nil {
-			return be
-		}
 		return err
 	}
 	if out.Waiting != "" {

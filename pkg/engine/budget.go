@@ -1,11 +1,8 @@
 package engine
 
 import (
-	"errors"
-
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
 // ReasonContextTooLarge: a write would make the stored context larger than
@@ -61,24 +58,6 @@ func ValueSize(v any) int64 {
 
 func appConfigTooLarge(what string, n, limit int64) *Error {
 	return Errorf(ReasonInvalidAppConfig, "%s is %d bytes, over the budget of %d bytes (budgets.appConfigBytes)", what, n, limit)
-}
-
-// budgetError gives a store write refused by budgets.contextBytes its own
-// reason (ContextTooLarge); other errors are returned unchanged.
-func budgetError(err error) error {
-	if errors.Is(err, store.ErrTooLarge) {
-		return &Error{Reason: ReasonContextTooLarge, Message: err.Error(), Err: err}
-	}
-	return err
-}
-
-// BudgetError is budgetError for the callers outside the engine (and for
-// AsError): nil for an error that is not a budget's.
-func BudgetError(err error) *Error {
-	if e, ok := budgetError(err).(*Error); ok && errors.Is(err, store.ErrTooLarge) {
-		return e
-	}
-	return nil
 }
 
 func clipPath(p string) string {

@@ -36,7 +36,7 @@ func (e *Engine) init(ctx context.Context, req Request) (*Outcome, error) {
 	}
 	stored, replayed, err := e.Store.Put(ctx, req.ref(), doc, store.PutOptions{TTL: req.TTL, OpKey: req.OpKey, Result: record})
 	if err != nil {
-		return nil, budgetError(err)
+		return nil, err
 	}
 	if replayed {
 		return decodeOutcome(stored, true, nil)
@@ -51,9 +51,6 @@ func (e *Engine) BuildDocument(ctx context.Context, req Request) (*document.Map,
 		return nil, Errorf(ReasonInvalidParams, "init needs an app config")
 	}
 	budgets := req.budgets()
-	if err := CheckBudgets(req); err != nil {
-		return nil, err
-	}
 	app, err := document.ParseYAMLMap(req.AppConfig)
 	if err != nil {
 		return nil, Errorf(ReasonInvalidAppConfig, "app config: %v", err)
