@@ -59,6 +59,7 @@ func NewController(o Options) injection.ControllerConstructor {
 		impl := customrunreconciler.NewImpl(ctx, r, func(*controller.Impl) controller.Options {
 			return controller.Options{AgentName: ControllerName}
 		})
+		r.enqueue = impl.EnqueueKey
 		if o.Waker != nil {
 			o.Waker(func(key string) {
 				if nn, ok := r.WakeGate(key); ok {

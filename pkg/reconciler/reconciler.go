@@ -11,6 +11,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	customrunreconciler "github.com/tektoncd/pipeline/pkg/client/injection/reconciler/pipeline/v1beta1/customrun"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -64,6 +65,10 @@ type Reconciler struct {
 
 	attempts sync.Map // CustomRun UID -> int, transient failures so far
 	gates    sync.Map // gate key -> types.NamespacedName of the waiting CustomRun
+
+	// enqueue asks for a reconcile of a CustomRun (set by NewController; nil
+	// in table tests, where the requeue delay stands in for it).
+	enqueue func(types.NamespacedName)
 }
 
 var _ customrunreconciler.Interface = (*Reconciler)(nil)
