@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
 
+	"github.com/cicdstatemgr/cicdstatemgr/internal/fuzzbudget"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 )
 
@@ -17,13 +17,7 @@ const allocCap = 64 << 20
 
 // allocated runs f and returns the bytes allocated meanwhile (all
 // goroutines: the tests here do not run in parallel).
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
+func allocated(f func()) uint64 { return fuzzbudget.Measure(f).Bytes }
 
 // smallStack lowers the Go stack limit for the test (default 1 GB): a
 // template that still recursed with its size would crash the test binary
