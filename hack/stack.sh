@@ -65,7 +65,8 @@ kill_redis() {
 # local_config prints config/'s ConfigMap and Secret pointed at the local Redis.
 apply_config() {
   log "applying config/ (namespace, RBAC, configuration) for a controller out of cluster"
-  for f in 100-namespace.yaml 200-serviceaccount.yaml 201-clusterrole.yaml 202-role.yaml 302-config-logging.yaml 303-config-leader-election.yaml; do
+  for f in 100-namespace.yaml 200-serviceaccount.yaml 201-clusterrole.yaml 202-role.yaml 203-approvalgate-rbac.yaml \
+    300-approvalgate-crd.yaml 302-config-logging.yaml 303-config-leader-election.yaml 600-approvalgate-policy.yaml; do
     kc apply -f "$ROOT/config/$f" >/dev/null
   done
   kc -n "$NS" create configmap config-cicdstatemgr --from-file=config.yaml=/dev/stdin --dry-run=client -o yaml <<YAML | kc apply -f - >/dev/null
