@@ -18,6 +18,9 @@ const (
 	DefaultAppConfigBytes int64 = 1 << 20 // 1 MiB
 	DefaultValueBytes     int64 = 1 << 20 // 1 MiB
 	DefaultContextBytes   int64 = 8 << 20 // 8 MiB
+	// DefaultSlackBodyBytes is the cap of a Slack request body (the
+	// controller's Slack endpoints, pkg/slack.DefaultMaxBodyBytes).
+	DefaultSlackBodyBytes int64 = 128 << 10 // 128 KiB
 )
 
 // Budgets bounds the size of every input a pipeline author writes. One
@@ -40,6 +43,10 @@ type Budgets struct {
 	RenderOutputBytes int64
 	RenderDepth       int
 	RenderMacroDepth  int
+	// SlackBodyBytes caps the body of a request to the controller's Slack
+	// endpoints; over it the request is answered 413 before the rest is
+	// read (docs/security.md, "HTTP server").
+	SlackBodyBytes int64
 }
 
 // DefaultBudgets returns the budgets of a configuration without a budgets
@@ -53,6 +60,7 @@ func DefaultBudgets() Budgets {
 		RenderOutputBytes: tmpl.DefaultMaxOutput,
 		RenderDepth:       tmpl.DefaultMaxDepth,
 		RenderMacroDepth:  tmpl.DefaultMaxMacroDepth,
+		SlackBodyBytes:    DefaultSlackBodyBytes,
 	}
 }
 
@@ -97,10 +105,12 @@ func parseBudgets(data *document.Map) (Budgets, error) {
 			b.ValueBytes, err = budgetInt(k, v)
 		case "contextBytes":
 			b.ContextBytes, err = budgetInt(k, v)
+		case "slackBodyBytes":
+			b.SlackBodyBytes, err = budgetInt(k, v)
 		case "render":
 			err = parseRenderBudgets(&b, v)
 		default:
-			err = fmt.Errorf("config.yaml: unknown budget %s.%s (known: appConfigBytes, valueBytes, contextBytes, render)", BudgetsKey, k)
+			err = fmt.Errorf("config.yaml: unknown budget %s.%s (known: appConfigBytes, valueBytes, contextBytes, slackBodyBytes, render)", BudgetsKey, k)
 		}
 		return err == nil
 	})

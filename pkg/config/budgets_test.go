@@ -15,6 +15,7 @@ func TestBudgetsDefaults(t *testing.T) {
 	want := Budgets{
 		AppConfigBytes: 1048576, ValueBytes: 1048576, ContextBytes: 8388608,
 		RenderSteps: 1000000, RenderOutputBytes: 1048576, RenderDepth: 64, RenderMacroDepth: 32,
+		SlackBodyBytes: 131072,
 	}
 	if got := c.Budgets(); got != want {
 		t.Fatalf("defaults: got %+v, want %+v", got, want)
@@ -37,13 +38,14 @@ func TestBudgetsOverrides(t *testing.T) {
     appConfigBytes: 1000
     valueBytes: "2000"
     contextBytes: 3000
+    slackBodyBytes: 6000
     render: {steps: 4000, outputBytes: 5000, depth: 16, macroDepth: 8}
 `), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Budgets{AppConfigBytes: 1000, ValueBytes: 2000, ContextBytes: 3000,
-		RenderSteps: 4000, RenderOutputBytes: 5000, RenderDepth: 16, RenderMacroDepth: 8}
+		RenderSteps: 4000, RenderOutputBytes: 5000, RenderDepth: 16, RenderMacroDepth: 8, SlackBodyBytes: 6000}
 	if got := c.Budgets(); got != want {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
@@ -63,6 +65,7 @@ func TestBudgetsMalformed(t *testing.T) {
 		"budgets: 5":                                       "budgets must be a map",
 		"budgets: {valueBytes: -1}":                        "budgets.valueBytes must be a positive integer, not -1",
 		"budgets: {valueBytes: 0}":                         "budgets.valueBytes must be a positive integer",
+		"budgets: {slackBodyBytes: 0}":                     "budgets.slackBodyBytes must be a positive integer",
 		"budgets: {appConfigBytes: 1.5}":                   "budgets.appConfigBytes must be a positive integer, not 1.5",
 		"budgets: {contextBytes: 8MiB}":                    `budgets.contextBytes must be a positive integer, not "8MiB"`,
 		"budgets: {contextBytes: true}":                    "budgets.contextBytes must be a positive integer",
