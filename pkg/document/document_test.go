@@ -3,6 +3,8 @@ package document
 import (
 	"strings"
 	"testing"
+
+	"github.com/cicdstatemgr/cicdstatemgr/internal/fuzzbudget"
 )
 
 func mustYAML(t *testing.T, s string) *Map {
@@ -252,21 +254,33 @@ func TestMarshalYAMLRoundTrip(t *testing.T) {
 	}
 }
 
+// FuzzPathAndSet parses, finds and sets any path and assignment: nothing
+// panics, the document stays encodable, and the work stays within the
+// input's resource budget (internal/fuzzbudget): an index or slice in a
+// path never makes a set or a find allocate by its value.
 func FuzzPathAndSet(f *testing.F) {
 	for _, s := range []string{"state.a", "$..x", "a[*].b", "a[-1]", "a[1:2]", "a['b']", "l[]", "s{}", "a..b", "[", "$", "a.b.c[]"} {
 		f.Add(s, "a,b,[]")
 	}
+	for _, s := range []string{"state.l[100000000]", "a[99999999999999999999]", "state.l[-100000000]", "a[0:100000000:1]", "state.l[0:200000000]",
+		strings.Repeat("a.", 50000) + "b", strings.Repeat("a[0]", 20000), strings.Repeat("[", 10000)} {
+		f.Add(s, "{"+strings.Repeat("[", 1000)+"}")
+	}
 	f.Fuzz(func(t *testing.T, path, value string) {
 		doc := NewMap()
 		_ = SetPath(doc, "state.l", []any{"x"})
-		if p, err := ParsePath(path); err == nil {
-			_ = p.Find(doc)
-		}
-		_ = SetPath(doc, path, value)
-		if a, err := ParseAssignment(path+"="+value, true); err == nil {
-			_ = SetPath(doc, a.Path, a.Value)
-		}
-		if _, err := MarshalJSON(doc, PythonJSON); err != nil {
+		var err error
+		fuzzbudget.Check(t, fuzzbudget.For(fuzzbudget.Size(path, value), 0), func() {
+			if p, err := ParsePath(path); err == nil {
+				_ = p.Find(doc)
+			}
+			_ = SetPath(doc, path, value)
+			if a, err := ParseAssignment(path+"="+value, true); err == nil {
+				_ = SetPath(doc, a.Path, a.Value)
+			}
+			_, err = MarshalJSON(doc, PythonJSON)
+		}, path, value)
+		if err != nil {
 			t.Fatalf("document not encodable after set: %v", err)
 		}
 	})

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cicdstatemgr/cicdstatemgr/internal/fuzzbudget"
 )
 
 // refParseJSON is the former token-based ParseJSON, kept as the reference the
@@ -215,14 +217,22 @@ func checkAgainstReference(t *testing.T, data []byte) {
 // FuzzParseJSON checks the scanner against the token-based reference (same
 // values, key order and acceptance) and against encoding/json (same
 // acceptance and values modulo key order), and that what it parses encodes
-// back to JSON that parses to the same value.
+// back to JSON that parses to the same value; parsing and encoding stay
+// within the input's resource budget (internal/fuzzbudget).
 func FuzzParseJSON(f *testing.F) {
 	for _, s := range jsonSeeds {
 		f.Add([]byte(s))
 	}
+	// nesting at and past the limit, and long escapes
+	f.Add([]byte(strings.Repeat("[", 1000) + strings.Repeat("]", 1000)))
+	f.Add([]byte(strings.Repeat(`{"a":`, 1001) + "1" + strings.Repeat("}", 1001)))
+	f.Add([]byte(strings.Repeat("[", 100000)))
+	f.Add([]byte(`"` + strings.Repeat(`\ud83d\ude00`, 10000) + `"`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkAgainstReference(t, data)
-		got, err := ParseJSON(data)
+		var got any
+		var err error
+		fuzzbudget.Check(t, fuzzbudget.For(int64(len(data)), 0), func() { got, err = ParseJSON(data) }, data)
 		var std any
 		stdErr := json.Unmarshal(data, &std)
 		if err != nil && strings.Contains(err.Error(), "nested deeper") && depthOf(data) > maxDepth {
@@ -238,7 +248,9 @@ func FuzzParseJSON(f *testing.F) {
 			t.Fatalf("%.80q:\n got %#v\nwant %#v", data, p, std)
 		}
 		for _, st := range []JSONStyle{{}, PythonJSON, {HTMLSafe: true, SortKeys: true}, {Indent: 2}} {
-			enc, err := MarshalJSON(got, st)
+			var enc []byte
+			// Indent 2 writes up to 2 × depth (≤ 1000) bytes per value.
+			fuzzbudget.Check(t, fuzzbudget.For(int64(len(data)), int64(st.Indent*maxDepth*len(data))), func() { enc, err = MarshalJSON(got, st) }, data, st)
 			if err != nil {
 				t.Fatalf("%.80q: encoding: %v", data, err)
 			}
@@ -255,7 +267,8 @@ func FuzzParseJSON(f *testing.F) {
 }
 
 // FuzzWriteJSONString checks the run-copying string writer against the
-// former rune-by-rune one in every style.
+// former rune-by-rune one in every style, and that it stays within the
+// string's resource budget (internal/fuzzbudget).
 func FuzzWriteJSONString(f *testing.F) {
 	for _, s := range []string{"", "abc", `a"b\c`, "é😀", "\x00\x1f\x7f", "<>&'", "\xff", "\xef\xbf\xbd", "a\u2028b", "tab\there\n"} {
 		f.Add(s)
@@ -263,7 +276,8 @@ func FuzzWriteJSONString(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, st := range []JSONStyle{{}, PythonJSON, {HTMLSafe: true}, {ASCII: true, HTMLSafe: true}} {
 			var a, b bytes.Buffer
-			writeJSONString(&a, s, st)
+			// At most 12 bytes per input byte ("\\ud83d\\ude00" for 4).
+			fuzzbudget.Check(t, fuzzbudget.For(int64(len(s)), 12*int64(len(s))), func() { writeJSONString(&a, s, st) }, s, st)
 			refWriteJSONString(&b, s, st)
 			if a.String() != b.String() {
 				t.Fatalf("%q style %+v:\n got %s\nwant %s", s, st, a.String(), b.String())
