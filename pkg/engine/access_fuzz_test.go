@@ -4,13 +4,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cicdstatemgr/cicdstatemgr/internal/fuzzbudget"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 )
 
 // FuzzAccess checks the grant rules on any request and any share block:
 // a CustomRun never writes configuration; another namespace never runs
 // anything but get and set, never writes outside state, and is admitted only
-// with a grant of its own namespace that covers what it does.
+// with a grant of its own namespace that covers what it does. Checking
+// stays within the request's resource budget (internal/fuzzbudget).
 func FuzzAccess(f *testing.F) {
 	f.Add("team-a", "team-b", "get", "state.v", "team-b", "read")
 	f.Add("team-a", "team-b", "set", "state.v", "team-b", "read")
@@ -31,7 +33,12 @@ func FuzzAccess(f *testing.F) {
 		g.Set("access", grantAccess)
 		doc.Set(ShareKey, []any{g})
 
-		err := checkAccess(req)
+		var err error
+		var admitErr error
+		fuzzbudget.Check(t, fuzzbudget.For(fuzzbudget.Size(owner, asker, op, setPath, grantNS, grantAccess), 0), func() {
+			err = checkAccess(req)
+			admitErr = admit(req, doc)
+		}, owner, asker, op, setPath, grantNS, grantAccess)
 		if err == nil && asker != "" {
 			for _, a := range req.Sets {
 				if isConfigKey(topKey(a.Path)) {
@@ -50,7 +57,7 @@ func FuzzAccess(f *testing.F) {
 				t.Fatalf("another namespace may set %q", a.Path)
 			}
 		}
-		admitted := admit(req, doc) == nil
+		admitted := admitErr == nil
 		mayRead := grantNS == asker && (grantAccess == AccessRead || grantAccess == AccessWrite)
 		mayWrite := grantNS == asker && grantAccess == AccessWrite
 		switch {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cicdstatemgr/cicdstatemgr/internal/fuzzbudget"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
@@ -22,7 +24,10 @@ var appConfigReasons = map[string]bool{
 // context name) through BuildDocument and init: nothing panics; a failure is
 // an *engine.Error with an app-config reason and a message, the same from
 // BuildDocument and init (except for values JSON cannot encode, which only
-// init rejects); what init stores is what BuildDocument built.
+// init rejects); what init stores is what BuildDocument built; both stay
+// within the input's resource budget (appConfigLimit). The seeds hold issue
+// 11's app-config attacks: alias and merge-key bombs, deep nesting, render
+// bombs in variables and macros.
 func FuzzAppConfig(f *testing.F) {
 	f.Add(appYAML, baseYAML, "", "state.key1=v")
 	f.Add(appYAML, baseYAML, "prod", "")
@@ -45,6 +50,19 @@ func FuzzAppConfig(f *testing.F) {
 	f.Add("? [a]\n: 1\ncicd-contexts: {stage: {}}", "", "", "")
 	f.Add("---\n...\n", "", "", "")
 	f.Add("cicd-contexts: {stage: {}}\n---\nsecond: doc", "", "stage", "a.b.c=1")
+	laughs, merges := "a: &a [x, x, x, x, x, x, x, x, x, x]\n", "a: &a {k0: 0, k1: 1, k2: 2, k3: 3, k4: 4, k5: 5, k6: 6, k7: 7, k8: 8, k9: 9}\n"
+	for i, n := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		prev := string(rune('a' + i))
+		laughs += n + ": &" + n + " [" + strings.Repeat("*"+prev+", ", 9) + "*" + prev + "]\n"
+		merges += n + ": &" + n + " {<<: [" + strings.Repeat("*"+prev+", ", 9) + "*" + prev + "]}\n"
+	}
+	f.Add(laughs+"cicd-contexts: {stage: {v: *i}}", "", "", "")
+	f.Add("cicd-contexts: {stage: {}}\nbases: [base.yaml]", merges, "", "")
+	f.Add("cicd-contexts: {stage: {v: "+strings.Repeat("[", 1001)+strings.Repeat("]", 1001)+"}}", "", "", "")
+	f.Add("cicd-contexts: {stage: {}}\nvariables: {a: '{{ \"x\"|ljust:200000000|length }}', b: '{{ \"x\"|center:300000000|length }}'}", "", "", "")
+	f.Add("cicd-contexts: {stage: {}}\nvariables:\n  a: '{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}'", "", "", "")
+	f.Add("cicd-contexts: {stage: {}}\njinja2-macros: {m: '{% macro f() %}{{ f() }}{% endmacro %}'}\nvariables: {a: '{{ f() }}'}", "", "", "")
+	f.Add("cicd-contexts: {stage: {}}\nvariables: {a: '{{ \"(\"|ljust:100000 }}', b: '{{ variables.a|json_dumps:100000 }}'}", "", "", "state.x={{ "+strings.Repeat("(", 10000)+"1"+strings.Repeat(")", 10000)+" }}")
 
 	st, err := store.New(store.Options{Addr: srv.Addr, Username: srv.Username, Password: srv.Password, KeyPrefix: "fuzz-app-config"})
 	if err != nil {
@@ -72,9 +90,14 @@ func FuzzAppConfig(f *testing.F) {
 			}
 			req.Sets = []document.Assignment{a}
 		}
-		doc, buildErr := e.BuildDocument(context.Background(), req)
+		var doc *document.Map
+		var out *engine.Outcome
+		var buildErr, initErr error
+		fuzzbudget.Check(t, appConfigLimit(app, base, cicdContext, set), func() {
+			doc, buildErr = e.BuildDocument(context.Background(), req)
+			out, initErr = e.Do(context.Background(), req)
+		}, app, base, cicdContext, set)
 		checkAppConfigError(t, "BuildDocument", buildErr)
-		out, initErr := e.Do(context.Background(), req)
 		checkAppConfigError(t, "init", initErr)
 		if (buildErr == nil) != (initErr == nil) {
 			t.Fatalf("BuildDocument and init disagree: %v / %v", buildErr, initErr)
@@ -97,6 +120,19 @@ func FuzzAppConfig(f *testing.F) {
 			t.Fatalf("init stored another document than it built:\n%s\n%s", v, built)
 		}
 	})
+}
+
+// appConfigLimit is the resource budget of BuildDocument and init of an
+// app config (internal/fuzzbudget): each renders every template of the
+// input, each render within the render budget (output and steps, a step
+// charged like a byte), and builds a document within the context budget.
+func appConfigLimit(input ...any) fuzzbudget.Limit {
+	renders := fuzzbudget.Renders(input...)
+	perOp := renders*(tmpl.DefaultMaxOutput+tmpl.DefaultMaxSteps) + config.DefaultContextBytes
+	return fuzzbudget.Limit{
+		Time:  2 * time.Duration(renders) * fuzzbudget.Time,
+		Bytes: fuzzbudget.Bytes(2*fuzzbudget.Size(input...), 2*perOp),
+	}
 }
 
 func checkAppConfigError(t *testing.T, what string, err error) {

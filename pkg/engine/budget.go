@@ -9,6 +9,14 @@ import (
 // budgets.contextBytes; nothing was written.
 const ReasonContextTooLarge = "ContextTooLarge"
 
+// The size budgets an Error may name (Error.Budget), as spelled in
+// config-cicdstatemgr's `budgets:`.
+const (
+	BudgetAppConfigBytes = "appConfigBytes"
+	BudgetValueBytes     = "valueBytes"
+	BudgetContextBytes   = "contextBytes"
+)
+
 // budgets returns the budgets of the request's configuration (the defaults
 // without one).
 func (r Request) budgets() config.Budgets { return r.Config.Budgets() }
@@ -19,7 +27,7 @@ func (r Request) budgets() config.Budgets { return r.Config.Budgets() }
 func CheckBudgets(req Request) error {
 	b := req.budgets()
 	if n := int64(len(req.AppConfig)); n > b.AppConfigBytes {
-		return appConfigTooLarge("app config", n, b.AppConfigBytes)
+		return AppConfigTooLarge("app config", n, b.AppConfigBytes)
 	}
 	return CheckSetBudgets(req.Sets, b.ValueBytes)
 }
@@ -40,7 +48,9 @@ func CheckSetBudgets(sets []document.Assignment, limit int64) error {
 // ValueTooLarge is the InvalidParams error of a value (what) of n bytes
 // over the budgets.valueBytes limit.
 func ValueTooLarge(what string, n, limit int64) *Error {
-	return Errorf(ReasonInvalidParams, "%s: the value is %d bytes, over the budget of %d bytes (budgets.valueBytes)", what, n, limit)
+	e := Errorf(ReasonInvalidParams, "%s: the value is %d bytes, over the budget of %d bytes (budgets.valueBytes)", what, n, limit)
+	e.Budget = BudgetValueBytes
+	return e
 }
 
 // ValueSize is the size in bytes of a set value: the length of a string, or
@@ -56,8 +66,12 @@ func ValueSize(v any) int64 {
 	return int64(len(b))
 }
 
-func appConfigTooLarge(what string, n, limit int64) *Error {
-	return Errorf(ReasonInvalidAppConfig, "%s is %d bytes, over the budget of %d bytes (budgets.appConfigBytes)", what, n, limit)
+// AppConfigTooLarge is the InvalidAppConfig error of an app config or base
+// (what) of n bytes over the budgets.appConfigBytes limit.
+func AppConfigTooLarge(what string, n, limit int64) *Error {
+	e := Errorf(ReasonInvalidAppConfig, "%s is %d bytes, over the budget of %d bytes (budgets.appConfigBytes)", what, n, limit)
+	e.Budget = BudgetAppConfigBytes
+	return e
 }
 
 func clipPath(p string) string {

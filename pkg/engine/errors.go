@@ -28,7 +28,12 @@ type Error struct {
 	Message string
 	// Transient errors may succeed when retried (Redis down, endpoint 5xx).
 	Transient bool
-	Err       error
+	// Budget names the budget of config-cicdstatemgr's `budgets:` that
+	// stopped the op (appConfigBytes, valueBytes, contextBytes), empty for
+	// any other failure: the controller counts it in
+	// cicdstatemgr_budget_exceeded_total.
+	Budget string
+	Err    error
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -52,7 +57,7 @@ func AsError(err error, fallbackReason string) *Error {
 	var te *tmpl.Error
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
-		return &Error{Reason: ReasonContextTooLarge, Message: err.Error(), Err: err}
+		return &Error{Reason: ReasonContextTooLarge, Message: err.Error(), Budget: BudgetContextBytes, Err: err}
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Reason: ReasonContextNotFound, Message: err.Error(), Err: err}
 	case errors.Is(err, store.ErrAuth):

@@ -136,7 +136,7 @@ func loadBase(name string, load BaseLoader, limit int64) (*document.Map, error) 
 		return nil, Errorf(ReasonInvalidAppConfig, "base %q: %v", name, err)
 	}
 	if n := int64(len(text)); n > limit {
-		return nil, appConfigTooLarge(fmt.Sprintf("base %q", clipPath(name)), n, limit)
+		return nil, AppConfigTooLarge(fmt.Sprintf("base %q", clipPath(name)), n, limit)
 	}
 	base, err := document.ParseYAMLMap(text)
 	if err != nil {

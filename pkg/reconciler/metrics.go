@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -33,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "cicdstatemgr_redis_errors_total", Help: "Operations that failed because Redis was unreachable.",
 		}),
 		budgets: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cicdstatemgr_budget_exceeded_total", Help: "Operations stopped by a budget, by budget (steps, output, depth, deadline of a template render).",
+			Name: "cicdstatemgr_budget_exceeded_total", Help: "Operations and requests stopped by a budget, by budget: steps, output, depth, deadline (a template render); appConfigBytes, valueBytes, contextBytes (sizes); http_* (the HTTP server's limits).",
 		}, []string{"budget"}),
 	}
 	reg.MustRegister(m.ops, m.duration, m.redisErrors, m.budgets)
@@ -49,8 +50,28 @@ func (m *Metrics) observe(op, outcome string, d time.Duration, err error) {
 	if errors.Is(err, store.ErrUnavailable) {
 		m.redisErrors.Inc()
 	}
+	m.countBudget(err)
+}
+
+// countBudget counts err in cicdstatemgr_budget_exceeded_total when a budget
+// stopped the op.
+func (m *Metrics) countBudget(err error) {
+	if m == nil {
+		return
+	}
+	if budget := budgetOf(err); budget != "" {
+		m.budgets.WithLabelValues(budget).Inc()
+	}
+}
+
+// budgetOf names the budget that stopped an op, empty when none did.
+func budgetOf(err error) string {
 	var be *tmpl.BudgetError
 	if errors.As(err, &be) {
-		m.budgets.WithLabelValues(be.Budget).Inc()
+		return be.Budget
 	}
+	if e := engine.AsError(err, ""); e != nil {
+		return e.Budget
+	}
+	return ""
 }

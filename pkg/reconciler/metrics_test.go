@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
@@ -27,5 +29,15 @@ func TestBudgetExceededIsCounted(t *testing.T) {
 	m.observe("get", "failed", 0, engine.Errorf(engine.ReasonTemplateError, "an ordinary template error"))
 	if n := testutil.CollectAndCount(m.budgets); n != 1 {
 		t.Fatalf("%d budget series, want only the output one", n)
+	}
+	// size budgets: a value over budgets.valueBytes, a context over
+	// budgets.contextBytes (as the store reports it), an app config
+	m.countBudget(engine.ValueTooLarge("set state.x", 11, 10))
+	m.observe("set", "failed", 0, fmt.Errorf("writing: %w", store.ErrTooLarge))
+	m.countBudget(engine.AppConfigTooLarge("app config", 11, 10))
+	for _, b := range []string{engine.BudgetValueBytes, engine.BudgetContextBytes, engine.BudgetAppConfigBytes} {
+		if got := testutil.ToFloat64(m.budgets.WithLabelValues(b)); got != 1 {
+			t.Errorf("budget_exceeded_total{budget=%s} = %v, want 1", b, got)
+		}
 	}
 }

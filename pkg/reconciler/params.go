@@ -241,7 +241,7 @@ func setTexts(sets, setYAML []string) []setText {
 // Errors name the param, the item, the path and the limit, never the value.
 func (p *params) checkBudgets(b config.Budgets) error {
 	if n := int64(len(p.appConfig)); n > b.AppConfigBytes {
-		return engine.Errorf(engine.ReasonInvalidAppConfig, "param %q is %d bytes, over the budget of %d bytes (budgets.appConfigBytes)", ParamAppConfig, n, b.AppConfigBytes)
+		return engine.AppConfigTooLarge(fmt.Sprintf("param %q", ParamAppConfig), n, b.AppConfigBytes)
 	}
 	for _, t := range p.setTexts {
 		if t.bytes > b.ValueBytes {

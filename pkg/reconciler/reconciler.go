@@ -117,6 +117,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		return r.transient(ctx, run, p, engine.Errorf(ReasonConfigError, "%v", err))
 	}
 	if err := p.checkBudgets(cfg.Budgets()); err != nil {
+		r.Metrics.countBudget(err)
 		return r.fail(run, p, err)
 	}
 	req, err := r.request(ctx, run, p, cfg)
