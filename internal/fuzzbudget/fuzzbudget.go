@@ -144,6 +144,26 @@ func Size(input ...any) int64 {
 	return n
 }
 
+// Renders is the number of templates in input (its "{{" and "{%", at least
+// 1): an operation may spend one render budget on each template it is given,
+// so a fuzz target whose input holds templates scales its bounds by it.
+func Renders(input ...any) int64 {
+	n := int64(0)
+	for _, v := range input {
+		var s string
+		switch t := v.(type) {
+		case string:
+			s = t
+		case []byte:
+			s = string(t)
+		default:
+			continue
+		}
+		n += int64(strings.Count(s, "{{") + strings.Count(s, "{%"))
+	}
+	return max(n, 1)
+}
+
 // Check runs f, the work of one fuzz input, and fails t (from the calling
 // goroutine, which must be the test's) when it ran longer than lim.Time or
 // allocated more than lim.Bytes; the failure shows the input (the fuzz

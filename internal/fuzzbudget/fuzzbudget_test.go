@@ -35,6 +35,12 @@ func TestBytes(t *testing.T) {
 	if got := Size("abc", []byte("de"), 7, nil); got != 5 {
 		t.Fatalf("Size = %d, want 5", got)
 	}
+	if got := Renders("x", 3); got != 1 {
+		t.Fatalf("Renders without templates = %d, want 1", got)
+	}
+	if got := Renders("{{ a }}{% if %}", []byte("{{{{"), "{"); got != 4 {
+		t.Fatalf("Renders = %d, want 4", got)
+	}
 }
 
 func TestMeasure(t *testing.T) {
