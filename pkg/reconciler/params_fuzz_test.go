@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +16,7 @@ import (
 	testclock "k8s.io/utils/clock/testing"
 	"knative.dev/pkg/apis"
 
+	"github.com/cicdstatemgr/cicdstatemgr/internal/fuzzbudget"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
@@ -40,11 +42,32 @@ func fuzzValue(kind uint8, s string) v1beta1.ParamValue {
 	return v1beta1.ParamValue{Type: v1beta1.ParamTypeString, StringVal: s}
 }
 
+// paramsLimit is the resource budget of parsing and reconciling a CustomRun
+// with the given params (internal/fuzzbudget): its op may render every
+// template of the params and of the app config the context was made with
+// (an event runs its handlers), each within the render budget (output and
+// steps, a step charged like a byte), and read and write a document within
+// the context budget.
+func paramsLimit(params ...string) fuzzbudget.Limit {
+	input := []any{appConfig}
+	for _, p := range params {
+		input = append(input, p)
+	}
+	renders := fuzzbudget.Renders(input...)
+	return fuzzbudget.Limit{
+		Time:  time.Duration(renders) * fuzzbudget.Time,
+		Bytes: fuzzbudget.Bytes(fuzzbudget.Size(input...), renders*(tmpl.DefaultMaxOutput+tmpl.DefaultMaxSteps)+config.DefaultContextBytes),
+	}
+}
+
 // FuzzParams runs random CustomRun params through parseParams and then
 // ReconcileKind, against an engine built as cmd/controller builds it over a
 // real Redis: nothing panics; parseParams fails only with InvalidParams and
 // a message; the reconciled run has a Succeeded condition, and a failed or
-// still running one says why (reason and message).
+// still running one says why (reason and message); parsing and reconciling
+// stay within the params' resource budget (paramsLimit). The seeds hold
+// issue 11's attacks through params: render bombs in set and get
+// templates, alias bombs in set-yaml and an inline app config, deep nesting.
 func FuzzParams(f *testing.F) {
 	f.Add("set", "ctx-1", "state.a=1\nstate.l[]=x", "state.y={n: 1}", "a=state.a", "", "", uint8(0), "", "", uint8(0))
 	f.Add("get", "ctx-1", "state.t={{ state.k }}|x", "", "k=state.k\ncsv:csv=state.l\nbad:xml=state", "", "", uint8(0), ParamTmplCtxVar, "x.y=state.k", uint8(1))
@@ -58,6 +81,17 @@ func FuzzParams(f *testing.F) {
 	f.Add("load", "ctx-1", "", "", "", "", "", uint8(2), ParamTTL, "-1s", uint8(0))
 	f.Add("delete", " ", "novalue", "a=[1, 2", "=x\nid=state", "", "", uint8(1), "colour", "red", uint8(2))
 	f.Add("", "", "", "", "", "", "", uint8(255), ParamOp, "set", uint8(1))
+	laughs, flow := "a: &a [x, x, x, x, x, x, x, x, x, x]\n", "{a: &a [x, x, x, x, x, x, x, x, x, x]"
+	for i, n := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		prev := string(rune('a' + i))
+		laughs += n + ": &" + n + " [" + strings.Repeat("*"+prev+", ", 9) + "*" + prev + "]\n"
+		flow += ", " + n + ": &" + n + " [" + strings.Repeat("*"+prev+", ", 9) + "*" + prev + "]"
+	}
+	f.Add("set", "ctx-1", `state.a={{ "x"|ljust:200000000|length }}`, "state.y="+flow+"}", `a={{ "x"|center:300000000|length }}`, "", "", uint8(0), "", "", uint8(0))
+	f.Add("init", "ctx-6", "", "", "", laughs+"cicd-contexts: {stage: {v: *i}}", "", uint8(0), "", "", uint8(0))
+	f.Add("set", "ctx-1", "state.f={% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}", "", "", "", "", uint8(0), "", "", uint8(0))
+	f.Add("get", "ctx-1", "", "", "n={{ "+strings.Repeat("(", 10000)+"1"+strings.Repeat(")", 10000)+" }}", "", "", uint8(0), "", "", uint8(0))
+	f.Add("set", "ctx-1", "", "state.d="+strings.Repeat("[", 1001)+strings.Repeat("]", 1001), "", "", "", uint8(0), "", "", uint8(0))
 
 	st, err := store.New(store.Options{Addr: redisSrv.Addr, Username: redisSrv.Username, Password: redisSrv.Password, KeyPrefix: "fuzz-params"})
 	if err != nil {
@@ -117,14 +151,18 @@ func FuzzParams(f *testing.F) {
 		run.Spec.CustomRef = &v1beta1.TaskRef{APIVersion: APIVersion, Kind: Kind}
 		run.Spec.Params = prms
 
-		if _, err := parseParams(run.DeepCopy()); err != nil {
-			e := engine.AsError(err, "")
+		var parseErr error
+		fuzzbudget.Check(t, paramsLimit(op, id, set, setYAML, get, appCfg, event, extraName, extraValue), func() {
+			_, parseErr = parseParams(run.DeepCopy())
+			rec.ReconcileKind(context.Background(), run)
+		}, op, id, set, setYAML, get, appCfg, event, omit, extraName, extraValue, extraKind)
+		if parseErr != nil {
+			e := engine.AsError(parseErr, "")
 			if e.Reason != engine.ReasonInvalidParams || strings.TrimSpace(e.Message) == "" {
 				t.Fatalf("parseParams error %q has reason %q, want %s and a message", e.Message, e.Reason, engine.ReasonInvalidParams)
 			}
 		}
 
-		rec.ReconcileKind(context.Background(), run)
 		c := run.Status.GetCondition(apis.ConditionSucceeded)
 		if c == nil {
 			t.Fatalf("no Succeeded condition after ReconcileKind: %+v", run.Status)
