@@ -87,6 +87,10 @@ type Client struct {
 	UserAgent string
 	// MaxBodyBytes caps how much of a reply is read.
 	MaxBodyBytes int64
+	// Hosts, when set, bounds the requests in flight to each host (shared
+	// between clients); a request that finds no free slot fails with a
+	// transient *Error wrapping ErrHostBusy, before anything is sent.
+	Hosts *HostLimiter
 }
 
 var defaultHTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -173,6 +177,11 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		showBody = req.Policy.Exact(req.URL)
 		hc = req.Policy.httpClient(c.timeout())
 	}
+	release, err := c.Hosts.acquire(ctx, u.Host)
+	if err != nil {
+		return nil, &Error{Method: method, Host: u.Host, Attempts: 1, Err: err}
+	}
+	defer release() // the slot covers every attempt: retries count as in flight
 	attempts := c.Attempts
 	if attempts <= 0 {
 		attempts = DefaultAttempts

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cicdstatemgr/cicdstatemgr/internal/fuzzbudget"
 )
 
 func mustPolicy(t testing.TB, entries ...string) *Policy {
@@ -263,7 +265,8 @@ func TestPolicyHidesBodiesOfWildcardHosts(t *testing.T) {
 
 // FuzzPolicyCheck: whatever the URL, a URL the policy lets through names an
 // allowed host, and never one whose host is a loopback, private or
-// link-local address unless that address is listed.
+// link-local address unless that address is listed; checking stays within
+// the URL's resource budget (internal/fuzzbudget).
 func FuzzPolicyCheck(f *testing.F) {
 	for _, s := range []string{"http://127.0.0.1/", "http://2130706433/", "http://0x7f.1/", "http://[::ffff:127.0.0.1]/",
 		"http://[::1]:80/", "http://localhost/", "https://hooks.example.com/x", "http://a.corp.example.net:8080/",
@@ -273,7 +276,9 @@ func FuzzPolicyCheck(f *testing.F) {
 	}
 	p := mustPolicy(f, "hooks.example.com", "*.corp.example.net", "192.168.0.10:8080")
 	f.Fuzz(func(t *testing.T, raw string) {
-		if p.Check(raw) != nil {
+		var err error
+		fuzzbudget.Check(t, fuzzbudget.For(int64(len(raw)), 0), func() { err = p.Check(raw) }, raw)
+		if err != nil {
 			return
 		}
 		u, err := url.Parse(strings.TrimSpace(raw))
