@@ -10,12 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cicdstatemgr/cicdstatemgr/internal/fuzzbudget"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/slack"
 )
 
 // FuzzSlackRequest sends arbitrary requests to the handler (some correctly signed, so
-// that parsing and deciding are reached): it must never panic nor answer 5xx.
+// that parsing and deciding are reached): it must never panic nor answer 5xx,
+// and each request stays within its resource budget (internal/fuzzbudget):
+// the handler reads, parses and decides in bounded time and memory.
 func FuzzSlackRequest(f *testing.F) {
 	paths := []string{slack.PathInteractions, slack.PathCommands, "/gates/tok", "/", "/slack/other"}
 	methods := []string{http.MethodPost, http.MethodGet, http.MethodPut, http.MethodHead}
@@ -62,7 +65,8 @@ func FuzzSlackRequest(f *testing.F) {
 			req.Header.Set("Authorization", auth)
 		}
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
+		fuzzbudget.Check(t, fuzzbudget.For(fuzzbudget.Size(body, ts, sig, auth), 0), func() { h.ServeHTTP(w, req) },
+			route, method, body, ts, sig, sign, auth)
 		if w.Code >= 500 {
 			t.Fatalf("%s %s: %d %s", req.Method, req.URL.Path, w.Code, w.Body)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cicdstatemgr/cicdstatemgr/internal/fuzzbudget"
 	"github.com/cicdstatemgr/cicdstatemgr/internal/redistest"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
@@ -297,7 +298,8 @@ func TestKeysShareASlotOnRedisCluster(t *testing.T) {
 // FuzzRefKeys: for every valid ref, the document key is the prefix, the hash tag
 // {<ns>/<escaped id>} and ":ctx" (no '{' or '}' left in the escaped id), the tag
 // decodes back to the ref (so DocKey is injective), the op records share the tag,
-// and two different refs never share a key.
+// and two different refs never share a key; making and splitting keys stays
+// within the input's resource budget (internal/fuzzbudget).
 func FuzzRefKeys(f *testing.F) {
 	f.Add("ns", "x}:op:y", "ns", "x", "y}:ctx")
 	f.Add("ns", "%7D", "ns", "}", "op")
@@ -313,6 +315,14 @@ func FuzzRefKeys(f *testing.F) {
 	}
 	prefix := keyPrefix(st)
 	f.Fuzz(func(t *testing.T, ns1, id1, ns2, id2, opKey string) {
+		fuzzbudget.Check(t, fuzzbudget.For(fuzzbudget.Size(ns1, id1, ns2, id2, opKey), 0), func() {
+			for _, r := range [][2]string{{ns1, id1}, {ns2, id2}} {
+				ref := store.Ref(fuzzNamespace(r[0]), r[1])
+				_, _, _ = store.SplitRef(ref)
+				_ = st.DocKey(ref)
+				_ = st.DocOpKey(ref, opKey)
+			}
+		}, ns1, id1, ns2, id2, opKey)
 		ns1, ns2 = fuzzNamespace(ns1), fuzzNamespace(ns2)
 		type ref struct{ ns, id string }
 		var refs []ref
