@@ -22,6 +22,14 @@
 // atomic; the scripts name index keys they derive themselves, so the store must be a
 // single Redis (or a primary with replicas), not a Redis Cluster.
 //
+// Gates of the controller also have a Kubernetes object (an ApprovalGate, see
+// pkg/apis/cicdstatemgr/v1alpha1) where approvers vote: Answer (a Slack click)
+// records a vote there through Store.Vote, and the controller Commits what the
+// votes add up to. Redis stays the one place where the winning outcome is
+// decided: Decide, Commit and Cancel are the same atomic script, so a quorum, a
+// CLI decision, a timeout and a cancellation racing each other give exactly one
+// outcome.
+//
 // Waking the waiter: Store.OnDecision is called after a successful Decide made through
 // that Store value (same process); every decision is also published on
 // <prefix>:gate-decided, which Subscribe delivers, so a decision made by the CLI or by
@@ -77,6 +85,12 @@ var (
 	// ErrInvalid: a malformed Gate, Lookup or Decision (empty key, no options, no
 	// ChosenBy, ...).
 	ErrInvalid = errors.New("invalid request")
+	// ErrNoObject: Store.Vote found no Kubernetes object for the gate (a gate
+	// the CLI waits at); Answer then decides in Redis.
+	ErrNoObject = errors.New("no approval gate object")
+	// ErrNotOpen: the gate's Kubernetes object is being created; the caller
+	// may try again in a moment.
+	ErrNotOpen = errors.New("the approval gate is being opened, try again in a moment")
 )
 
 // InvalidChoiceError is returned for a choice that is not among the options.
@@ -189,9 +203,26 @@ type Decision struct {
 	// UserName is the Slack username of a Slack decision, for display only: it never
 	// authorizes anything.
 	UserName string    `json:"userName,omitempty"`
-	Via      string    `json:"via"` // slack or cli
+	Via      string    `json:"via"` // slack, cli, kubernetes or timeout
 	At       time.Time `json:"at"`
+	// Outcome is empty for a choice, OutcomeRejected for a rejection and
+	// OutcomeTimedOut for the on-timeout option (Commit).
+	Outcome string `json:"outcome,omitempty"`
+	// Reason is the deciders' comment or reason (Commit).
+	Reason string `json:"reason,omitempty"`
 }
+
+// Outcomes of a committed Decision besides a plain choice.
+const (
+	OutcomeRejected = "Rejected"
+	OutcomeTimedOut = "TimedOut"
+)
+
+// More Via values: decisions committed by the controller for an ApprovalGate.
+const (
+	ViaKubernetes = "kubernetes"
+	ViaTimeout    = "timeout"
+)
 
 // Lookup names a gate: by Key, else by SlackChannel+SlackTS, else by ContextID (the
 // latest gate registered for that context).
@@ -221,6 +252,11 @@ type Store struct {
 	// OnDecision, when set, is called after every successful Decide made through this
 	// Store (synchronously, in the caller's goroutine).
 	OnDecision func(p Gate, d Decision)
+	// Vote, when set, records an answer given through Answer (a Slack click) on the
+	// gate's Kubernetes object instead of deciding at once, so that the object's
+	// quorum rules decide. It returns ErrNoObject for a gate without an object,
+	// ErrNotAllowed or an *InvalidChoiceError to refuse the vote.
+	Vote func(ctx context.Context, p Gate, d Decision) error
 	// TTL of the records; DefaultTTL when <= 0.
 	TTL time.Duration
 	// Clock defaults to time.Now.
@@ -557,6 +593,80 @@ func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Gate, Decisio
 		s.OnDecision(p, d)
 	}
 	return p, d, nil
+}
+
+// Answer is how a Slack click answers a gate: a gate that is decided or
+// closed answers as Decide does (ErrAlreadyDecided with the first decision,
+// ErrCancelled); otherwise the answer is a vote on the gate's Kubernetes object
+// (Store.Vote), and only a gate without one (ErrNoObject) is decided at once.
+// A recorded vote returns the gate, d and no error.
+func (s *Store) Answer(ctx context.Context, l Lookup, d Decision) (Gate, Decision, error) {
+	if s.Vote == nil {
+		return s.Decide(ctx, l, d)
+	}
+	key, err := s.resolve(ctx, l)
+	if err != nil {
+		return Gate{}, Decision{}, err
+	}
+	p, first, err := s.Get(ctx, key)
+	if err != nil {
+		return Gate{}, Decision{}, err
+	}
+	if !p.CancelledAt.IsZero() {
+		return p, Decision{}, fmt.Errorf("%w (key %q, cancelled at %s)", ErrCancelled, key, p.CancelledAt.Format(time.RFC3339))
+	}
+	if first != nil {
+		return p, *first, alreadyDecided(*first)
+	}
+	if d.UserID != "" {
+		d.ChosenBy = d.UserID
+	}
+	if d.At.IsZero() {
+		d.At = s.now().UTC()
+	}
+	if err := s.Vote(ctx, p, d); !errors.Is(err, ErrNoObject) {
+		return p, d, err
+	}
+	return s.Decide(ctx, Lookup{Key: key}, d)
+}
+
+// Commit records d as the outcome of the gate key, as Decide does but without
+// checking the option or the allow-list: the controller commits what the
+// gate's object decided (a quorum, a rejection, the on-timeout option), whose
+// deciders were checked when they decided. Exactly one decision wins: a gate
+// decided before returns that first decision with ErrAlreadyDecided, a closed
+// gate ErrCancelled.
+func (s *Store) Commit(ctx context.Context, key string, d Decision) (Decision, error) {
+	if err := checkKey(key); err != nil {
+		return Decision{}, err
+	}
+	if d.At.IsZero() {
+		d.At = s.now().UTC()
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return Decision{}, fmt.Errorf("gate: encoding the decision: %w", err)
+	}
+	k := s.RecordKey(key)
+	res, err := decideScript.Run(ctx, s.rdb, []string{k}, string(b), s.Channel(), key).Slice()
+	if err != nil {
+		return Decision{}, s.wrap(err, "DECIDE", k)
+	}
+	status, _ := res[0].(int64)
+	payload, _ := res[1].(string)
+	switch status {
+	case 0:
+		return Decision{}, fmt.Errorf("%w for key %q", ErrNotFound, key)
+	case 1:
+		var prev Decision
+		if err := json.Unmarshal([]byte(payload), &prev); err != nil {
+			return Decision{}, fmt.Errorf("gate: malformed decision of %q: %w", key, err)
+		}
+		return prev, alreadyDecided(prev)
+	case 2:
+		return Decision{}, fmt.Errorf("%w (key %q, cancelled at %s)", ErrCancelled, key, payload)
+	}
+	return d, nil
 }
 
 func titleOf(p Gate) string {
