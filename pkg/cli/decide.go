@@ -39,6 +39,11 @@ type decideOptions struct {
 // Decide runs `cicdstatemgr decide --config C --secrets S --id ID --option V [--by NAME]
 // [--key KEY]`: it decides the latest waiting gate of the cicd context ID (or the one
 // registered under KEY) and prints `choice=<v> chosen-by=<who>`.
+//
+// It is an operator's override, made with Redis credentials: it decides the gate at
+// once, whatever the quorum of the gate's ApprovalGate, and the controller mirrors it
+// into that object as a decision via cli (docs/gates.md). Approvers decide with their
+// Kubernetes identity (kubectl, `tkn cicdstatemgr gates approve`) or Slack instead.
 func Decide(args []string, stdout, stderr io.Writer) int {
 	var o decideOptions
 	fs := flag.NewFlagSet("cicdstatemgr decide", flag.ContinueOnError)
