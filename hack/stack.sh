@@ -12,9 +12,9 @@
 #   hack/stack.sh kill-redis            SIGKILL our Redis (no shutdown save: the last second may be lost)
 #   hack/stack.sh env                   print the variables tests and users need
 #
-# Env: CLUSTER_DIR (default .cache/cluster), REDIS_PORT (16379), CONTROLLER_HTTP_PORT (18090),
-# CONTROLLER_PROBES_PORT (18091), CONTROLLER_ARGS (extra flags, e.g. --threads=4), plus the
-# port variables of hack/lib.sh.
+# Env: CLUSTER_DIR (default .cache/cluster), REDIS_PORT (16379), CONTROLLER_HTTP_PORT (18090:
+# the Slack endpoints), CONTROLLER_PROBES_PORT (18091: /healthz, /readyz, /metrics),
+# CONTROLLER_ARGS (extra flags, e.g. --threads=4), plus the port variables of hack/lib.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REDIS_PORT="${REDIS_PORT:-16379}"
@@ -134,18 +134,25 @@ start_controller() {
     return 0
   fi
   [[ -x "$CONTROLLER_BIN" ]] || build_ours
-  if port_listening "$CONTROLLER_HTTP_PORT"; then
-    die "port $CONTROLLER_HTTP_PORT is in use by another process (another stack's controller?): stop it or set CONTROLLER_HTTP_PORT"
-  fi
+  local port var
+  for var in CONTROLLER_HTTP_PORT CONTROLLER_PROBES_PORT; do
+    port="${!var}"
+    if port_listening "$port"; then
+      die "port $port is in use by another process (another stack's controller?): stop it or set $var"
+    fi
+  done
   sa_kubeconfig
+  # Slack on --http-addr, health and metrics on --probe-addr (our listeners); knative's
+  # own probe server (PROBES_PORT) and profiling server get ports of their own.
   START_BG_EXE="$CONTROLLER_BIN" start_bg cicdstatemgr-controller env \
-    SYSTEM_NAMESPACE="$NS" PROBES_PORT="$CONTROLLER_PROBES_PORT" METRICS_PROTOCOL=none \
+    SYSTEM_NAMESPACE="$NS" METRICS_PROTOCOL=none \
+    PROBES_PORT="${CONTROLLER_KNATIVE_PROBES_PORT:-$((CONTROLLER_PROBES_PORT + 200))}" \
     PROFILING_PORT="${CONTROLLER_PROFILING_PORT:-${PROFILING_PORT:-$((CONTROLLER_PROBES_PORT + 100))}}" \
     "$CONTROLLER_BIN" --kubeconfig "$SA_KUBECONFIG" --disable-ha \
-    --http-addr "127.0.0.1:$CONTROLLER_HTTP_PORT" ${CONTROLLER_ARGS:-}
-  wait_for_http "http://127.0.0.1:$CONTROLLER_HTTP_PORT/readyz" 60 ||
+    --http-addr "127.0.0.1:$CONTROLLER_HTTP_PORT" --probe-addr "127.0.0.1:$CONTROLLER_PROBES_PORT" ${CONTROLLER_ARGS:-}
+  wait_for_http "http://127.0.0.1:$CONTROLLER_PROBES_PORT/readyz" 60 ||
     { tail -30 "$LOG_DIR/cicdstatemgr-controller.log" >&2; die "our controller did not become ready"; }
-  log "our controller is ready (http :$CONTROLLER_HTTP_PORT, log $LOG_DIR/cicdstatemgr-controller.log)"
+  log "our controller is ready (slack :$CONTROLLER_HTTP_PORT, probes and metrics :$CONTROLLER_PROBES_PORT, log $LOG_DIR/cicdstatemgr-controller.log)"
 }
 
 stop_controller() {
@@ -169,6 +176,7 @@ KUBECONFIG=$KUBECONFIG_FILE
 CICDSTATEMGR_STACK_DIR=$CLUSTER_DIR
 CICDSTATEMGR_REDIS_ADDR=127.0.0.1:$REDIS_PORT
 CICDSTATEMGR_CONTROLLER_URL=http://127.0.0.1:$CONTROLLER_HTTP_PORT
+CICDSTATEMGR_PROBES_URL=http://127.0.0.1:$CONTROLLER_PROBES_PORT
 CICDSTATEMGR_CLI=$CLI_BIN
 KUBECTL=$(kubectl_bin)
 ENV

@@ -1,10 +1,10 @@
 // Command controller reconciles cicdstatemgr.dev/v1alpha1 CicdState
-// CustomRuns (see pkg/reconciler) and serves health and metrics.
+// CustomRuns (see pkg/reconciler), serves the Slack endpoints on --http-addr and
+// health and metrics on --probe-addr.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"log"
 	"log/slog"
@@ -32,6 +32,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpserver"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/reconciler"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
@@ -40,7 +41,11 @@ import (
 
 func main() {
 	threads := flag.Int("threads", 8, "reconcile workers (CustomRuns processed in parallel)")
-	httpAddr := flag.String("http-addr", ":8090", "address of the HTTP server: /healthz, /readyz, /metrics, Slack interactions")
+	httpAddr := flag.String("http-addr", ":8090", "address of the Slack endpoints (/slack/interactions, /slack/commands), the only port to expose to Slack")
+	probeAddr := flag.String("probe-addr", ":8091", "address of /healthz, /readyz and /metrics (for the kubelet and Prometheus; expose it to no one else)")
+	maxInFlight := flag.Int("http-max-in-flight", httpserver.DefaultSlackMaxInFlight, "requests handled at once on --http-addr; more are answered 503 with Retry-After (0: no limit)")
+	maxConnsPerClient := flag.Int("http-max-conns-per-client", httpserver.DefaultSlackMaxConnsPerClient,
+		"open connections of one client IP on --http-addr; more are closed at accept (0: no limit; behind an ingress or proxy all clients share its IP)")
 	redisAddr := flag.String("redis-addr", "", "override datasources.redis host:port of config.yaml")
 	disableHA := flag.Bool("disable-ha", false, "run without leader election (single replica)")
 	memLimit := flag.Int64("memory-limit-mib", 64, "soft memory limit for the Go runtime in MiB (0: none; GOMEMLIMIT wins when set)")
@@ -90,7 +95,10 @@ func main() {
 	if *disableHA {
 		ctx = sharedmain.WithHADisabled(ctx)
 	}
-	go serveHTTP(ctx, *httpAddr, newMux(reg, src, slog.Default()))
+	slackLimits := httpserver.SlackLimits()
+	slackLimits.MaxInFlight, slackLimits.MaxConnsPerClient = *maxInFlight, *maxConnsPerClient
+	go serveHTTP(ctx, "slack", *httpAddr, newSlackMux(src, slog.Default(), metrics.BudgetExceeded), slackLimits, metrics.BudgetExceeded)
+	go serveHTTP(ctx, "probe", *probeAddr, newProbeMux(reg, src, slog.Default()), httpserver.ProbeLimits(), metrics.BudgetExceeded)
 	sharedmain.MainWithConfig(ctx, reconciler.ControllerName, cfg, reconciler.NewController(reconciler.Options{
 		Source:  src,
 		Metrics: metrics,
@@ -112,19 +120,16 @@ func main() {
 	}))
 }
 
-func serveHTTP(ctx context.Context, addr string, mux *http.ServeMux) {
-	// Every read and write is bounded: a client that sends or reads slowly
-	// holds a connection for seconds, not for ever.
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(shutdown)
-	}()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Fatalf("http server on %s: %v", addr, err)
+// serveHTTP serves h on addr with the limits l (pkg/httpserver) until ctx is done;
+// limits hit are counted by exceeded. A listener that cannot start stops the
+// controller: without it Slack cannot decide gates, or the probes fail anyway.
+func serveHTTP(ctx context.Context, name, addr string, h http.Handler, l httpserver.Limits, exceeded func(string)) {
+	ln, err := httpserver.Listen(addr, l, exceeded)
+	if err == nil {
+		err = httpserver.Serve(ctx, httpserver.Server(h, l, exceeded), ln)
+	}
+	if err != nil {
+		log.Fatalf("%s http server on %s: %v", name, addr, err)
 	}
 }
 

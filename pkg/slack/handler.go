@@ -17,10 +17,18 @@ import (
 	"time"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpserver"
 )
 
-// MaxBodyBytes is the largest request body accepted.
-const MaxBodyBytes = 1 << 20
+// DefaultMaxBodyBytes is the largest request body accepted when Handler.MaxBodyBytes is
+// not set (config budgets.slackBodyBytes has the same default): 128 KiB. What Slack
+// sends is small: a slash command is a few hundred bytes, and a block_actions payload
+// carries the clicked message, which for our gates is the manual-choice template's
+// message (1-3 KiB form-encoded). Slack would allow a message of up to 50 blocks, so an
+// app that posts huge messages with buttons may need more: raise the budget then. A cap
+// near what is needed bounds what an unverified request (the HMAC needs the whole body)
+// can make the controller buffer: 64 requests in flight hold at most 8 MiB.
+const DefaultMaxBodyBytes = 128 << 10
 
 // Routes served by Handler.
 const (
@@ -47,8 +55,9 @@ const ReplayWindow = 2*MaxSkew + time.Minute
 // before the body is read. A signed request is accepted once: its signature is marked in
 // Redis (Gates.MarkOnce, for ReplayWindow) before anything is decided or forwarded, a
 // replay is answered 409 and changes nothing, and when the mark cannot be written the
-// request is refused with 503. Bodies are limited to MaxBodyBytes; other methods get
-// 405. Set the fields before serving; Handler must not be copied after first use.
+// request is refused with 503. Bodies are limited to MaxBodyBytes (413: at once when the
+// Content-Length says so, else as soon as the cap is passed); other methods get 405.
+// Set the fields before serving; Handler must not be copied after first use.
 //
 // A click decides as the Slack user id Slack signed (payload user.id); the username is
 // kept as a display name only.
@@ -67,6 +76,11 @@ type Handler struct {
 	Forward func(ctx context.Context, payload []byte) error
 	// Log defaults to discarding.
 	Log *slog.Logger
+	// MaxBodyBytes caps a request body; 0: DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Exceeded, when set, is told of each request refused by a limit of this handler
+	// (httpserver.BudgetBody), for cicdstatemgr_budget_exceeded_total.
+	Exceeded func(budget string)
 
 	once sync.Once
 	mux  *http.ServeMux
@@ -114,13 +128,36 @@ func writeText(w http.ResponseWriter, code int, msg string) {
 	_, _ = io.WriteString(w, msg+"\n")
 }
 
-// readBody reads at most MaxBodyBytes; false when it replied with an error.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+func (h *Handler) maxBody() int64 {
+	if h.MaxBodyBytes > 0 {
+		return h.MaxBodyBytes
+	}
+	return DefaultMaxBodyBytes
+}
+
+// tooLarge answers 413 and closes the connection, so that the server does not read (or
+// drain) the rest of the body either.
+func (h *Handler) tooLarge(w http.ResponseWriter, limit int64) {
+	if h.Exceeded != nil {
+		h.Exceeded(httpserver.BudgetBody)
+	}
+	w.Header().Set("Connection", "close")
+	writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", limit))
+}
+
+// readBody reads at most maxBody bytes; false when it replied with an error. A body
+// whose Content-Length is over the cap is refused before a byte of it is read.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	limit := h.maxBody()
+	if r.ContentLength > limit {
+		h.tooLarge(w, limit)
+		return nil, false
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeText(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes))
+			h.tooLarge(w, limit)
 		} else {
 			writeText(w, http.StatusBadRequest, "cannot read the request body")
 		}
@@ -160,7 +197,7 @@ func (h *Handler) serveSlack(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "the gate store is not configured, try again")
 		return
 	}
-	body, ok := readBody(w, r)
+	body, ok := h.readBody(w, r)
 	if !ok {
 		return
 	}
@@ -253,7 +290,7 @@ func (h *Handler) interaction(w http.ResponseWriter, r *http.Request, log *slog.
 		if name == "" {
 			name = in.User.Name
 		}
-		p, d, err := h.Gates.Answer(r.Context(), gate.Lookup{SlackChannel: channel, SlackTS: ts},
+		p, d, err := h.Gates.Decide(r.Context(), gate.Lookup{SlackChannel: channel, SlackTS: ts},
 			gate.Decision{Choice: value, ChosenBy: in.User.ID, UserID: in.User.ID, UserName: name, Via: gate.ViaSlack, At: h.now().UTC()})
 		if !errors.Is(err, gate.ErrNotFound) {
 			h.replyDecision(w, log, p, d, err)

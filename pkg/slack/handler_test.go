@@ -159,7 +159,7 @@ func TestInteractionRejections(t *testing.T) {
 		{"malformed payload", slackRequest(slack.PathInteractions, url.Values{"payload": {"{"}}, now), http.StatusBadRequest, "JSON", false},
 		{"wrong method", httptest.NewRequest(http.MethodGet, slack.PathInteractions, nil), http.StatusMethodNotAllowed, "", false},
 		{"too large", func() *http.Request {
-			r := slackRequest(slack.PathInteractions, url.Values{"payload": {strings.Repeat("x", slack.MaxBodyBytes)}}, now)
+			r := slackRequest(slack.PathInteractions, url.Values{"payload": {strings.Repeat("x", slack.DefaultMaxBodyBytes)}}, now)
 			return r
 		}(), http.StatusRequestEntityTooLarge, "", false},
 		{"allowed user", slackRequest(slack.PathInteractions, clickPayload("UALLOWED1", "a", "1.000001", "skip"), now), http.StatusOK, `"ok":true`, true},

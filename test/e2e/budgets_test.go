@@ -70,7 +70,7 @@ jinja2-macros:
 	if peak := controllerPeakRSS(t); peak > 256<<20 {
 		t.Errorf("the controller's peak RSS is %d MiB, over the 256 MiB its Deployment allows", peak>>20)
 	}
-	resp, err := http.Get(ctrlURL + "/readyz")
+	resp, err := http.Get(probeURL + "/readyz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("/readyz after the bombs: %v %v", resp, err)
 	}
@@ -110,7 +110,7 @@ func controllerPeakRSS(t *testing.T) int64 {
 // with labels appears at its first increment).
 func metricOr(t *testing.T, sample string, def float64) float64 {
 	t.Helper()
-	resp, err := http.Get(ctrlURL + "/metrics")
+	resp, err := http.Get(probeURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

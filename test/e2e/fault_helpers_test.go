@@ -348,7 +348,7 @@ func mustBeDown(t *testing.T, addr string) {
 // controller's /metrics.
 func metric(t *testing.T, sample string) float64 {
 	t.Helper()
-	resp, err := http.Get(ctrlURL + "/metrics")
+	resp, err := http.Get(probeURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,6 +364,6 @@ func metric(t *testing.T, sample string) float64 {
 			return v
 		}
 	}
-	t.Fatalf("metric %s not exposed by %s/metrics", sample, ctrlURL)
+	t.Fatalf("metric %s not exposed by %s/metrics", sample, probeURL)
 	return 0
 }

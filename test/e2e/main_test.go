@@ -45,7 +45,10 @@ var (
 	tekton      versioned.Interface
 	kube        kubernetes.Interface
 	redisAdr    string
-	ctrlURL     string
+	// ctrlURL is the controller's Slack listener; probeURL its listener of
+	// /healthz, /readyz and /metrics.
+	ctrlURL  string
+	probeURL string
 )
 
 func TestMain(m *testing.M) {
@@ -79,7 +82,7 @@ func run(m *testing.M) int {
 	cfg.QPS, cfg.Burst = 50, 100
 	tekton = versioned.NewForConfigOrDie(cfg)
 	kube = kubernetes.NewForConfigOrDie(cfg)
-	redisAdr, ctrlURL = env["CICDSTATEMGR_REDIS_ADDR"], env["CICDSTATEMGR_CONTROLLER_URL"]
+	redisAdr, ctrlURL, probeURL = env["CICDSTATEMGR_REDIS_ADDR"], env["CICDSTATEMGR_CONTROLLER_URL"], env["CICDSTATEMGR_PROBES_URL"]
 	if env["KUBECTL"] != "" {
 		kubectlPath = env["KUBECTL"]
 	}
