@@ -290,7 +290,7 @@ func (h *Handler) interaction(w http.ResponseWriter, r *http.Request, log *slog.
 		if name == "" {
 			name = in.User.Name
 		}
-		p, d, err := h.Gates.Decide(r.Context(), gate.Lookup{SlackChannel: channel, SlackTS: ts},
+		p, d, err := h.Gates.Answer(r.Context(), gate.Lookup{SlackChannel: channel, SlackTS: ts},
 			gate.Decision{Choice: value, ChosenBy: in.User.ID, UserID: in.User.ID, UserName: name, Via: gate.ViaSlack, At: h.now().UTC()})
 		if !errors.Is(err, gate.ErrNotFound) {
 			h.replyDecision(w, log, p, d, err)
