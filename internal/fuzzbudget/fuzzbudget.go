@@ -47,6 +47,14 @@
 // goroutine with the input and every goroutine's stack; the worker dies and
 // the fuzzer records the input as a failure.
 //
+// Under the race detector (go test -race runs the seed corpora too) the
+// time bound is RaceSlowdown times longer and allocation is not bounded:
+// the race detector makes sync.Pool drop items at random, so code that
+// reuses pooled buffers (regexp's matchers, fmt's printers) allocates anew
+// on each use; a YAML seed that allocates 4 MiB without it allocates
+// 900 MiB with it. Allocation is bounded in the runs without -race (make
+// check, the fuzz phase).
+//
 // While the input runs, the goroutine stack limit is lowered to
 // Limit.Stack (default MaxStack) from the runtime's 1 GB: a recursion whose
 // depth follows the input's size then fails quickly with "goroutine stack
@@ -56,6 +64,7 @@ package fuzzbudget
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -80,6 +89,9 @@ const (
 	HangFactor = 6
 	// MaxStack is the default goroutine stack limit while an input runs.
 	MaxStack = 64 << 20
+	// RaceSlowdown scales the time bound under the race detector, which
+	// makes code 2 to 20 times slower.
+	RaceSlowdown = 10
 )
 
 // Bytes is the allocation bound of an input of in bytes whose work is
@@ -166,7 +178,8 @@ func Renders(input ...any) int64 {
 
 // Check runs f, the work of one fuzz input, and fails t (from the calling
 // goroutine, which must be the test's) when it ran longer than lim.Time or
-// allocated more than lim.Bytes; the failure shows the input (the fuzz
+// allocated more than lim.Bytes (under -race: RaceSlowdown × lim.Time and
+// any allocation, see the package doc); the failure shows the input (the fuzz
 // target's arguments) and the usage. An f still running after HangFactor ×
 // lim.Time stops the process with the same report (see the package doc).
 // It returns the usage.
@@ -177,6 +190,10 @@ func Check(t testing.TB, lim Limit, f func(), input ...any) Usage {
 	}
 	if lim.Bytes == 0 {
 		lim.Bytes = Bytes(0, 0)
+	}
+	if raceEnabled {
+		lim.Time *= RaceSlowdown
+		lim.Bytes = math.MaxUint64
 	}
 	if lim.Stack <= 0 {
 		lim.Stack = MaxStack
@@ -191,10 +208,17 @@ func Check(t testing.TB, lim Limit, f func(), input ...any) Usage {
 	debug.SetMaxStack(oldStack)
 	hang.Stop()
 	if u.Elapsed > lim.Time || u.Bytes > lim.Bytes {
-		t.Fatalf("input over its budget (%v, %.1f MiB): used %v\ninput: %s",
-			lim.Time, float64(lim.Bytes)/(1<<20), u, Describe(input...))
+		t.Fatalf("input over its budget (%v, %s): used %v\ninput: %s",
+			lim.Time, mib(lim.Bytes), u, Describe(input...))
 	}
 	return u
+}
+
+func mib(n uint64) string {
+	if n == math.MaxUint64 {
+		return "any allocation"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // Describe formats a fuzz target's arguments for a report: each quoted,

@@ -63,14 +63,18 @@ func TestCheck(t *testing.T) {
 
 	r = &recorder{T: t}
 	Check(r, Limit{Bytes: 20 << 20}, func() { sink = make([]byte, 30<<20) }, "big input", 3)
-	if !strings.Contains(r.failed, `input: "big input", 3`) || !strings.Contains(r.failed, "30.0 MiB") {
+	switch {
+	case raceEnabled && r.failed != "":
+		t.Fatalf("30 MiB under -race, where allocation is not bounded: failure %q", r.failed)
+	case !raceEnabled && (!strings.Contains(r.failed, `input: "big input", 3`) || !strings.Contains(r.failed, "30.0 MiB")):
 		t.Fatalf("30 MiB over a 20 MiB bound: failure %q", r.failed)
 	}
 
 	r = &recorder{T: t}
-	Check(r, Limit{Time: 10 * time.Millisecond}, func() { time.Sleep(30 * time.Millisecond) }, strings.Repeat("x", 1000))
-	if !strings.Contains(r.failed, "over its budget (10ms") || !strings.Contains(r.failed, "... (1000 bytes)") {
-		t.Fatalf("30 ms over a 10 ms bound: failure %q", r.failed)
+	d := 10 * time.Millisecond
+	Check(r, Limit{Time: d}, func() { time.Sleep(3 * d * (1 + 9*btoi(raceEnabled))) }, strings.Repeat("x", 1000))
+	if !strings.Contains(r.failed, "over its budget (") || !strings.Contains(r.failed, "... (1000 bytes)") {
+		t.Fatalf("a sleep of 3 × the time bound: failure %q", r.failed)
 	}
 
 	r = &recorder{T: t}
@@ -89,11 +93,18 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+func btoi(b bool) time.Duration {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // TestHang: an input still running after HangFactor × its time bound stops
 // the process with the input and the stacks (run in a child process).
 func TestHang(t *testing.T) {
 	if os.Getenv("FUZZBUDGET_HANG") == "1" {
-		Check(t, Limit{Time: 10 * time.Millisecond}, func() { time.Sleep(5 * time.Second) }, "hanging input")
+		Check(t, Limit{Time: 10 * time.Millisecond / (1 + 9*btoi(raceEnabled))}, func() { time.Sleep(5 * time.Second) }, "hanging input")
 		t.Fatal("Check returned from a hang")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHang$")

@@ -1,0 +1,6 @@
+//go:build race
+
+package fuzzbudget
+
+// raceEnabled: built with -race (see Check).
+const raceEnabled = true
