@@ -74,6 +74,7 @@ func main() {
 	// wake is set once the controller exists: a choice made through our
 	// HTTP endpoint wakes the waiting CustomRun at once.
 	var wake atomic.Pointer[func(string)]
+	var vote atomic.Pointer[func(context.Context, gate.Gate, gate.Decision) error]
 	src := configwatch.NewSource(func(st *store.Store, c *config.Config) *engine.Engine {
 		// each configuration brings its own render budget (budgets.render)
 		r := tmpl.New(c.Budgets().TemplateOptions())
@@ -82,6 +83,13 @@ func main() {
 			if w := wake.Load(); w != nil {
 				(*w)(p.Key)
 			}
+		}
+		// a Slack click on a gate with an ApprovalGate is a vote on it
+		gates.Vote = func(ctx context.Context, p gate.Gate, d gate.Decision) error {
+			if v := vote.Load(); v != nil {
+				return (*v)(ctx, p, d)
+			}
+			return gate.ErrNoObject
 		}
 		runner := handlers.NewRunner(st, r, slog.Default(), handlers.WithGates(gates))
 		runner.Trigger = (&trigger.Creator{Client: tektonClient, Kube: kubeClient, Templates: r, Fallback: runner.PostTrigger}).Trigger
@@ -103,6 +111,7 @@ func main() {
 		Source:  src,
 		Metrics: metrics,
 		Waker:   func(fn func(string)) { wake.Store(&fn) },
+		Voter:   func(fn func(context.Context, gate.Gate, gate.Decision) error) { vote.Store(&fn) },
 		Setup: func(ctx context.Context, cmw configmap.Watcher) error {
 			logger := logging.FromContext(ctx)
 			if err := src.Watch(ctx, cmw, kubeclient.Get(ctx), system.Namespace(), func(err error) {

@@ -2,6 +2,15 @@ package reconciler
 
 import (
 	"context"
+	"time"
+
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"knative.dev/pkg/injection/clients/dynamicclient"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/apis/cicdstatemgr/v1alpha1"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 
 	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun"
 	customrunreconciler "github.com/tektoncd/pipeline/pkg/client/injection/reconciler/pipeline/v1beta1/customrun"
@@ -41,6 +50,10 @@ type Options struct {
 	// Waker, when set, receives the function that wakes the CustomRun
 	// waiting on an approval gate key (called when a choice is made).
 	Waker func(wake func(gateKey string))
+	// Voter, when set, receives the function that records a Slack click as a
+	// vote on the gate's ApprovalGate (gate.Store.Vote), once the controller
+	// exists.
+	Voter func(vote func(ctx context.Context, p gate.Gate, d gate.Decision) error)
 }
 
 // NewController returns the constructor sharedmain runs.
@@ -67,6 +80,12 @@ func NewController(o Options) injection.ControllerConstructor {
 				}
 			})
 		}
+		if dyn, ok := ctx.Value(dynamicclient.Key{}).(dynamic.Interface); ok {
+			r.Approvals = watchApprovalGates(ctx, dyn, impl, o, clk)
+			if o.Voter != nil {
+				o.Voter(r.Approvals.Vote)
+			}
+		}
 		// The cache holds every CustomRun of the cluster; managed fields are
 		// most of an object's size and we never read them.
 		if err := customruninformer.Get(ctx).Informer().SetTransform(stripManagedFields); err != nil {
@@ -80,4 +99,36 @@ func NewController(o Options) injection.ControllerConstructor {
 		}
 		return impl
 	}
+}
+
+// watchApprovalGates starts the informer of ApprovalGates: a change of a gate
+// (a decision recorded by kubectl, tkn or a Slack click) enqueues the
+// CustomRun that owns it. The gate of a deleted CustomRun is deleted too,
+// for clusters where no garbage collector follows owner references.
+func watchApprovalGates(ctx context.Context, dyn dynamic.Interface, impl *controller.Impl, o Options, clk clock.PassiveClock) *ApprovalGates {
+	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 10*time.Hour, metav1.NamespaceAll, nil)
+	inf := factory.ForResource(v1alpha1.ApprovalGatesResource)
+	if err := inf.Informer().SetTransform(stripManagedFields); err != nil {
+		logging.FromContext(ctx).Infow("informer transform not installed", "error", err)
+	}
+	if _, err := inf.Informer().AddEventHandler(controller.HandleAll(impl.EnqueueControllerOf)); err != nil {
+		panic(err)
+	}
+	runs := customruninformer.Get(ctx)
+	a := &ApprovalGates{Client: dyn, Lister: inf.Lister(), Runs: runs.Lister(), Source: o.Source, Clock: clk}
+	if _, err := runs.Informer().AddEventHandler(cache.FilteringResourceEventHandler{
+		FilterFunc: tkncontroller.FilterCustomRunRef(APIVersion, Kind),
+		Handler: cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if run, ok := obj.(*v1beta1.CustomRun); ok {
+				a.deleteOf(ctx, run)
+			}
+		}},
+	}); err != nil {
+		panic(err)
+	}
+	factory.Start(ctx.Done())
+	return a
 }

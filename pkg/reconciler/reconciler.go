@@ -62,6 +62,9 @@ type Reconciler struct {
 
 	// MaxBackoff bounds the wait between retries of transient failures.
 	MaxBackoff time.Duration
+	// InlineWait is how long a reconcile waits for its op before leaving
+	// it to run alone (ops.go); DefaultInlineWait when 0.
+	InlineWait time.Duration
 
 	attempts sync.Map // CustomRun UID -> int, transient failures so far
 	gates    sync.Map // gate key -> types.NamespacedName of the waiting CustomRun
@@ -69,6 +72,7 @@ type Reconciler struct {
 	// enqueue asks for a reconcile of a CustomRun (set by NewController; nil
 	// in table tests, where the requeue delay stands in for it).
 	enqueue func(types.NamespacedName)
+	ops     runningOps // the ops started by this process (ops.go)
 }
 
 var _ customrunreconciler.Interface = (*Reconciler)(nil)
@@ -80,6 +84,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		return nil
 	}
 	if run.IsDone() {
+		r.stopOp(run.UID)
 		r.attempts.Delete(run.UID)
 		return nil
 	}
@@ -95,6 +100,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		return r.fail(run, nil, engine.Errorf(ReasonUnexpectedRef, "customRef.name %q is not supported: reference apiVersion %s kind %s without a name", run.Spec.CustomRef.Name, APIVersion, Kind))
 	}
 	if run.IsCancelled() || run.HasTimedOut(r.Clock) {
+		r.stopOp(run.UID)
 		r.closeGate(ctx, run)
 	}
 	if run.IsCancelled() {
@@ -120,19 +126,22 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		r.Metrics.countBudget(err)
 		return r.fail(run, p, err)
 	}
-	req, err := r.request(ctx, run, p, cfg)
-	if err != nil {
-		if e := engine.AsError(err, engine.ReasonInvalidParams); e.Transient {
-			return r.transient(ctx, run, p, e)
+	o := r.ops.find(run)
+	if o == nil { // the op's first reconcile: later ones find it running
+		req, err := r.request(ctx, run, p, cfg)
+		if err != nil {
+			if e := engine.AsError(err, engine.ReasonInvalidParams); e.Transient {
+				return r.transient(ctx, run, p, e)
+			}
+			return r.fail(run, p, err)
 		}
-		return r.fail(run, p, err)
+		o = r.startOp(ctx, run, eng, *req)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, r.opTimeout(run))
-	defer cancel()
-	opCtx = engine.WithAskingRun(opCtx, askingRun(run))
-	start := time.Now()
-	out, err := eng.Do(opCtx, *req)
-	r.Metrics.observe(string(p.op), outcomeOf(err), time.Since(start), err)
+	out, err, pending := r.awaitOp(run, o)
+	if pending {
+		run.Status.MarkCustomRunRunning(ReasonOpInProgress, "op %s is still running (an endpoint is slow to answer); the CustomRun goes on when it ends", p.op)
+		return controller.NewRequeueAfter(r.untilTimeout(run, r.opTimeout(run)))
+	}
 	if err != nil {
 		e := engine.AsError(err, engine.ReasonInvalidParams)
 		if e.Transient || errors.Is(err, context.DeadlineExceeded) {
