@@ -92,6 +92,10 @@ func FuzzParams(f *testing.F) {
 	f.Add("set", "ctx-1", "state.f={% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}", "", "", "", "", uint8(0), "", "", uint8(0))
 	f.Add("get", "ctx-1", "", "", "n={{ "+strings.Repeat("(", 10000)+"1"+strings.Repeat(")", 10000)+" }}", "", "", uint8(0), "", "", uint8(0))
 	f.Add("set", "ctx-1", "", "state.d="+strings.Repeat("[", 1001)+strings.Repeat("]", 1001), "", "", "", uint8(0), "", "", uint8(0))
+	// test/e2e/budgets_test.go's CustomRun: an app config with a doubly
+	// recursive macro, then one set of all three bombs
+	f.Add("init", "ctx-8", "", "", "", "cicd-contexts: {stage: {}}\njinja2-macros:\n  f: \"{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}\"", "", uint8(0), "", "", uint8(0))
+	f.Add("set", "ctx-8", `state.pad={{ "x"|ljust:200000000|length }}`+"\nstate.fork={{ f(40) }}\nstate.deep={{ "+strings.Repeat("(", 100000)+"1"+strings.Repeat(")", 100000)+" }}", "", "", "", "", uint8(0), "", "", uint8(0))
 
 	st, err := store.New(store.Options{Addr: redisSrv.Addr, Username: redisSrv.Username, Password: redisSrv.Password, KeyPrefix: "fuzz-params"})
 	if err != nil {
