@@ -59,6 +59,9 @@ type Reconciler struct {
 	Source     EngineSource
 	KubeClient kubernetes.Interface
 	Metrics    *Metrics
+	// Approvals keeps the ApprovalGate objects of waiting runs (nil: gates
+	// live in Redis only, as in table tests).
+	Approvals *ApprovalGates
 
 	// MaxBackoff bounds the wait between retries of transient failures.
 	MaxBackoff time.Duration
@@ -101,7 +104,11 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	}
 	if run.IsCancelled() || run.HasTimedOut(r.Clock) {
 		r.stopOp(run.UID)
-		r.closeGate(ctx, run)
+		// a gate's outcome committed first, or its on-timeout option, ends
+		// a timed-out run instead
+		if ev := r.closeGate(ctx, run); ev != nil {
+			return ev
+		}
 	}
 	if run.IsCancelled() {
 		msg := run.Spec.StatusMessage
@@ -127,7 +134,8 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		return r.fail(run, p, err)
 	}
 	o := r.ops.find(run)
-	if o == nil { // the op's first reconcile: later ones find it running
+	fresh := o == nil // the op's first reconcile: later ones find it running
+	if fresh {
 		req, err := r.request(ctx, run, p, cfg)
 		if err != nil {
 			if e := engine.AsError(err, engine.ReasonInvalidParams); e.Transient {
@@ -137,7 +145,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		}
 		o = r.startOp(ctx, run, eng, *req)
 	}
-	out, err, pending := r.awaitOp(run, o)
+	out, err, pending := r.awaitOp(run, o, fresh)
 	if pending {
 		run.Status.MarkCustomRunRunning(ReasonOpInProgress, "op %s is still running (an endpoint is slow to answer); the CustomRun goes on when it ends", p.op)
 		return controller.NewRequeueAfter(r.untilTimeout(run, r.opTimeout(run)))
