@@ -36,6 +36,32 @@ type op struct {
 	out     *engine.Outcome
 	err     error
 	ended   time.Time
+
+	// mu orders the op's end against a reconcile leaving it: an op that
+	// ends after some reconcile left it (detached) enqueues its run; one
+	// that ends while a reconcile waits for it is taken by that reconcile,
+	// costing no second reconcile.
+	mu       sync.Mutex
+	finished bool
+	detached bool
+}
+
+// finish records the op's end; true when a reconcile left the op and the
+// run must be enqueued.
+func (o *op) finish() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.finished = true
+	return o.detached
+}
+
+// detach marks the op left by its reconcile; false when it has already
+// finished (take its outcome instead).
+func (o *op) detach() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.detached = !o.finished
+	return o.detached
 }
 
 // runningOps are the ops started by this process, by CustomRun UID.
@@ -46,8 +72,8 @@ type runningOps struct {
 }
 
 // startOp runs eng.Do for the run's current attempt in its own goroutine.
-// When it ends the CustomRun is enqueued (r.enqueue), so that the next
-// reconcile takes its outcome (awaitOp). The op's context ends at the run's
+// When it ends after its reconcile left it, the CustomRun is enqueued
+// (r.enqueue), so that the next reconcile takes its outcome (awaitOp). The op's context ends at the run's
 // timeout (r.opTimeout), not with the reconcile; every effect it has is
 // journaled, so an op lost with the process is replayed exactly once by the
 // next attempt, as before.
@@ -66,17 +92,26 @@ func (r *Reconciler) startOp(ctx context.Context, run *v1beta1.CustomRun, eng *e
 		r.Metrics.observe(string(req.Op), outcomeOf(err), time.Since(start), err)
 		o.out, o.err, o.ended = out, err, time.Now()
 		close(o.done)
-		if r.enqueue != nil {
+		if o.finish() && r.enqueue != nil {
 			r.enqueue(key)
 		}
 	}()
 	return o
 }
 
-// awaitOp waits for the op up to the inline wait. It returns the outcome
-// when the op has ended, or pending: the op goes on alone and a later
-// reconcile (enqueued when it ends) awaits it again.
-func (r *Reconciler) awaitOp(run *v1beta1.CustomRun, o *op) (out *engine.Outcome, err error, pending bool) {
+// awaitOp takes the outcome of the op when it has ended. An op started by
+// this reconcile (fresh) is waited for up to the inline wait; one started
+// earlier is not waited for, since its end enqueues the run anyway. pending:
+// the op goes on alone.
+func (r *Reconciler) awaitOp(run *v1beta1.CustomRun, o *op, fresh bool) (out *engine.Outcome, err error, pending bool) {
+	if !fresh {
+		select {
+		case <-o.done:
+			return r.takeOp(run, o)
+		default:
+			return r.leaveOp(run, o)
+		}
+	}
 	wait := r.InlineWait
 	if wait <= 0 {
 		wait = DefaultInlineWait
@@ -85,11 +120,26 @@ func (r *Reconciler) awaitOp(run *v1beta1.CustomRun, o *op) (out *engine.Outcome
 	defer t.Stop()
 	select {
 	case <-o.done:
-		r.ops.forget(run.UID, o)
-		return o.out, o.err, false
+		return r.takeOp(run, o)
 	case <-t.C:
-		return nil, nil, true
+		return r.leaveOp(run, o)
 	}
+}
+
+// leaveOp leaves a running op to end alone (pending), or takes its outcome
+// when it ended meanwhile.
+func (r *Reconciler) leaveOp(run *v1beta1.CustomRun, o *op) (*engine.Outcome, error, bool) {
+	if !o.detach() {
+		<-o.done // finished, about to close done
+		return r.takeOp(run, o)
+	}
+	return nil, nil, true
+}
+
+// takeOp returns the outcome of an ended op and forgets the op.
+func (r *Reconciler) takeOp(run *v1beta1.CustomRun, o *op) (*engine.Outcome, error, bool) {
+	r.ops.forget(run.UID, o)
+	return o.out, o.err, false
 }
 
 // stopOp cancels and forgets the run's op, if any (the run ended, was
