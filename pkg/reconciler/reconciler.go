@@ -134,7 +134,8 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		return r.fail(run, p, err)
 	}
 	o := r.ops.find(run)
-	if o == nil { // the op's first reconcile: later ones find it running
+	fresh := o == nil // the op's first reconcile: later ones find it running
+	if fresh {
 		req, err := r.request(ctx, run, p, cfg)
 		if err != nil {
 			if e := engine.AsError(err, engine.ReasonInvalidParams); e.Transient {
@@ -144,7 +145,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		}
 		o = r.startOp(ctx, run, eng, *req)
 	}
-	out, err, pending := r.awaitOp(run, o)
+	out, err, pending := r.awaitOp(run, o, fresh)
 	if pending {
 		run.Status.MarkCustomRunRunning(ReasonOpInProgress, "op %s is still running (an endpoint is slow to answer); the CustomRun goes on when it ends", p.op)
 		return controller.NewRequeueAfter(r.untilTimeout(run, r.opTimeout(run)))
