@@ -32,6 +32,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpserver"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/reconciler"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
@@ -91,7 +92,10 @@ func main() {
 			}
 			return gate.ErrNoObject
 		}
-		runner := handlers.NewRunner(st, r, slog.Default(), handlers.WithGates(gates))
+		// one dead endpoint takes at most budgets.callsPerHost of the calls
+		hosts := &httpclient.HostLimiter{Max: c.Budgets().CallsPerHost, Wait: 2 * time.Second}
+		runner := handlers.NewRunner(st, r, slog.Default(), handlers.WithGates(gates),
+			handlers.WithHTTPClient(&httpclient.Client{Hosts: hosts}))
 		runner.Trigger = (&trigger.Creator{Client: tektonClient, Kube: kubeClient, Templates: r, Fallback: runner.PostTrigger}).Trigger
 		return &engine.Engine{Store: st, Templates: r, Gates: gates, Handlers: runner}
 	})

@@ -21,6 +21,9 @@ const (
 	// DefaultSlackBodyBytes is the cap of a Slack request body (the
 	// controller's Slack endpoints, pkg/slack.DefaultMaxBodyBytes).
 	DefaultSlackBodyBytes int64 = 128 << 10 // 128 KiB
+	// DefaultCallsPerHost is the number of event-handler HTTP calls in
+	// flight to one host (httpclient.HostLimiter).
+	DefaultCallsPerHost = 16
 )
 
 // Budgets bounds the size of every input a pipeline author writes. One
@@ -47,6 +50,11 @@ type Budgets struct {
 	// endpoints; over it the request is answered 413 before the rest is
 	// read (docs/security.md, "HTTP server").
 	SlackBodyBytes int64
+	// CallsPerHost bounds the event-handler HTTP calls in flight to one
+	// host, so that a dead endpoint takes at most this many of the
+	// controller's calls; a call finding its host full waits up to two
+	// seconds, then its op is retried later (a transient failure).
+	CallsPerHost int
 }
 
 // DefaultBudgets returns the budgets of a configuration without a budgets
@@ -61,6 +69,7 @@ func DefaultBudgets() Budgets {
 		RenderDepth:       tmpl.DefaultMaxDepth,
 		RenderMacroDepth:  tmpl.DefaultMaxMacroDepth,
 		SlackBodyBytes:    DefaultSlackBodyBytes,
+		CallsPerHost:      DefaultCallsPerHost,
 	}
 }
 
@@ -107,10 +116,16 @@ func parseBudgets(data *document.Map) (Budgets, error) {
 			b.ContextBytes, err = budgetInt(k, v)
 		case "slackBodyBytes":
 			b.SlackBodyBytes, err = budgetInt(k, v)
+		case "callsPerHost":
+			var n int64
+			if n, err = budgetInt(k, v); err == nil && n > 1<<16 {
+				err = fmt.Errorf("config.yaml: %s.%s %d is too large (at most %d)", BudgetsKey, k, n, 1<<16)
+			}
+			b.CallsPerHost = int(n)
 		case "render":
 			err = parseRenderBudgets(&b, v)
 		default:
-			err = fmt.Errorf("config.yaml: unknown budget %s.%s (known: appConfigBytes, valueBytes, contextBytes, slackBodyBytes, render)", BudgetsKey, k)
+			err = fmt.Errorf("config.yaml: unknown budget %s.%s (known: appConfigBytes, valueBytes, contextBytes, slackBodyBytes, callsPerHost, render)", BudgetsKey, k)
 		}
 		return err == nil
 	})

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -69,6 +70,9 @@ func budgetOf(err error) string {
 	var be *tmpl.BudgetError
 	if errors.As(err, &be) {
 		return be.Budget
+	}
+	if errors.Is(err, httpclient.ErrHostBusy) {
+		return "callsPerHost"
 	}
 	if e := engine.AsError(err, ""); e != nil {
 		return e.Budget

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -35,7 +36,10 @@ func TestBudgetExceededIsCounted(t *testing.T) {
 	m.countBudget(engine.ValueTooLarge("set state.x", 11, 10))
 	m.observe("set", "failed", 0, fmt.Errorf("writing: %w", store.ErrTooLarge))
 	m.countBudget(engine.AppConfigTooLarge("app config", 11, 10))
-	for _, b := range []string{engine.BudgetValueBytes, engine.BudgetContextBytes, engine.BudgetAppConfigBytes} {
+	// a handler call that found its host at budgets.callsPerHost
+	m.observe("handle-event", "transient", 0, &engine.Error{Reason: engine.ReasonEventHandlerFailed, Transient: true,
+		Err: &httpclient.Error{Method: "POST", Host: "h", Err: fmt.Errorf("%w (16)", httpclient.ErrHostBusy)}})
+	for _, b := range []string{engine.BudgetValueBytes, engine.BudgetContextBytes, engine.BudgetAppConfigBytes, "callsPerHost"} {
 		if got := testutil.ToFloat64(m.budgets.WithLabelValues(b)); got != 1 {
 			t.Errorf("budget_exceeded_total{budget=%s} = %v, want 1", b, got)
 		}
