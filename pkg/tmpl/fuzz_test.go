@@ -51,6 +51,11 @@ var renderSeeds = []struct{ src, val, state string }{
 	{`{% for i in state.y %}{% for j in state.y %}{% for k in state.y %}{% endfor %}{% endfor %}{% endfor %}`, "", "[" + strings.Repeat("1, ", 999) + "1]"},
 	{`{% with s="x"|ljust:1048576 %}{% for i in state.y %}{% for j in state.y %}{{ s|upper|length }}{% endfor %}{% endfor %}{% endwith %}`, "", "[" + strings.Repeat("1, ", 999) + "1]"},
 	{`{% for i in state.y %}{% for j in state.y %}{{ "x"|ljust:524288|length }}{% endfor %}{% endfor %}`, "", "[" + strings.Repeat("1, ", 999) + "1]"},
+	// filters that build lists and maps, in a loop (each call a step per
+	// value built: third_party/pongo2 filterBuilt)
+	{`{% with s="x"|ljust:1048576 %}{% for i in state.y %}{{ s|make_list|length }}{% endfor %}{% endwith %}`, "", "[" + strings.Repeat("1, ", 999) + "1]"},
+	{`{% with s="x "|ljust:1048576 %}{% for i in state.y %}{{ s|split:" "|length }}{% endfor %}{% endwith %}`, "", "[" + strings.Repeat("1, ", 999) + "1]"},
+	{`{% with b="1"|rjust:200000|make_list|join:"1," %}{% with s="["+b+"]" %}{% for i in state.y %}{{ s|from_json|length }}{% endfor %}{% endwith %}{% endwith %}`, "", "[" + strings.Repeat("1, ", 999) + "1]"},
 	// issue 11: nesting (the 3 MB nested expression a set-values handler
 	// built, in small)
 	{"{{ " + strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000) + " }}", "", ""},

@@ -2,6 +2,7 @@ package pongo2
 
 import (
 	"fmt"
+	"reflect"
 )
 
 // FilterFunction is the type filter functions must fulfil
@@ -128,10 +129,65 @@ func (ctx *ExecutionContext) filterFits(name string, in, param *Value, token *To
 }
 
 func (ctx *ExecutionContext) filterBuilt(name string, out *Value, token *Token) *Error {
-	if ctx.budget == nil || out == nil || !out.IsString() {
+	if ctx.budget == nil || out == nil {
 		return nil
 	}
-	return ctx.built(len(out.String()), "result of filter '"+name+"'", token)
+	if out.IsString() {
+		return ctx.built(len(out.String()), "result of filter '"+name+"'", token)
+	}
+	// A list or map result (make_list, split, slice, from_json, ...) costs a
+	// step per value in it, nested ones too, as reading it would: counted up
+	// to the steps left, so counting costs no more than the budget allows.
+	left := ctx.budget.b.MaxSteps - ctx.budget.steps
+	if ctx.budget.b.MaxSteps <= 0 {
+		return nil
+	}
+	if n := countValues(out.Interface(), left+1); n > 0 {
+		return ctx.steps(int(n), token)
+	}
+	return nil
+}
+
+// countValues counts the values in v (not v itself), nested ones too,
+// stopping once it has counted max.
+func countValues(v any, max int64) int64 {
+	var n int64
+	var walk func(rv reflect.Value)
+	walk = func(rv reflect.Value) {
+		for n < max && rv.IsValid() && (rv.Kind() == reflect.Interface || rv.Kind() == reflect.Ptr) && !rv.IsNil() {
+			if pv, ok := rv.Interface().(*Value); ok {
+				rv = pv.val
+				continue
+			}
+			if om, ok := asOrderedMap(rv); ok {
+				for _, k := range om.Keys() {
+					if n >= max {
+						break
+					}
+					n++
+					e, _ := om.Get(k)
+					walk(reflect.ValueOf(e))
+				}
+				return
+			}
+			rv = rv.Elem()
+		}
+		switch rv.Kind() {
+		case reflect.Slice, reflect.Array:
+			for i := 0; i < rv.Len() && n < max; i++ {
+				n++
+				walk(rv.Index(i))
+			}
+		case reflect.Map:
+			it := rv.MapRange()
+			for it.Next() && n < max {
+				n++
+				walk(it.Value())
+			}
+		}
+	}
+	walk(reflect.ValueOf(v))
+	return n
 }
 
 // Filter = IDENT | IDENT ":" FilterArg | IDENT "|" Filter
