@@ -49,7 +49,15 @@ func MustJSON(v any, style JSONStyle) string {
 	return string(b)
 }
 
+// ErrTooDeep: a value nested deeper than the readers of this package accept
+// (ParseJSON and the YAML parser: 1000 levels). The writer refuses it, so
+// that nothing is stored that cannot be read back.
+var ErrTooDeep = fmt.Errorf("value nested deeper than %d levels", maxDepth)
+
 func writeJSON(buf *bytes.Buffer, v any, st JSONStyle, level int) error {
+	if level > maxDepth {
+		return ErrTooDeep
+	}
 	switch t := v.(type) {
 	case nil:
 		buf.WriteString("null")

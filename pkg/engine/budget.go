@@ -15,6 +15,9 @@ const (
 	BudgetAppConfigBytes = "appConfigBytes"
 	BudgetValueBytes     = "valueBytes"
 	BudgetContextBytes   = "contextBytes"
+	// BudgetDocumentDepth: a value nested deeper than a stored document
+	// may be (1000 levels, fixed: what the parsers read back).
+	BudgetDocumentDepth = "documentDepth"
 )
 
 // budgets returns the budgets of the request's configuration (the defaults

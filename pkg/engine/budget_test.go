@@ -179,3 +179,58 @@ func TestBudgetsOnUpdates(t *testing.T) {
 		t.Fatalf("a refused write changed the context: %.20v", v)
 	}
 }
+
+// TestRendersOfOneOpShareABudget: variables that each render within the
+// output budget but together exceed budgets.contextBytes fail the init with
+// the opOutput budget, and nothing is written; fewer of them go through.
+func TestRendersOfOneOpShareABudget(t *testing.T) {
+	e, _ := newEngine(t)
+	cfg := budgetConfig(t, "{contextBytes: 20000}")
+	app := func(n int) string {
+		var b strings.Builder
+		b.WriteString("cicd-contexts:\n  stage: {}\nvariables:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "  v%d: '{{ \"x\"|ljust:4000 }}'\n", i)
+		}
+		return b.String()
+	}
+	if err := initWith(e, cfg, "few", app(3), nil); err != nil {
+		t.Fatalf("3 variables of 4,000 bytes within a 20,000-byte context: %v", err)
+	}
+	err := initWith(e, cfg, "many", app(100), nil)
+	wantReason(t, err, engine.ReasonTemplateError, "render budget exceeded (opOutput: 20000)")
+	if exists(t, e, "many") {
+		t.Fatal("the context was written although the init failed")
+	}
+}
+
+// TestNothingStoredDeeperThanItCanBeRead: a set whose path and value nest
+// deeper than the readers accept (1000 levels) fails with InvalidParams and
+// leaves the context readable; a deep path within the limit is stored.
+func TestNothingStoredDeeperThanItCanBeRead(t *testing.T) {
+	e, cfg := newEngine(t)
+	if err := initWith(e, cfg, "deep", "cicd-contexts:\n  stage: {}\n", nil, document.Assignment{Path: "state.k", Value: "v"}); err != nil {
+		t.Fatal(err)
+	}
+	set := func(levels int) error {
+		_, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpSet, ID: "deep", Config: cfg,
+			Sets: []document.Assignment{{Path: "state." + strings.Repeat("a.", levels) + "b", Value: "v"}}})
+		return err
+	}
+	if err := set(900); err != nil {
+		t.Fatalf("900 levels: %v", err)
+	}
+	err := set(1100)
+	wantReason(t, err, engine.ReasonInvalidParams, "nested deeper than 1000 levels")
+	if e := engine.AsError(err, ""); e.Budget != engine.BudgetDocumentDepth {
+		t.Errorf("budget %q, want %s", e.Budget, engine.BudgetDocumentDepth)
+	}
+	out, err := e.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpGet, ID: "deep", Config: cfg,
+		Gets: []engine.GetSpec{{Name: "k", Expr: "state.k"}}})
+	if err != nil {
+		t.Fatalf("the context is unreadable after the refused set: %v", err)
+	}
+	if v, _ := out.Result("k"); v != "v" {
+		t.Fatalf("state.k = %q", v)
+	}
+}

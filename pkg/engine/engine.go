@@ -196,6 +196,9 @@ func (e *Engine) Do(ctx context.Context, req Request) (*Outcome, error) {
 	if req.Event != nil && e.Handlers == nil {
 		return nil, Errorf(ReasonInvalidParams, "handle-event is not supported by this build")
 	}
+	// What an op renders in all (variables, set-values, messages) is bounded
+	// like the context it may build (docs/security.md, "Budgets").
+	ctx = tmpl.WithOpOutput(ctx, req.budgets().ContextBytes)
 	var out *Outcome
 	var err error
 	switch req.Op {
@@ -282,12 +285,14 @@ func (e *Engine) update(ctx context.Context, req Request, extra func(context.Con
 		if err := applySets(doc, req.Sets); err != nil {
 			return false, nil, err
 		}
+		// each attempt (a WATCH conflict runs fn again) renders afresh
+		actx := tmpl.WithOpOutput(ctx, req.budgets().ContextBytes)
 		if extra != nil {
-			if err := extra(ctx, req, doc); err != nil {
+			if err := extra(actx, req, doc); err != nil {
 				return false, nil, err
 			}
 		}
-		handled, waiting, err := e.runEvent(ctx, req, doc, journalKey)
+		handled, waiting, err := e.runEvent(actx, req, doc, journalKey)
 		if err != nil {
 			return false, nil, err
 		}

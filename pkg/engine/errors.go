@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -58,6 +59,8 @@ func AsError(err error, fallbackReason string) *Error {
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
 		return &Error{Reason: ReasonContextTooLarge, Message: err.Error(), Budget: BudgetContextBytes, Err: err}
+	case errors.Is(err, document.ErrTooDeep):
+		return &Error{Reason: ReasonInvalidParams, Message: err.Error(), Budget: BudgetDocumentDepth, Err: err}
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Reason: ReasonContextNotFound, Message: err.Error(), Err: err}
 	case errors.Is(err, store.ErrAuth):

@@ -1,7 +1,9 @@
 package tmpl
 
 import (
+	"context"
 	"math"
+	"sync/atomic"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/flosch/pongo2/v6"
@@ -89,4 +91,41 @@ func indentedSize(v any, indent int) int64 {
 	}
 	walk(v, 0)
 	return total
+}
+
+// opOutput is the output budget shared by the renders of one op.
+type opOutput struct {
+	limit int64
+	used  atomic.Int64
+}
+
+type opOutputKey struct{}
+
+// BudgetOpOutput names the budget of WithOpOutput in a *BudgetError.
+const BudgetOpOutput = "opOutput"
+
+// WithOpOutput bounds the output of every render made with the returned
+// context, added up, to limit bytes. Each render is bounded by the Env's
+// output budget; this bounds how many of them one op keeps: a hundred
+// variables of a megabyte each are a hundred renders within budget, but not
+// a document the op may build. Past the limit a render fails with a
+// *BudgetError (budget "opOutput").
+func WithOpOutput(ctx context.Context, limit int64) context.Context {
+	if limit <= 0 {
+		return ctx
+	}
+	b := &opOutput{limit: limit}
+	return context.WithValue(ctx, opOutputKey{}, b)
+}
+
+// chargeOutput adds a render's output to the op's budget, if rctx has one.
+func chargeOutput(rctx context.Context, n int) error {
+	b, _ := rctx.Value(opOutputKey{}).(*opOutput)
+	if b == nil {
+		return nil
+	}
+	if b.used.Add(int64(n)) > b.limit {
+		return &BudgetError{Budget: BudgetOpOutput, Limit: b.limit, Detail: "the renders of one op together"}
+	}
+	return nil
 }

@@ -229,6 +229,9 @@ func (e *Env) RenderContext(rctx context.Context, src string, ctx *document.Map)
 	if xerr != nil {
 		return "", &Error{Template: src, Err: relocate(xerr, macros)}
 	}
+	if err := chargeOutput(rctx, len(out)); err != nil {
+		return "", &Error{Template: src, Err: err}
+	}
 	return out, nil
 }
 
