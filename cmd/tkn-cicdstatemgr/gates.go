@@ -223,9 +223,9 @@ func decide(ctx context.Context, c *clients, name, action, option, message strin
 	if _, err := c.gates(c.namespace).Patch(ctx, name, types.JSONPatchType, b, metav1.PatchOptions{}); err != nil {
 		return err
 	}
-	what := action + "d"
+	what := "rejected"
 	if action == v1alpha1.ActionApprove {
-		what += " " + g.Spec.OptionOf(d)
+		what = "approved " + g.Spec.OptionOf(d)
 	}
 	fmt.Fprintf(out, "%s/%s: %s as %s\n", g.Namespace, g.Name, what, me)
 	return nil

@@ -225,6 +225,12 @@ func (a *ApprovalGates) gateStatus(ag *v1alpha1.ApprovalGate, d *gate.Decision, 
 	var fresh []v1alpha1.Decision
 	st.Decisions = nil
 	for _, x := range ev.Counted {
+		if x.Action == v1alpha1.ActionApprove {
+			x.Option = ag.Spec.OptionOf(x) // the option approved, also when left empty
+		}
+		if x.Via == "" {
+			x.Via = v1alpha1.ViaKubernetes
+		}
 		x.At = &now
 		if old, ok := seen[x.By]; ok && old.Action == x.Action && old.Option == x.Option && old.Message == x.Message && old.At != nil {
 			x.At = old.At
@@ -289,9 +295,9 @@ func (a *ApprovalGates) sync(ctx context.Context, run *v1beta1.CustomRun, ag *v1
 }
 
 func describeDecision(x v1alpha1.Decision) string {
-	s := fmt.Sprintf("%s (%s) %sd", x.By, x.Via, x.Action)
-	if x.Action == v1alpha1.ActionApprove && x.Option != "" {
-		s += " " + x.Option
+	s := fmt.Sprintf("%s (%s) rejected", x.By, x.Via)
+	if x.Action == v1alpha1.ActionApprove {
+		s = fmt.Sprintf("%s (%s) approved %s", x.By, x.Via, x.Option)
 	}
 	if x.Message != "" {
 		s += ": " + x.Message
