@@ -154,11 +154,7 @@ func newCluster(ctx context.Context, env *benchEnv) (*cluster, error) {
 	}
 	f := externalversions.NewSharedInformerFactoryWithOptions(c.tekton, 0, externalversions.WithNamespace(namespace))
 	crInf := f.Tekton().V1beta1().CustomRuns().Informer()
-	onCR := func(obj any) {
-		if cr, ok := obj.(*v1beta1.CustomRun); ok {
-			c.runs.finished(cr.Name, cr.Status.GetCondition(apis.ConditionSucceeded))
-		}
-	}
+	onCR := c.onCustomRun
 	prInf := f.Tekton().V1().PipelineRuns().Informer()
 	onPR := func(obj any) {
 		if pr, ok := obj.(*v1.PipelineRun); ok {
@@ -180,6 +176,40 @@ func newCluster(ctx context.Context, env *benchEnv) (*cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// onCustomRun hands a CustomRun seen by an informer to c.runs.
+func (c *cluster) onCustomRun(obj any) {
+	if cr, ok := obj.(*v1beta1.CustomRun); ok {
+		c.runs.finished(cr.Name, cr.Status.GetCondition(apis.ConditionSucceeded))
+	}
+}
+
+// errRunTimeout: a CustomRun was not done within the wait of createAndWait.
+var errRunTimeout = errors.New("not done in time")
+
+// createAndWait creates cr (in its namespace) and waits until an informer
+// sees it done. lat is from just before the Create call to that sight. err
+// is the Create's error, errRunTimeout after timeout, or the context's.
+func (c *cluster) createAndWait(ctx context.Context, cr *v1beta1.CustomRun, timeout time.Duration) (d done, lat time.Duration, err error) {
+	ch := c.runs.expect(cr.Name)
+	t0 := time.Now()
+	if _, err := c.tekton.TektonV1beta1().CustomRuns(cr.Namespace).Create(ctx, cr, metav1.CreateOptions{}); err != nil {
+		c.runs.forget(cr.Name)
+		return done{}, 0, err
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case d := <-ch:
+		return d, d.at.Sub(t0), nil
+	case <-timer.C:
+		c.runs.forget(cr.Name)
+		return done{}, 0, errRunTimeout
+	case <-ctx.Done():
+		c.runs.forget(cr.Name)
+		return done{}, 0, ctx.Err()
+	}
 }
 
 func (c *cluster) close() {
@@ -326,10 +356,19 @@ func (c *cluster) runPhase(ctx context.Context, name string, o op, inFlight, tot
 					return
 				}
 				cr := customRun(name, o, w, i)
-				ch := c.runs.expect(cr.Name)
-				t0 := time.Now()
-				if _, err := c.tekton.TektonV1beta1().CustomRuns(namespace).Create(ctx, cr, metav1.CreateOptions{}); err != nil {
-					c.runs.forget(cr.Name)
+				d, lat, err := c.createAndWait(ctx, cr, runTimeout)
+				switch {
+				case ctx.Err() != nil:
+					return
+				case errors.Is(err, errRunTimeout):
+					bad.Add(1)
+					note(func() {
+						res.timedOut++
+						if res.firstErr == "" {
+							res.firstErr = cr.Name + " not done after " + runTimeout.String()
+						}
+					})
+				case err != nil:
 					bad.Add(1)
 					note(func() {
 						res.errors++
@@ -337,12 +376,9 @@ func (c *cluster) runPhase(ctx context.Context, name string, o op, inFlight, tot
 							res.firstErr = err.Error()
 						}
 					})
-					continue
-				}
-				select {
-				case d := <-ch:
+				default:
 					note(func() {
-						res.lat = append(res.lat, d.at.Sub(t0))
+						res.lat = append(res.lat, lat)
 						if !d.ok {
 							res.failed++
 							bad.Add(1)
@@ -351,17 +387,6 @@ func (c *cluster) runPhase(ctx context.Context, name string, o op, inFlight, tot
 							}
 						}
 					})
-				case <-time.After(runTimeout):
-					c.runs.forget(cr.Name)
-					bad.Add(1)
-					note(func() {
-						res.timedOut++
-						if res.firstErr == "" {
-							res.firstErr = cr.Name + " not done after " + runTimeout.String()
-						}
-					})
-				case <-ctx.Done():
-					return
 				}
 			}
 		}(w)
@@ -644,31 +669,26 @@ func (c *cluster) interleaved(ctx context.Context, name string, ops []op, perOp 
 		o := ops[i%len(ops)]
 		res := out[o]
 		cr := customRun(name, o, 0, i)
-		ch := c.runs.expect(cr.Name)
-		t0 := time.Now()
-		if _, err := c.tekton.TektonV1beta1().CustomRuns(namespace).Create(ctx, cr, metav1.CreateOptions{}); err != nil {
-			c.runs.forget(cr.Name)
+		d, lat, err := c.createAndWait(ctx, cr, runTimeout)
+		switch {
+		case ctx.Err() != nil:
+			return out, ctx.Err()
+		case errors.Is(err, errRunTimeout):
+			bad++
+			res.timedOut++
+			res.firstErr = cr.Name + " not done after " + runTimeout.String()
+		case err != nil:
 			bad++
 			res.errors++
 			res.firstErr = err.Error()
-			continue
-		}
-		select {
-		case d := <-ch:
-			res.lat = append(res.lat, d.at.Sub(t0))
-			res.wall += d.at.Sub(t0)
+		default:
+			res.lat = append(res.lat, lat)
+			res.wall += lat
 			if !d.ok {
 				bad++
 				res.failed++
 				res.firstErr = cr.Name + ": " + d.reason
 			}
-		case <-time.After(runTimeout):
-			c.runs.forget(cr.Name)
-			bad++
-			res.timedOut++
-			res.firstErr = cr.Name + " not done after " + runTimeout.String()
-		case <-ctx.Done():
-			return out, ctx.Err()
 		}
 	}
 	if err := c.deleteAll(ctx, name); err != nil {
