@@ -80,6 +80,7 @@ type cluster struct {
 	prs     *tracker // PipelineRuns
 	echoSrv *http.Server
 	posts   atomic.Int64
+	hang    hangingEndpoint // /slow of the echo server (hostile.go)
 
 	baseline *exec.Cmd
 	baseDone chan struct{}
@@ -226,7 +227,8 @@ func (c *cluster) close() {
 }
 
 // startEcho serves slack.url of the stack's config (hack/stack.sh
-// apply_config): it answers like chat.postMessage.
+// apply_config): it answers like chat.postMessage. /slow hangs while the
+// hostile load runs (hangingEndpoint).
 func (c *cluster) startEcho() error {
 	ln, err := net.Listen("tcp", "127.0.0.1:"+c.env.echoPort)
 	if err != nil {
@@ -234,7 +236,11 @@ func (c *cluster) startEcho() error {
 	}
 	c.echoSrv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
-		c.posts.Add(1)
+		if r.URL.Path == "/slow" {
+			c.hang.hang(r)
+		} else {
+			c.posts.Add(1)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"ok": true, "channel": "C0BENCH", "ts": "1700000000.000100"}`)
 	})}

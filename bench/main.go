@@ -10,7 +10,9 @@
 // threads; a pipeline of 10 sequential ops; set/get on the engine alone for
 // 1 KB, 100 KB and 1 MB states; the controller's RSS after 5,000 CustomRuns;
 // the CLI's `--get` (from `go test -bench` in this directory, run by
-// hack/bench.sh). Results go to bench/results.md and bench/latency.png.
+// hack/bench.sh); set alone and beside hostile CustomRuns (hostile.go).
+// Results go to bench/results.md and bench/latency.png. BENCH_ONLY=hostile
+// runs the warm-up and the hostile-neighbour row only.
 package main
 
 import (
@@ -35,16 +37,17 @@ type sizes struct {
 	engineIters int         // set+get pairs per state size
 	rssRuns     int         // CustomRuns before the RSS reading
 	rounds      int         // of each op at 10 and 100 in flight
+	hostileRuns int         // set CustomRuns alone, beside the hostile load, and alone again
 }
 
 var quickSizes = sizes{
 	latencyRuns: map[int]int{1: 20, 10: 60, 100: 200},
-	throughput:  200, pipelines: 2, engineIters: 100, rssRuns: 200, rounds: 1,
+	throughput:  200, pipelines: 2, engineIters: 100, rssRuns: 200, rounds: 1, hostileRuns: 40,
 }
 
 var fullSizes = sizes{
 	latencyRuns: map[int]int{1: 100, 10: 300, 100: 1000},
-	throughput:  1000, pipelines: 5, engineIters: 300, rssRuns: 5000, rounds: 2,
+	throughput:  1000, pipelines: 5, engineIters: 300, rssRuns: 5000, rounds: 2, hostileRuns: 100,
 }
 
 var inFlight = []int{1, 10, 100}
@@ -59,6 +62,10 @@ func main() {
 	)
 	flag.Parse()
 	quick := os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0"
+	only := os.Getenv("BENCH_ONLY")
+	if only != "" && only != "hostile" {
+		log.Fatalf("BENCH_ONLY=%q: the only part that runs alone is hostile", only)
+	}
 	sz := fullSizes
 	if quick {
 		sz = quickSizes
@@ -75,7 +82,7 @@ func main() {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 
-	rep := &report{quick: quick, started: time.Now(), sizes: sz}
+	rep := &report{quick: quick, only: only, started: time.Now(), sizes: sz}
 	if *cliFile != "" {
 		rep.cli, err = parseGoBench(*cliFile)
 		if err != nil {
@@ -91,11 +98,13 @@ func main() {
 	if err := os.WriteFile(filepath.Join(*outDir, "results.md"), []byte(md), 0o644); err != nil {
 		log.Fatal(err)
 	}
-	if err := writePlot(filepath.Join(*outDir, "latency.png"), rep); err != nil {
-		log.Printf("plot: %v", err)
+	if len(rep.latency) > 0 {
+		if err := writePlot(filepath.Join(*outDir, "latency.png"), rep); err != nil {
+			log.Printf("plot: %v", err)
+		}
 	}
 	fmt.Println(md)
-	log.Printf("wrote %s and %s", filepath.Join(*outDir, "results.md"), filepath.Join(*outDir, "latency.png"))
+	log.Printf("wrote the results to %s", *outDir)
 	if rep.failure != "" {
 		os.Exit(1)
 	}
@@ -114,6 +123,9 @@ func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
 	}
 	if err := b.warmUp(ctx); err != nil {
 		return err
+	}
+	if rep.only == "hostile" {
+		return b.hostile(ctx, sz.hostileRuns, rep)
 	}
 
 	// 1. op latency at 1, 10 and 100 in flight, ours and the baseline's: at 1
@@ -181,13 +193,16 @@ func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
 		return err
 	}
 	rep.engine = eng
-	return nil
+
+	// 6. set alone, beside hostile CustomRuns and slow clients, and alone again
+	return b.hostile(ctx, sz.hostileRuns, rep)
 }
 
 // benchEnv is what hack/bench.sh (via hack/stack.sh) tells us.
 type benchEnv struct {
 	root, clusterDir, kubeconfig, redisAddr, echoPort, baselineBin string
 	baselineProbes, baselineProfiling                              string
+	controllerAddr                                                 string // host:port of the Slack endpoints (--http-addr)
 }
 
 func loadEnv() (*benchEnv, error) {
@@ -205,8 +220,9 @@ func loadEnv() (*benchEnv, error) {
 		return nil, err
 	}
 	e.kubeconfig, e.redisAddr = kv["KUBECONFIG"], kv["CICDSTATEMGR_REDIS_ADDR"]
-	if e.kubeconfig == "" || e.redisAddr == "" {
-		return nil, fmt.Errorf("stack.env lacks KUBECONFIG or CICDSTATEMGR_REDIS_ADDR")
+	e.controllerAddr = strings.TrimPrefix(kv["CICDSTATEMGR_CONTROLLER_URL"], "http://")
+	if e.kubeconfig == "" || e.redisAddr == "" || e.controllerAddr == "" {
+		return nil, fmt.Errorf("stack.env lacks KUBECONFIG, CICDSTATEMGR_REDIS_ADDR or CICDSTATEMGR_CONTROLLER_URL")
 	}
 	return e, nil
 }

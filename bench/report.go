@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 // report collects every figure of a run.
 type report struct {
 	quick             bool
+	only              string // BENCH_ONLY: "" (everything) or "hostile"
 	started, finished time.Time
 	sizes             sizes
 	latency           []*phaseResult
@@ -23,6 +25,7 @@ type report struct {
 	pipelines         []*pipelineResult
 	engine            []*engineResult
 	cli               []goBench
+	hostile           *hostileResult
 	failure           string
 }
 
@@ -148,6 +151,9 @@ func (r *report) markdown(env *benchEnv) string {
 	if r.quick {
 		mode = "quick (BENCH_QUICK=1)"
 	}
+	if r.only != "" {
+		mode += fmt.Sprintf(", only the %s row (BENCH_ONLY=%s)", r.only, r.only)
+	}
 	w("# cicdstatemgr benchmarks\n\n")
 	w("- Machine: %s\n", machine())
 	took := fmt.Sprintf("the measurements took %s", r.finished.Sub(r.started).Round(time.Second))
@@ -268,6 +274,10 @@ func (r *report) markdown(env *benchEnv) string {
 		}
 	}
 
+	if h := r.hostile; h != nil && h.before != nil {
+		r.hostileSection(w, h)
+	}
+
 	w("\n## Targets\n\n| target | measured | |\n|---|---|---|\n")
 	if base := r.phase(opCopy, 1); base != nil {
 		bs := summarize(base.lat)
@@ -299,7 +309,17 @@ func (r *report) markdown(env *benchEnv) string {
 		v := c.metrics["ns/op"] / 1e6
 		w("| CLI `--get` < 15 ms end to end | %.2f ms | %s |\n", v, met(v < 15))
 	}
+	if h := r.hostile; h != nil && h.beside != nil && h.after != nil {
+		alone, beside := h.alone(), summarize(h.beside.lat)
+		rt := ratio(beside.p50, alone.p50)
+		w("| set beside hostile CustomRuns: p50 ≤ 1.3× set alone (same run) | %s beside, %s alone: %s (p95 %s) | %s |\n",
+			ms(beside.p50), ms(alone.p50), x(rt), x(ratio(beside.p95, alone.p95)), met(rt <= 1.3))
+	}
 	if !r.quick {
+		return b.String()
+	}
+	if r.only != "" {
+		w("\nQuick mode: %d set runs in each of the three parts of the hostile-neighbour row.\n", r.sizes.hostileRuns)
 		return b.String()
 	}
 	w("\nQuick mode: fewer runs (%d/%d/%d per op at 1/10/100 in flight, %d for throughput, %d before the RSS reading): the tails (p99) rest on few samples.\n",
@@ -311,4 +331,90 @@ func p50(d []time.Duration) time.Duration { return summarize(d).p50 }
 
 func mib(kib int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(kib)/1024)
+}
+
+// alone is set alone, before and after the hostile load together.
+func (h *hostileResult) alone() stats {
+	return summarize(append(append([]time.Duration(nil), h.before.lat...), h.after.lat...))
+}
+
+// hostileSection writes the hostile-neighbour table and what the load was.
+func (r *report) hostileSection(w func(string, ...any), h *hostileResult) {
+	w("\n## Hostile neighbours: set latency alone and beside hostile CustomRuns\n\n")
+	w("One `set` CustomRun at a time (closed loop, namespace `%s`), %d runs alone, then %d beside the hostile load below, then %d alone again "+
+		"after the load is stopped and its CustomRuns deleted. Ratios are to *alone* (the runs before and after, together); all measured in this run.\n\n",
+		namespace, h.before.n(), r.sizes.hostileRuns, r.sizes.hostileRuns)
+	w("| set, 1 in flight | runs | p50 | p95 | p99 | max | p50 ÷ alone | p95 ÷ alone | failed |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	var alone stats
+	if h.after != nil {
+		alone = h.alone()
+	}
+	row := func(what string, s stats, bad int) {
+		w("| %s | %d | %s | %s | %s | %s | %s | %s | %d |\n", what, s.n, ms(s.p50), ms(s.p95), ms(s.p99), ms(s.max),
+			x(ratio(s.p50, alone.p50)), x(ratio(s.p95, alone.p95)), bad)
+	}
+	for _, p := range []struct {
+		what string
+		ph   *phaseResult
+	}{{"alone, before", h.before}, {"**beside the hostile load**", h.beside}, {"alone, after", h.after}} {
+		if p.ph != nil {
+			row(p.what, summarize(p.ph.lat), p.ph.failed+p.ph.timedOut+p.ph.errors)
+		}
+	}
+	if h.after != nil {
+		row("alone, before and after", alone, 0)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	bl := summarize(h.bombLat)
+	sl := summarize(h.slowLife)
+	w("\nThe hostile load, in namespace `%s`, started before the measured window and kept going until its end (%s in all); "+
+		"each worker starts its next CustomRun or connection when its last one is over, so what is in flight stays bounded:\n\n",
+		hostileNS, h.loadTime.Round(100*time.Millisecond))
+	w("- **%d render bombs in flight**: `get` CustomRuns of a context whose state holds `{{ \"x\"|ljust:200000000|length }}`, "+
+		"`{{ f(40) }}` (a macro calling itself twice per level) and an expression nested 100,000 parentheses deep, in turn. "+
+		"%d done during the load (%s), p50 %s each from creation to done.\n", h.load.bombs, bl.n, counts(h.bombReasons), ms(bl.p50))
+	w("- **%d hanging handle-events in flight**: `handle-event` CustomRuns whose handler `respond`s to the bench echo server's `/slow`, "+
+		"which answers only when the load stops. %d created; at most %d calls held at `/slow` at once (budgets.callsPerHost: 16); "+
+		"%d done before the release (%s).\n", h.load.hanging, h.hangCreated, h.heldPeak, total(h.hangEnded), counts(h.hangEnded))
+	w("- **%d slow clients of the Slack port** (`--http-addr`, unauthenticated): half send a request's headers a byte a second, half send "+
+		"well-formed but unverifiable Slack signature headers and then the body a byte a second; each opens its next connection %s after "+
+		"its last one closed. %d connections, p50 %s open (max %s); first thing the server sent: %s.\n",
+		h.load.slowClients, slowReconnect, sl.n, ms(sl.p50), ms(sl.max), counts(h.slowOutcome))
+	if h.createErrors > 0 {
+		w("- %d hostile CustomRuns could not be created.\n", h.createErrors)
+	}
+	restarted := "no"
+	if h.restarted {
+		restarted = "**yes**"
+	}
+	w("\nOur controller during the load: peak VmRSS (sampled every 250 ms) %s; restarted: %s.\n", mib(h.rssPeak), restarted)
+}
+
+// n is the number of runs measured.
+func (p *phaseResult) n() int { return len(p.lat) }
+
+// counts prints "a 3, b 1" (largest first).
+func counts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || m[keys[i]] == m[keys[j]] && keys[i] < keys[j] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }

@@ -8,6 +8,10 @@
 #   make bench                  full run (~15 min)
 #   BENCH_QUICK=1 make bench    fewer iterations (a few minutes)
 #   BENCH_KEEP=1 ...            leave the stack running afterwards (for debugging)
+#   BENCH_ONLY=hostile make bench   only the hostile-neighbour row (warm-up, set alone,
+#                               beside hostile CustomRuns, alone again; ~2 min with
+#                               BENCH_QUICK=1); no CLI benchmarks, and the results go to
+#                               .cache/bench-cluster/results.md, not bench/
 #
 # Logs of the stack: .cache/bench-cluster/logs/ (kept until the next run).
 CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)/.cache/bench-cluster"
@@ -26,6 +30,10 @@ QUICK=""
 [[ "${BENCH_QUICK:-0}" != 0 && -n "${BENCH_QUICK:-}" ]] && QUICK=1
 BENCH_BIN="$CLUSTER_DIR/bin"
 CLI_OUT="$CLUSTER_DIR/cli-bench.txt"
+# a partial run (BENCH_ONLY) must not replace the published results
+OUT_DIR="$ROOT/bench"
+[[ -n "${BENCH_ONLY:-}" ]] && OUT_DIR="$CLUSTER_DIR"
+export BENCH_ONLY="${BENCH_ONLY:-}"
 
 stop_baseline() {
   local f="$RUN_DIR/bench-baseline.pid" pid
@@ -65,13 +73,18 @@ log "building the bench driver and the baseline controller"
 go build -o "$BENCH_BIN/bench" ./bench
 go build -o "$BENCH_BIN/bench-baseline" ./bench/baseline
 
-log "CLI benchmarks (no stack needed): go test -bench 'CLIGet|ProcessStart' ./bench"
-iters=500
-[[ -n "$QUICK" ]] && iters=100
-go test -run '^$' -bench 'BenchmarkCLIGet|BenchmarkProcessStart' -benchtime "${iters}x" -count 1 ./bench | tee "$CLI_OUT"
+if [[ -z "$BENCH_ONLY" ]]; then
+  log "CLI benchmarks (no stack needed): go test -bench 'CLIGet|ProcessStart' ./bench"
+  iters=500
+  [[ -n "$QUICK" ]] && iters=100
+  go test -run '^$' -bench 'BenchmarkCLIGet|BenchmarkProcessStart' -benchtime "${iters}x" -count 1 ./bench | tee "$CLI_OUT"
+else
+  log "BENCH_ONLY=$BENCH_ONLY: no CLI benchmarks; results go to $OUT_DIR/results.md"
+  : >"$CLI_OUT"
+fi
 
 log "bringing up the bench stack"
 bash "$ROOT/hack/stack.sh" up
 
 log "running the driver"
-timeout --signal=TERM 40m "$BENCH_BIN/bench" -out "$ROOT/bench" -cli-bench "$CLI_OUT" -baseline-bin "$BENCH_BIN/bench-baseline"
+timeout --signal=TERM 40m "$BENCH_BIN/bench" -out "$OUT_DIR" -cli-bench "$CLI_OUT" -baseline-bin "$BENCH_BIN/bench-baseline"
