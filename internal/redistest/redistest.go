@@ -63,6 +63,9 @@ type config struct {
 	tls                bool
 	dir                string
 	extra              []string
+	// sentinel starts the process in sentinel mode (redis-server --sentinel);
+	// cluster enables cluster mode with a free cluster bus port (topology.go).
+	sentinel, cluster bool
 }
 
 // Option configures a test server.
@@ -113,6 +116,7 @@ type Server struct {
 	bin       string
 	conf      string
 	removeDir bool
+	sentinel  bool
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -172,6 +176,7 @@ func StartProcess(opts ...Option) (*Server, error) {
 		TLS:                 c.tls,
 		DefaultUserDisabled: c.disableDefaultUser,
 		bin:                 bin,
+		sentinel:            c.sentinel,
 	}
 	if c.dir != "" {
 		if err := os.MkdirAll(c.dir, 0o700); err != nil {
@@ -271,6 +276,16 @@ func (s *Server) writeConfig(c *config) error {
 		w("user default off")
 	}
 	w("user %s on >%s ~* &* +@all", c.username, c.password)
+	if c.cluster {
+		bus, err := freePort()
+		if err != nil {
+			return err
+		}
+		w("cluster-enabled yes")
+		w("cluster-config-file nodes.conf")
+		w("cluster-port %d", bus)
+		w("cluster-node-timeout 2000")
+	}
 	for _, l := range c.extra {
 		w("%s", l)
 	}
@@ -283,7 +298,11 @@ func quote(s string) string { return strconv.Quote(s) }
 
 // start launches the process and waits until PING answers.
 func (s *Server) start() error {
-	cmd := exec.Command(s.bin, s.conf)
+	args := []string{s.conf}
+	if s.sentinel {
+		args = append(args, "--sentinel")
+	}
+	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.Dir
 	// stdout/stderr only carry early start-up failures; the rest goes to redis.log.
 	out, err := os.OpenFile(filepath.Join(s.Dir, "redis.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

@@ -3,6 +3,7 @@ package redistest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -212,5 +213,65 @@ func TestMainFailsWithoutRedis(t *testing.T) {
 	if msg := stderr.String(); !strings.HasPrefix(msg, "FAIL: ") || !strings.Contains(msg, "needs a real Redis") ||
 		!strings.Contains(msg, "apt-get install -y redis-server") {
 		t.Fatalf("stderr: %q", msg)
+	}
+}
+
+func TestSentinelSetFailsOver(t *testing.T) {
+	set := StartSentinel(t)
+	c := ctx(t)
+	addr, err := set.MasterAddr(c)
+	if err != nil || addr != set.Primary.Addr {
+		t.Fatalf("primary per the sentinels: %q %v, want %s", addr, err, set.Primary.Addr)
+	}
+	fo := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: set.MasterName, SentinelAddrs: set.SentinelAddrs,
+		SentinelUsername: set.Username, SentinelPassword: set.Password,
+		Username: set.Username, Password: set.Password, DisableIdentity: true,
+	})
+	defer fo.Close()
+	if err := fo.Set(c, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := fo.Do(c, "WAIT", 1, 2000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1: %d %v", n, err)
+	}
+	set.Primary.Kill()
+	newAddr, err := set.WaitFailover(c, set.Primary.Addr)
+	if err != nil || newAddr != set.Replica.Addr {
+		t.Fatalf("failover: %q %v, want %s", newAddr, err, set.Replica.Addr)
+	}
+	var v string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if v, err = fo.Get(c, "k").Result(); err == nil {
+			break
+		}
+	}
+	if v != "v" {
+		t.Fatalf("after the failover: %q %v", v, err)
+	}
+}
+
+func TestClusterSet(t *testing.T) {
+	cl := StartCluster(t)
+	c := ctx(t)
+	rdb := cl.Client()
+	defer rdb.Close()
+	// keys of every node, and a refused cross-slot command (a positive control that it is a cluster)
+	for i := 0; i < 30; i++ {
+		if err := rdb.Set(c, fmt.Sprintf("k%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	used := 0
+	for _, n := range cl.Nodes {
+		if k := n.Client().DBSize(c).Val(); k > 0 {
+			used++
+		}
+	}
+	if used != 3 {
+		t.Fatalf("keys on %d of 3 nodes", used)
+	}
+	if err := rdb.Do(c, "MSET", "k1", "a", "k2", "b").Err(); err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
+		t.Fatalf("MSET across slots: %v, want CROSSSLOT", err)
 	}
 }

@@ -238,11 +238,7 @@ func writeLocalFiles(cfg *config.Config, id string, doc *document.Map) error {
 }
 
 func storeOptions(rc config.Redis) store.Options {
-	return store.Options{
-		Addr: rc.Addr, DB: rc.DB, Username: rc.Username, Password: rc.Password,
-		TLS: rc.TLS, TLSCAFile: rc.TLSCAFile, TLSInsecureSkipVerify: rc.TLSInsecureSkipVerify,
-		TLSServerName: rc.TLSServerName, KeyPrefix: rc.KeyPrefix,
-	}
+	return rc.StoreOptions()
 }
 
 // buildRequest picks the one operation the flags ask for, in the original's

@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
 // RootKey is the top-level key of both files.
@@ -138,6 +140,36 @@ type Redis struct {
 	KeyPrefix             string
 	// TTL, when set, makes contexts expire that long after init.
 	TTL time.Duration
+
+	// Topology is "single" (host, port), "sentinel" (the sentinel block) or
+	// "cluster" (the cluster block).
+	Topology string
+	// Sentinel: the primary named MasterName as the sentinels at SentinelAddrs
+	// know it; SentinelUsername and SentinelPassword authenticate to the
+	// sentinels (Username and Password to the Redis nodes).
+	SentinelMasterName                 string
+	SentinelAddrs                      []string
+	SentinelUsername, SentinelPassword string
+	// ClusterAddrs are seed nodes of a Redis Cluster.
+	ClusterAddrs []string
+	// MinReplicaAcks (nil: the store's default, 1 with Sentinel, else 0) and
+	// ReplicaAckTimeout (0: the store's default) are minReplicaAcks and
+	// replicaAckTimeout.
+	MinReplicaAcks    *int
+	ReplicaAckTimeout time.Duration
+}
+
+// StoreOptions are the store settings of r.
+func (r Redis) StoreOptions() store.Options {
+	return store.Options{
+		Addr: r.Addr, DB: r.DB, Username: r.Username, Password: r.Password,
+		TLS: r.TLS, TLSCAFile: r.TLSCAFile, TLSInsecureSkipVerify: r.TLSInsecureSkipVerify,
+		TLSServerName: r.TLSServerName, KeyPrefix: r.KeyPrefix,
+		SentinelMasterName: r.SentinelMasterName, SentinelAddrs: r.SentinelAddrs,
+		SentinelUsername: r.SentinelUsername, SentinelPassword: r.SentinelPassword,
+		ClusterAddrs:   r.ClusterAddrs,
+		MinReplicaAcks: r.MinReplicaAcks, ReplicaAckTimeout: r.ReplicaAckTimeout,
+	}
 }
 
 // Redis returns the redis datasource settings. It is an error when no redis
@@ -191,6 +223,122 @@ func (c *Config) Redis() (Redis, error) {
 		out.TLSServerName = str(t, "serverName")
 	} else if v, _ := r.Get("tls"); v == true {
 		out.TLS = true
+	}
+	if err := parseTopology(r, &out); err != nil {
+		return Redis{}, fmt.Errorf("config.yaml: datasources.redis.%w", err)
+	}
+	return out, nil
+}
+
+// parseTopology reads the sentinel and cluster blocks and the replica
+// acknowledgement settings of datasources.redis. Errors start with the key
+// (after "datasources.redis.").
+func parseTopology(r *document.Map, out *Redis) error {
+	out.Topology = "single"
+	sv, hasSentinel := r.Get("sentinel")
+	cv, hasCluster := r.Get("cluster")
+	hasSentinel = hasSentinel && sv != nil
+	hasCluster = hasCluster && cv != nil
+	if hasSentinel && hasCluster {
+		return fmt.Errorf("sentinel and cluster are both set: choose one topology")
+	}
+	if hasSentinel {
+		m, ok := sv.(*document.Map)
+		if !ok {
+			return fmt.Errorf("sentinel must be a map {masterName, addresses}, not a %s", document.TypeName(sv))
+		}
+		if err := onlyKeys(m, "sentinel", "masterName", "addresses", "username", "password"); err != nil {
+			return err
+		}
+		out.Topology = "sentinel"
+		out.SentinelMasterName = str(m, "masterName")
+		if out.SentinelMasterName == "" {
+			return fmt.Errorf("sentinel.masterName is missing (the name the sentinels monitor the primary under)")
+		}
+		addrs, err := addrList(m, "sentinel.addresses")
+		if err != nil {
+			return err
+		}
+		out.SentinelAddrs = addrs
+		out.SentinelUsername, out.SentinelPassword = str(m, "username"), str(m, "password")
+	}
+	if hasCluster {
+		m, ok := cv.(*document.Map)
+		if !ok {
+			return fmt.Errorf("cluster must be a map {addresses}, not a %s", document.TypeName(cv))
+		}
+		if err := onlyKeys(m, "cluster", "addresses"); err != nil {
+			return err
+		}
+		out.Topology = "cluster"
+		addrs, err := addrList(m, "cluster.addresses")
+		if err != nil {
+			return err
+		}
+		out.ClusterAddrs = addrs
+		if out.DB != 0 {
+			return fmt.Errorf("db: %d is set, but a Redis Cluster has only db 0", out.DB)
+		}
+	}
+	if out.Topology != "single" {
+		for _, k := range []string{"host", "port"} {
+			if v, ok := r.Get(k); ok && v != nil {
+				return fmt.Errorf("%s is set together with %s: the %s block names the servers, remove %s", k, out.Topology, out.Topology, k)
+			}
+		}
+	}
+	if v, ok := r.Get("minReplicaAcks"); ok && v != nil {
+		n, err := strconv.Atoi(str(r, "minReplicaAcks"))
+		if err != nil || n < 0 {
+			return fmt.Errorf("minReplicaAcks %q is not a number >= 0", str(r, "minReplicaAcks"))
+		}
+		out.MinReplicaAcks = &n
+	}
+	if t := str(r, "replicaAckTimeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d < time.Millisecond {
+			return fmt.Errorf("replicaAckTimeout %q is not a duration of at least 1ms (like 500ms)", t)
+		}
+		out.ReplicaAckTimeout = d
+	}
+	return nil
+}
+
+func onlyKeys(m *document.Map, block string, known ...string) error {
+	for _, k := range m.Keys() {
+		ok := false
+		for _, kk := range known {
+			ok = ok || k == kk
+		}
+		if !ok {
+			return fmt.Errorf("%s.%s is not a known setting (known: %s)", block, k, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+// addrList reads a non-empty list of host:port strings.
+func addrList(m *document.Map, path string) ([]string, error) {
+	k := path[strings.LastIndex(path, ".")+1:]
+	v, _ := m.Get(k)
+	l, ok := v.([]any)
+	if !ok || len(l) == 0 {
+		return nil, fmt.Errorf("%s must be a non-empty list of host:port", path)
+	}
+	out := make([]string, 0, len(l))
+	for _, e := range l {
+		s, ok := e.(string)
+		if !ok {
+			return nil, fmt.Errorf("%s: %v is not a host:port string", path, e)
+		}
+		host, port, err := net.SplitHostPort(s)
+		if err != nil || host == "" || port == "" {
+			return nil, fmt.Errorf("%s: %q is not host:port", path, s)
+		}
+		if _, err := strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("%s: %q has a port that is not a number", path, s)
+		}
+		out = append(out, s)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -95,16 +96,13 @@ func (s *Source) Apply(configText, secretsText []byte) error {
 		s.err = fmt.Errorf("invalid controller configuration: %w", err)
 		return s.err
 	}
-	opts := store.Options{
-		Addr: rc.Addr, DB: rc.DB, Username: rc.Username, Password: rc.Password, TLS: rc.TLS,
-		TLSCAFile: rc.TLSCAFile, TLSInsecureSkipVerify: rc.TLSInsecureSkipVerify, TLSServerName: rc.TLSServerName,
-		KeyPrefix: rc.KeyPrefix, MaxContextBytes: cfg.Budgets().ContextBytes,
-	}
+	opts := rc.StoreOptions()
+	opts.MaxContextBytes = cfg.Budgets().ContextBytes
 	if s.StoreOptions != nil {
 		s.StoreOptions(&opts)
 	}
 	st := s.st
-	if st == nil || opts != s.storeSettings {
+	if st == nil || !reflect.DeepEqual(opts, s.storeSettings) {
 		st, err = store.New(opts)
 		if err != nil {
 			s.err = fmt.Errorf("invalid redis settings: %w", err)

@@ -262,7 +262,7 @@ type Store struct {
 	// Clock defaults to time.Now.
 	Clock func() time.Time
 
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	addr   string
 }
@@ -323,20 +323,17 @@ func checkKey(key string) error {
 	return nil
 }
 
-// registerScript creates the record and its indexes unless the record exists.
-// KEYS: record, context index, slack index.
-// ARGV: pending JSON, ttl ms, key, has context, slack channel, slack ts.
+// registerScript creates the record unless it exists. It touches the record only
+// (one hash slot, so it runs on a Redis Cluster too); Register writes the indexes
+// afterwards, each with a command of its own.
+// KEYS: record. ARGV: pending JSON, ttl ms, slack channel, slack ts.
 var registerScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'pending', ARGV[1]) == 0 then
   return 0
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if ARGV[4] == '1' then
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
-end
-if ARGV[5] ~= '' and ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[1], 'slackChannel', ARGV[5], 'slackTS', ARGV[6])
-  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
+if ARGV[3] ~= '' and ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'slackChannel', ARGV[3], 'slackTS', ARGV[4])
 end
 return 1
 `)
@@ -379,46 +376,76 @@ func (s *Store) Register(ctx context.Context, p Gate) (Gate, error) {
 	if err != nil {
 		return Gate{}, fmt.Errorf("gate: encoding %q: %w", p.Key, err)
 	}
-	hasCtx := "0"
-	if p.ContextID != "" {
-		hasCtx = "1"
-	}
 	k := s.RecordKey(p.Key)
-	created, err := registerScript.Run(ctx, s.rdb,
-		[]string{k, s.contextIndex(p.ContextID), s.slackIndex(slackCh, slackTS)},
-		string(b), s.ttl().Milliseconds(), p.Key, hasCtx, slackCh, slackTS).Int()
+	created, err := registerScript.Run(ctx, s.rdb, []string{k},
+		string(b), s.ttl().Milliseconds(), slackCh, slackTS).Int()
 	if err != nil {
 		return Gate{}, s.wrap(err, "REGISTER", k)
 	}
 	if created == 1 {
 		p.SlackChannel, p.SlackTS = slackCh, slackTS
-		return p, nil
+		return p, s.index(ctx, p, false)
 	}
 	existing, _, err := s.Get(ctx, p.Key)
-	return existing, err
+	if err != nil {
+		return existing, err
+	}
+	// A Register that failed between the record and its indexes is repaired by its
+	// retry; an index that already points elsewhere (a newer gate) is kept.
+	return existing, s.index(ctx, existing, true)
 }
 
-// attachScript records the Slack message of a gate and indexes it.
-// KEYS: record, new slack index. ARGV: channel, ts, key, slack index prefix, ttl ms.
+// index points the context index and the Slack index of p at p.Key: separate
+// single-key SETs after the record is written (the indexes and the record are in
+// different hash slots of a Cluster). Until they are written a lookup by context or
+// Slack message finds nothing (ErrNotFound), never a wrong gate; onlyMissing (SET NX)
+// repairs missing indexes without moving one that points at a newer gate.
+func (s *Store) index(ctx context.Context, p Gate, onlyMissing bool) error {
+	set := func(idx string) error {
+		var err error
+		if onlyMissing {
+			err = s.rdb.SetNX(ctx, idx, p.Key, s.ttl()).Err()
+		} else {
+			err = s.rdb.Set(ctx, idx, p.Key, s.ttl()).Err()
+		}
+		return s.wrap(err, "SET", idx)
+	}
+	if p.ContextID != "" {
+		if err := set(s.contextIndex(p.ContextID)); err != nil {
+			return err
+		}
+	}
+	if p.SlackChannel != "" && p.SlackTS != "" {
+		return set(s.slackIndex(p.SlackChannel, p.SlackTS))
+	}
+	return nil
+}
+
+// attachScript records the Slack message of a gate on its record (the record only:
+// one hash slot); AttachSlackMessage moves the index afterwards.
+// KEYS: record. ARGV: channel, ts, default ttl ms.
+// Returns {0} when there is no record, else {1, old channel, old ts, ttl ms}.
 var attachScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
+  return {0}
 end
-local oc = redis.call('HGET', KEYS[1], 'slackChannel')
-local ot = redis.call('HGET', KEYS[1], 'slackTS')
-if oc and ot then
-  local old = ARGV[4] .. oc .. ':' .. ot
-  if old ~= KEYS[2] and redis.call('GET', old) == ARGV[3] then
-    redis.call('DEL', old)
-  end
-end
+local oc = redis.call('HGET', KEYS[1], 'slackChannel') or ''
+local ot = redis.call('HGET', KEYS[1], 'slackTS') or ''
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then
-  ttl = tonumber(ARGV[5])
+  ttl = tonumber(ARGV[3])
 end
 redis.call('HSET', KEYS[1], 'slackChannel', ARGV[1], 'slackTS', ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl)
-return 1
+return {1, oc, ot, ttl}
+`)
+
+// dropIndexScript deletes an index that still points at the gate. KEYS: index.
+// ARGV: gate key.
+var dropIndexScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 `)
 
 // AttachSlackMessage records that the gate key was posted as the Slack message
@@ -431,13 +458,28 @@ func (s *Store) AttachSlackMessage(ctx context.Context, key, channel, ts string)
 		return fmt.Errorf("%w: a Slack message needs a channel and a ts", ErrInvalid)
 	}
 	k := s.RecordKey(key)
-	n, err := attachScript.Run(ctx, s.rdb, []string{k, s.slackIndex(channel, ts)},
-		channel, ts, key, s.prefix+":gate-by-slack:", s.ttl().Milliseconds()).Int()
+	res, err := attachScript.Run(ctx, s.rdb, []string{k}, channel, ts, s.ttl().Milliseconds()).Slice()
 	if err != nil {
 		return s.wrap(err, "ATTACH", k)
 	}
-	if n == 0 {
+	if n, _ := res[0].(int64); n == 0 || len(res) < 4 {
 		return fmt.Errorf("%w for key %q", ErrNotFound, key)
+	}
+	oldCh, _ := res[1].(string)
+	oldTS, _ := res[2].(string)
+	ttl, _ := res[3].(int64)
+	// The indexes live in other hash slots than the record: the new one is set, then
+	// the old one dropped if it still names this gate (two single-key commands).
+	idx := s.slackIndex(channel, ts)
+	if err := s.rdb.Set(ctx, idx, key, time.Duration(max(ttl, 1))*time.Millisecond).Err(); err != nil {
+		return s.wrap(err, "SET", idx)
+	}
+	if oldCh != "" && oldTS != "" {
+		if old := s.slackIndex(oldCh, oldTS); old != idx {
+			if err := dropIndexScript.Run(ctx, s.rdb, []string{old}, key).Err(); err != nil {
+				return s.wrap(err, "DROP INDEX", old)
+			}
+		}
 	}
 	return nil
 }

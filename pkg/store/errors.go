@@ -41,6 +41,10 @@ type unavailableError struct {
 }
 
 func (e *unavailableError) Error() string {
+	var re *replicationError
+	if errors.As(e.err, &re) {
+		return fmt.Sprintf("Redis at %s: %s: %v", e.addr, e.what, e.err)
+	}
 	return fmt.Sprintf("Redis at %s is unavailable (is Redis running?): %s: %v", e.addr, e.what, e.err)
 }
 func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
@@ -108,6 +112,9 @@ func (s *Store) wrap(err error, what, key string) error {
 		out = &unavailableError{addr: s.addr, what: what, err: err}
 	default:
 		out = fmt.Errorf("Redis at %s: %s: %w", s.addr, what, err)
+	}
+	if s.secret2 != "" {
+		out = &scrubbed{err: out, secret: s.secret2}
 	}
 	return &scrubbed{err: out, secret: s.secret}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -33,6 +34,12 @@ type MigrateResult struct {
 func (s *Store) Migrate(ctx context.Context, namespace string, ids []string, dryRun bool) (*MigrateResult, error) {
 	if err := CheckNamespace(namespace); err != nil {
 		return nil, err
+	}
+	if s.topology == Cluster {
+		// RENAMENX moves a key to another hash slot here, which a Cluster refuses
+		// (CROSSSLOT); the former layout predates Cluster support, so a Cluster holds
+		// none: migrate on the single Redis (or Sentinel primary) before moving.
+		return nil, errors.New("store: migrate is not supported on a Redis Cluster (the former layout predates Cluster support; migrate on a single Redis or a Sentinel primary before moving to a Cluster)")
 	}
 	res := &MigrateResult{}
 	// SCAN may return a key more than once; so may ids.

@@ -240,10 +240,23 @@ func (s *Store) Put(ctx context.Context, ref string, doc *document.Map, o PutOpt
 		}
 	}
 	if o.OpKey == "" {
-		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			write(p)
-			return nil
-		})
+		var err error
+		if s.acks == 0 {
+			_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				write(p)
+				return nil
+			})
+		} else {
+			err = s.onConn(ctx, key, func(tx *redis.Tx) error {
+				if _, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					write(p)
+					return nil
+				}); err != nil {
+					return err
+				}
+				return s.durable(ctx, tx)
+			})
+		}
 		if err != nil {
 			return nil, false, s.wrap(err, "PUT", key)
 		}
@@ -261,17 +274,19 @@ func (s *Store) Put(ctx context.Context, ref string, doc *document.Map, o PutOpt
 			b, err := tx.Get(ctx, opKey).Bytes()
 			if err == nil {
 				prev, found = b, true
-				return nil
+				return s.durableReplay(ctx, tx, opKey)
 			}
 			if !errors.Is(err, redis.Nil) {
 				return err
 			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if _, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				write(p)
 				p.Set(ctx, opKey, res, s.ttl)
 				return nil
-			})
-			return err
+			}); err != nil {
+				return err
+			}
+			return s.durable(ctx, tx)
 		}, opKey)
 		switch {
 		case err == nil && found:
@@ -350,7 +365,10 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 			}
 			if b, found, err := recordedResult(opCmd); err != nil || found {
 				res, replay = b, found
-				return err
+				if err != nil {
+					return err
+				}
+				return s.durableReplay(ctx, tx, opK)
 			}
 			h, err := docCmd.Result()
 			var legacy []byte
@@ -407,7 +425,7 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 			if opK != "" && r == nil {
 				r = []byte{}
 			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if _, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				if rewrite {
 					p.Del(ctx, key)
 					p.HSet(ctx, key, enc.hsetArgs()...)
@@ -417,8 +435,10 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 				}
 				queueFieldWrites(ctx, p, key, writes, dels, opK, r, s.ttl)
 				return nil
-			})
-			return err
+			}); err != nil {
+				return err
+			}
+			return s.durable(ctx, tx)
 		}, keys...)
 		if err == nil {
 			return res, replay, nil
@@ -485,6 +505,14 @@ func (s *Store) SetOpResult(ctx context.Context, opKey string, result []byte) er
 		result = []byte{}
 	}
 	k := s.OpKey(opKey)
+	if s.acks > 0 {
+		return s.wrap(s.onConn(ctx, k, func(tx *redis.Tx) error {
+			if err := tx.Set(ctx, k, result, s.ttl).Err(); err != nil {
+				return err
+			}
+			return s.durable(ctx, tx)
+		}), "SET", k)
+	}
 	return s.wrap(s.rdb.Set(ctx, k, result, s.ttl).Err(), "SET", k)
 }
 
@@ -499,7 +527,17 @@ func (s *Store) SetOpResultNX(ctx context.Context, opKey string, result []byte) 
 		result = []byte{}
 	}
 	k := s.OpKey(opKey)
-	ok, err := s.rdb.SetNX(ctx, k, result, s.ttl).Result()
+	var ok bool
+	if s.acks > 0 {
+		err = s.onConn(ctx, k, func(tx *redis.Tx) error {
+			if ok, err = tx.SetNX(ctx, k, result, s.ttl).Result(); err != nil {
+				return err
+			}
+			return s.durable(ctx, tx)
+		})
+	} else {
+		ok, err = s.rdb.SetNX(ctx, k, result, s.ttl).Result()
+	}
 	if err != nil {
 		return nil, false, s.wrap(err, "SET NX", k)
 	}

@@ -284,7 +284,10 @@ func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []stri
 			}
 			if b, found, err := recordedResult(opCmd); err != nil || found {
 				res, replay = b, found
-				return err
+				if err != nil {
+					return err
+				}
+				return s.durableReplay(ctx, tx, opK)
 			}
 			vals, err := docCmd.Result()
 			switch {
@@ -324,11 +327,13 @@ func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []stri
 			if opK != "" && r == nil {
 				r = []byte{}
 			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if _, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				queueFieldWrites(ctx, p, key, writes, dels, opK, r, s.ttl)
 				return nil
-			})
-			return err
+			}); err != nil {
+				return err
+			}
+			return s.durable(ctx, tx)
 		}, keys...)
 		switch {
 		case err == nil:

@@ -44,7 +44,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -94,29 +93,53 @@ type Options struct {
 	// a write over it fails with ErrTooLarge and writes nothing. 0: no bound
 	// (set it from config budgets.contextBytes).
 	MaxContextBytes int64
+
+	// Topology (topology.go): a single Redis at Addr (default), a primary found
+	// through Sentinel (SentinelMasterName and SentinelAddrs; Addr unused), or a
+	// Redis Cluster (ClusterAddrs, seed nodes; Addr unused). Username, Password,
+	// DB and the TLS settings apply to the Redis nodes in every topology;
+	// SentinelUsername and SentinelPassword authenticate to the sentinels (the
+	// sentinels use TLS when TLS is set).
+	SentinelMasterName string
+	SentinelAddrs      []string
+	SentinelUsername   string
+	SentinelPassword   string
+	ClusterAddrs       []string
+
+	// MinReplicaAcks is how many replicas must acknowledge (WAIT) every write
+	// that acknowledges an op before it is reported done; nil: 1 with Sentinel,
+	// 0 otherwise. On a Cluster it counts the replicas of the written key's
+	// shard. ReplicaAckTimeout bounds the wait (default 1s, less than
+	// ReadTimeout); too few acknowledgements make the op fail with ErrUnavailable
+	// (transient: it is retried and replays its op record, waiting again).
+	MinReplicaAcks    *int
+	ReplicaAckTimeout time.Duration
 }
 
 // Store is a Redis-backed document store. It is safe for concurrent use.
 type Store struct {
-	rdb    *redis.Client
-	addr   string
-	user   string
-	secret string
-	prefix string
-	ttl    time.Duration // op records
+	rdb      redis.UniversalClient
+	topology Topology
+	addr     string
+	user     string
+	secret   string
+	// secret2 is the sentinels' password when it differs (scrubbed too)
+	secret2 string
+	prefix  string
+	ttl     time.Duration // op records
 	// maxContext is Options.MaxContextBytes
 	maxContext int64
+	// acks and ackTimeout: Options.MinReplicaAcks and ReplicaAckTimeout
+	acks       int
+	ackTimeout time.Duration
 }
 
 // New validates o and makes a Store. It does not connect; use Ping to check the
 // connection.
 func New(o Options) (*Store, error) {
-	if o.Addr == "" {
-		o.Addr = DefaultAddr
-	}
-	host, _, err := net.SplitHostPort(o.Addr)
+	topo, host, err := checkTopology(&o)
 	if err != nil {
-		return nil, fmt.Errorf("store: invalid Redis address %q (want host:port): %v", o.Addr, err)
+		return nil, err
 	}
 	if o.DB < 0 {
 		return nil, fmt.Errorf("store: invalid Redis db %d", o.DB)
@@ -167,32 +190,26 @@ func New(o Options) (*Store, error) {
 	if user == "" {
 		user = "default"
 	}
+	acks, ackTimeout, err := replicaAcks(&o, topo)
+	if err != nil {
+		return nil, err
+	}
 	s := &Store{
-		addr:   o.Addr,
-		user:   user,
-		secret: o.Password,
-		prefix: o.KeyPrefix,
-		ttl:    o.DoneTTL,
+		topology: topo,
+		addr:     describeAddr(&o, topo),
+		user:     user,
+		secret:   o.Password,
+		prefix:   o.KeyPrefix,
+		ttl:      o.DoneTTL,
 
 		maxContext: o.MaxContextBytes,
+		acks:       acks,
+		ackTimeout: ackTimeout,
 	}
-	s.rdb = redis.NewClient(&redis.Options{
-		Addr:                  o.Addr,
-		DB:                    o.DB,
-		Username:              o.Username,
-		Password:              o.Password,
-		TLSConfig:             tlsConf,
-		DialTimeout:           o.DialTimeout,
-		ReadTimeout:           o.ReadTimeout,
-		WriteTimeout:          o.WriteTimeout,
-		ContextTimeoutEnabled: true,
-		// Fail fast on an unreachable Redis: one dial per attempt, one retry.
-		DialerRetries:   1,
-		MaxRetries:      1,
-		MinRetryBackoff: 10 * time.Millisecond,
-		MaxRetryBackoff: 100 * time.Millisecond,
-		DisableIdentity: true,
-	})
+	if o.SentinelPassword != "" && o.SentinelPassword != o.Password {
+		s.secret2 = o.SentinelPassword
+	}
+	s.rdb = newClient(&o, topo, tlsConf)
 	return s, nil
 }
 
@@ -202,9 +219,14 @@ func (s *Store) Close() error { return s.rdb.Close() }
 // Addr is the Redis address.
 func (s *Store) Addr() string { return s.addr }
 
-// Client is the underlying go-redis client, for callers needing more than Store offers.
-// Keys of the store are built with DocKey, DocOpKey, OpKey and ClaimKey.
-func (s *Store) Client() *redis.Client { return s.rdb }
+// Client is the underlying go-redis client (a *redis.Client, a failover client through
+// Sentinel, or a *redis.ClusterClient), for callers needing more than Store offers.
+// Keys of the store are built with DocKey, DocOpKey, OpKey and ClaimKey. On a Cluster
+// every multi-key command, transaction and script must name keys of one hash slot.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// Topology says how the store reaches Redis.
+func (s *Store) Topology() Topology { return s.topology }
 
 // Ping checks that Redis answers and accepts the credentials.
 func (s *Store) Ping(ctx context.Context) error {
