@@ -72,6 +72,7 @@ func main() {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := reconciler.NewMetrics(reg)
+	gateMetrics := reconciler.NewGateMetrics(reg)
 	// wake is set once the controller exists: a choice made through our
 	// HTTP endpoint wakes the waiting CustomRun at once.
 	var wake atomic.Pointer[func(string)]
@@ -112,10 +113,11 @@ func main() {
 	go serveHTTP(ctx, "slack", *httpAddr, newSlackMux(src, slog.Default(), metrics.BudgetExceeded), slackLimits, metrics.BudgetExceeded)
 	go serveHTTP(ctx, "probe", *probeAddr, newProbeMux(reg, src, slog.Default()), httpserver.ProbeLimits(), metrics.BudgetExceeded)
 	sharedmain.MainWithConfig(ctx, reconciler.ControllerName, cfg, reconciler.NewController(reconciler.Options{
-		Source:  src,
-		Metrics: metrics,
-		Waker:   func(fn func(string)) { wake.Store(&fn) },
-		Voter:   func(fn func(context.Context, gate.Gate, gate.Decision) error) { vote.Store(&fn) },
+		Source:      src,
+		Metrics:     metrics,
+		GateMetrics: gateMetrics,
+		Waker:       func(fn func(string)) { wake.Store(&fn) },
+		Voter:       func(fn func(context.Context, gate.Gate, gate.Decision) error) { vote.Store(&fn) },
 		Setup: func(ctx context.Context, cmw configmap.Watcher) error {
 			logger := logging.FromContext(ctx)
 			if err := src.Watch(ctx, cmw, kubeclient.Get(ctx), system.Namespace(), func(err error) {

@@ -48,6 +48,8 @@ type ApprovalGates struct {
 	Runs   listers.CustomRunLister
 	Source EngineSource
 	Clock  clock.PassiveClock
+	// Metrics count outcomes and their latency (nil: none).
+	Metrics *GateMetrics
 }
 
 func (a *ApprovalGates) resource(ns string) dynamic.ResourceInterface {
@@ -291,6 +293,10 @@ func (a *ApprovalGates) sync(ctx context.Context, run *v1beta1.CustomRun, ag *v1
 	})
 	if err != nil {
 		logging.FromContext(ctx).Infow("could not update the approval gate's status", "gate", ag.Name, "error", err)
+		return
+	}
+	if st.Outcome.IsDecided() && !ag.Status.Outcome.IsDecided() {
+		a.Metrics.decided(st.Outcome.State, a.Clock.Since(ag.CreationTimestamp.Time))
 	}
 }
 

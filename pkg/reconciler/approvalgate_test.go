@@ -2,7 +2,10 @@ package reconciler
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +80,7 @@ func TestApprovalGateObjectQuorumAndRejection(t *testing.T) {
 	src, _ := eventsSource(t, ep.srv.URL)
 	clk := testclock.NewFakeClock(now)
 	r, _ := gateReconciler(t, src, clk)
+	r.Approvals.Metrics = NewGateMetrics(prometheus.NewRegistry())
 	run := gateRun(t, "uid-q", `  - {name: approvers, value: [alice, bob]}
   - {name: approvals-required, value: "2"}
 `)
@@ -113,6 +117,9 @@ func TestApprovalGateObjectQuorumAndRejection(t *testing.T) {
 	}
 	if ep.hits.Load() != posts+2 {
 		t.Errorf("the Slack message was not updated with the outcome")
+	}
+	if n := testutil.ToFloat64(r.Approvals.Metrics.outcomes.WithLabelValues(v1alpha1.StateRejected)); n != 1 {
+		t.Errorf("rejected outcomes counted %v times, want 1", n)
 	}
 }
 

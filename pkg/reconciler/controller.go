@@ -54,6 +54,8 @@ type Options struct {
 	// vote on the gate's ApprovalGate (gate.Store.Vote), once the controller
 	// exists.
 	Voter func(vote func(ctx context.Context, p gate.Gate, d gate.Decision) error)
+	// GateMetrics, when set, counts approval gates (NewGateMetrics).
+	GateMetrics *GateMetrics
 }
 
 // NewController returns the constructor sharedmain runs.
@@ -115,7 +117,8 @@ func watchApprovalGates(ctx context.Context, dyn dynamic.Interface, impl *contro
 		panic(err)
 	}
 	runs := customruninformer.Get(ctx)
-	a := &ApprovalGates{Client: dyn, Lister: inf.Lister(), Runs: runs.Lister(), Source: o.Source, Clock: clk}
+	a := &ApprovalGates{Client: dyn, Lister: inf.Lister(), Runs: runs.Lister(), Source: o.Source, Clock: clk, Metrics: o.GateMetrics}
+	o.GateMetrics.watch(inf.Lister())
 	if _, err := runs.Informer().AddEventHandler(cache.FilteringResourceEventHandler{
 		FilterFunc: tkncontroller.FilterCustomRunRef(APIVersion, Kind),
 		Handler: cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
