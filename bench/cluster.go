@@ -564,7 +564,12 @@ func (c *cluster) stopBaseline() {
 
 // controllerPID is our controller's pid, from hack/stack.sh's pid file.
 func (c *cluster) controllerPID() (int, error) {
-	b, err := os.ReadFile(filepath.Join(c.env.clusterDir, "run", "cicdstatemgr-controller.pid"))
+	return c.pidOf("cicdstatemgr-controller")
+}
+
+// pidOf is the pid of a process of the stack (hack/lib.sh's $RUN_DIR/NAME.pid).
+func (c *cluster) pidOf(name string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.env.clusterDir, "run", name+".pid"))
 	if err != nil {
 		return 0, err
 	}

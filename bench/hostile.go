@@ -13,6 +13,8 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,10 +41,94 @@ type hostileLoad struct {
 
 var hostileRate = hostileLoad{bombs: 10, hanging: 20, slowClients: 50}
 
+// hostileKinds is the load of BENCH_HOSTILE, a comma-separated subset of
+// bombs, hanging and slow (to see which kind does what); "": all of them.
+func hostileKinds(v string) (hostileLoad, error) {
+	if v == "" {
+		return hostileRate, nil
+	}
+	var l hostileLoad
+	for _, k := range strings.Split(v, ",") {
+		switch strings.TrimSpace(k) {
+		case "bombs":
+			l.bombs = hostileRate.bombs
+		case "hanging":
+			l.hanging = hostileRate.hanging
+		case "slow":
+			l.slowClients = hostileRate.slowClients
+		default:
+			return l, fmt.Errorf("BENCH_HOSTILE=%q: want a comma-separated subset of bombs, hanging, slow", v)
+		}
+	}
+	return l, nil
+}
+
+// cpuProcs are the processes of the stack whose CPU each part reports.
+var cpuProcs = []string{"cicdstatemgr-controller", "kube-apiserver", "etcd"}
+
+// machineCPU is the key of the whole machine's busy time in cpuTimes.
+const machineCPU = "machine"
+
+// cpuTimes reads the CPU time used so far by each of cpuProcs and, under
+// machineCPU, by all cores together (/proc/stat); unreadable ones are left out.
+func (c *cluster) cpuTimes() map[string]time.Duration {
+	const tick = 10 * time.Millisecond // USER_HZ = 100
+	out := map[string]time.Duration{}
+	for _, name := range cpuProcs {
+		pid, err := c.pidOf(name)
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// fields after the command (which may hold spaces): state is 3rd, utime 14th, stime 15th
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			out[name] = time.Duration(u+s) * tick
+		}
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0]) // cpu user nice system idle iowait irq softirq steal ...
+		var busy int64
+		for i := 1; i < len(f) && i <= 8; i++ {
+			if v, err := strconv.ParseInt(f[i], 10, 64); err == nil && i != 4 && i != 5 {
+				busy += v
+			}
+		}
+		out[machineCPU] = time.Duration(busy) * tick
+	}
+	return out
+}
+
+// cpuShare is the CPU each process used between two cpuTimes readings, in
+// cores (1.0: one core busy all the time).
+func cpuShare(a, b map[string]time.Duration, wall time.Duration) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range b {
+		if u, ok := a[k]; ok && wall > 0 {
+			out[k] = float64(v-u) / float64(wall)
+		}
+	}
+	return out
+}
+
+// setPart runs one part of the row (runs set CustomRuns, one at a time) and
+// the CPU the stack used meanwhile.
+func (c *cluster) setPart(ctx context.Context, name string, runs int) (*phaseResult, map[string]float64, error) {
+	t := c.cpuTimes()
+	start := time.Now()
+	ph, err := c.phase(ctx, name, opSet, 1, runs)
+	return ph, cpuShare(t, c.cpuTimes(), time.Since(start)), err
+}
+
 const (
 	slowReconnect = 500 * time.Millisecond
-	slowDribble   = time.Second // one byte per slowDribble
-	hostileSettle = 3 * time.Second
+	slowDribble   = time.Second      // one byte per slowDribble
+	hostileSettle = 10 * time.Second // after the load stops: renders in progress end, the queue drains
 )
 
 // bombKinds are the state keys of the bomb context, read in turn.
@@ -80,7 +166,8 @@ func slowAppConfig(echoPort string) string {
 type hostileResult struct {
 	load                  hostileLoad
 	before, beside, after *phaseResult
-	loadTime              time.Duration // from the start of the hostile load to its stop
+	cpu                   [3]map[string]float64 // of before, beside, after: process -> cores
+	loadTime              time.Duration         // from the start of the hostile load to its stop
 
 	mu           sync.Mutex
 	bombReasons  map[string]int // outcome reason -> bombs
@@ -88,6 +175,7 @@ type hostileResult struct {
 	hangEnded    map[string]int // reason -> hanging runs done before the release
 	hangCreated  int
 	createErrors int
+	firstErr     string // of the creations that failed
 	slowLife     []time.Duration
 	slowOutcome  map[string]int // first line the server sent, or "closed, no answer"
 	heldPeak     int64          // calls held at /slow at once
@@ -157,8 +245,8 @@ func hostileRun(name string, params ...v1beta1.Param) *v1beta1.CustomRun {
 }
 
 // hostile measures set alone, beside the hostile load, and alone again.
-func (c *cluster) hostile(ctx context.Context, runs int, rep *report) error {
-	res := &hostileResult{load: hostileRate, bombReasons: map[string]int{}, hangEnded: map[string]int{}, slowOutcome: map[string]int{}}
+func (c *cluster) hostile(ctx context.Context, load hostileLoad, runs int, rep *report) error {
+	res := &hostileResult{load: load, bombReasons: map[string]int{}, hangEnded: map[string]int{}, slowOutcome: map[string]int{}}
 	rep.hostile = res
 	unwatch, err := c.hostileSetup(ctx)
 	if err != nil {
@@ -169,7 +257,7 @@ func (c *cluster) hostile(ctx context.Context, runs int, rep *report) error {
 	if err != nil {
 		return err
 	}
-	if res.before, err = c.phase(ctx, "hostile-alone-1", opSet, 1, runs); err != nil {
+	if res.before, res.cpu[0], err = c.setPart(ctx, "hostile-alone-1", runs); err != nil {
 		return err
 	}
 	log.Printf("hostile: set alone: %s", res.before.summary())
@@ -180,7 +268,7 @@ func (c *cluster) hostile(ctx context.Context, runs int, rep *report) error {
 	wait := c.startHostile(hctx, res, pid)
 	err = c.awaitHostile(ctx, res)
 	if err == nil {
-		res.beside, err = c.phase(ctx, "hostile-beside", opSet, 1, runs)
+		res.beside, res.cpu[1], err = c.setPart(ctx, "hostile-beside", runs)
 	}
 	stop()
 	c.hang.releaseAll()
@@ -196,7 +284,7 @@ func (c *cluster) hostile(ctx context.Context, runs int, rep *report) error {
 	}
 	time.Sleep(hostileSettle)
 
-	if res.after, err = c.phase(ctx, "hostile-alone-2", opSet, 1, runs); err != nil {
+	if res.after, res.cpu[2], err = c.setPart(ctx, "hostile-alone-2", runs); err != nil {
 		return err
 	}
 	log.Printf("hostile: set alone again: %s", res.after.summary())
@@ -295,7 +383,12 @@ func (c *cluster) hostileOne(ctx context.Context, res *hostileResult, cr *v1beta
 	switch {
 	case ctx.Err() != nil:
 	case err != nil:
-		res.note(func() { res.createErrors++ })
+		res.note(func() {
+			res.createErrors++
+			if res.firstErr == "" {
+				res.firstErr = fmt.Sprintf("%s: %v", cr.Name, err)
+			}
+		})
 		sleep(ctx, time.Second) // an error is no reason to spin
 	default:
 		res.note(func() { seen(d, lat) })
@@ -317,14 +410,14 @@ func (c *cluster) awaitHostile(ctx context.Context, res *hostileResult) error {
 	for time.Now().Before(deadline) {
 		var bombs int
 		res.note(func() { bombs = len(res.bombLat) })
-		if bombs > 0 && c.hang.held.Load() >= int64(min(16, res.load.hanging)) {
+		if (bombs > 0 || res.load.bombs == 0) && c.hang.held.Load() >= int64(min(16, res.load.hanging)) {
 			break
 		}
 		if !sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
-	sleep(ctx, hostileSettle)
+	sleep(ctx, 3*time.Second)
 	var bombs int
 	res.note(func() { bombs = len(res.bombLat) })
 	log.Printf("hostile: load in place: %d bombs done, %d calls held at /slow", bombs, c.hang.held.Load())

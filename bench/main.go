@@ -82,7 +82,11 @@ func main() {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 
-	rep := &report{quick: quick, only: only, started: time.Now(), sizes: sz}
+	load, err := hostileKinds(os.Getenv("BENCH_HOSTILE"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	rep := &report{quick: quick, only: only, load: load, started: time.Now(), sizes: sz}
 	if *cliFile != "" {
 		rep.cli, err = parseGoBench(*cliFile)
 		if err != nil {
@@ -125,7 +129,7 @@ func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
 		return err
 	}
 	if rep.only == "hostile" {
-		return b.hostile(ctx, sz.hostileRuns, rep)
+		return b.hostile(ctx, rep.load, sz.hostileRuns, rep)
 	}
 
 	// 1. op latency at 1, 10 and 100 in flight, ours and the baseline's: at 1
@@ -195,7 +199,7 @@ func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
 	rep.engine = eng
 
 	// 6. set alone, beside hostile CustomRuns and slow clients, and alone again
-	return b.hostile(ctx, sz.hostileRuns, rep)
+	return b.hostile(ctx, rep.load, sz.hostileRuns, rep)
 }
 
 // benchEnv is what hack/bench.sh (via hack/stack.sh) tells us.

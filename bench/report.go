@@ -16,7 +16,8 @@ import (
 // report collects every figure of a run.
 type report struct {
 	quick             bool
-	only              string // BENCH_ONLY: "" (everything) or "hostile"
+	only              string      // BENCH_ONLY: "" (everything) or "hostile"
+	load              hostileLoad // of the hostile-neighbour row (BENCH_HOSTILE)
 	started, finished time.Time
 	sizes             sizes
 	latency           []*phaseResult
@@ -344,25 +345,35 @@ func (r *report) hostileSection(w func(string, ...any), h *hostileResult) {
 	w("One `set` CustomRun at a time (closed loop, namespace `%s`), %d runs alone, then %d beside the hostile load below, then %d alone again "+
 		"after the load is stopped and its CustomRuns deleted. Ratios are to *alone* (the runs before and after, together); all measured in this run.\n\n",
 		namespace, h.before.n(), r.sizes.hostileRuns, r.sizes.hostileRuns)
-	w("| set, 1 in flight | runs | p50 | p95 | p99 | max | p50 ÷ alone | p95 ÷ alone | failed |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	w("CPU columns: the CPU time each process used during the part ÷ its wall time, in cores (1.00: one core busy all along); "+
+		"*machine*: all %d cores together, other people's work included.\n\n", runtime.NumCPU())
+	w("| set, 1 in flight | runs | p50 | p95 | p99 | max | p50 ÷ alone | p95 ÷ alone | failed | CPU: our controller | kube-apiserver | etcd | machine |\n")
+	w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	var alone stats
 	if h.after != nil {
 		alone = h.alone()
 	}
-	row := func(what string, s stats, bad int) {
-		w("| %s | %d | %s | %s | %s | %s | %s | %s | %d |\n", what, s.n, ms(s.p50), ms(s.p95), ms(s.p99), ms(s.max),
-			x(ratio(s.p50, alone.p50)), x(ratio(s.p95, alone.p95)), bad)
+	row := func(what string, s stats, bad int, cpu map[string]float64) {
+		cores := func(k string) string {
+			if v, ok := cpu[k]; ok {
+				return fmt.Sprintf("%.2f", v)
+			}
+			return ""
+		}
+		w("| %s | %d | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n", what, s.n, ms(s.p50), ms(s.p95), ms(s.p99), ms(s.max),
+			x(ratio(s.p50, alone.p50)), x(ratio(s.p95, alone.p95)), bad,
+			cores("cicdstatemgr-controller"), cores("kube-apiserver"), cores("etcd"), cores(machineCPU))
 	}
-	for _, p := range []struct {
+	for i, p := range []struct {
 		what string
 		ph   *phaseResult
 	}{{"alone, before", h.before}, {"**beside the hostile load**", h.beside}, {"alone, after", h.after}} {
 		if p.ph != nil {
-			row(p.what, summarize(p.ph.lat), p.ph.failed+p.ph.timedOut+p.ph.errors)
+			row(p.what, summarize(p.ph.lat), p.ph.failed+p.ph.timedOut+p.ph.errors, h.cpu[i])
 		}
 	}
 	if h.after != nil {
-		row("alone, before and after", alone, 0)
+		row("alone, before and after", alone, 0, nil)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -371,24 +382,42 @@ func (r *report) hostileSection(w func(string, ...any), h *hostileResult) {
 	w("\nThe hostile load, in namespace `%s`, started before the measured window and kept going until its end (%s in all); "+
 		"each worker starts its next CustomRun or connection when its last one is over, so what is in flight stays bounded:\n\n",
 		hostileNS, h.loadTime.Round(100*time.Millisecond))
-	w("- **%d render bombs in flight**: `get` CustomRuns of a context whose state holds `{{ \"x\"|ljust:200000000|length }}`, "+
-		"`{{ f(40) }}` (a macro calling itself twice per level) and an expression nested 100,000 parentheses deep, in turn. "+
-		"%d done during the load (%s), p50 %s each from creation to done.\n", h.load.bombs, bl.n, counts(h.bombReasons), ms(bl.p50))
-	w("- **%d hanging handle-events in flight**: `handle-event` CustomRuns whose handler `respond`s to the bench echo server's `/slow`, "+
-		"which answers only when the load stops. %d created; at most %d calls held at `/slow` at once (budgets.callsPerHost: 16); "+
-		"%d done before the release (%s).\n", h.load.hanging, h.hangCreated, h.heldPeak, total(h.hangEnded), counts(h.hangEnded))
-	w("- **%d slow clients of the Slack port** (`--http-addr`, unauthenticated): half send a request's headers a byte a second, half send "+
-		"well-formed but unverifiable Slack signature headers and then the body a byte a second; each opens its next connection %s after "+
-		"its last one closed. %d connections, p50 %s open (max %s); first thing the server sent: %s.\n",
-		h.load.slowClients, slowReconnect, sl.n, ms(sl.p50), ms(sl.max), counts(h.slowOutcome))
+	if h.load.bombs > 0 {
+		h.bombLine(w, bl)
+	}
+	if h.load.hanging > 0 {
+		h.hangLine(w)
+	}
+	if h.load.slowClients > 0 {
+		h.slowLine(w, sl)
+	}
 	if h.createErrors > 0 {
-		w("- %d hostile CustomRuns could not be created.\n", h.createErrors)
+		w("- %d hostile CustomRuns could not be created (the first: %s).\n", h.createErrors, h.firstErr)
 	}
 	restarted := "no"
 	if h.restarted {
 		restarted = "**yes**"
 	}
 	w("\nOur controller during the load: peak VmRSS (sampled every 250 ms) %s; restarted: %s.\n", mib(h.rssPeak), restarted)
+}
+
+func (h *hostileResult) bombLine(w func(string, ...any), bl stats) {
+	w("- **%d render bombs in flight**: `get` CustomRuns of a context whose state holds `{{ \"x\"|ljust:200000000|length }}`, "+
+		"`{{ f(40) }}` (a macro calling itself twice per level) and an expression nested 100,000 parentheses deep, in turn. "+
+		"%d done during the load (%s), p50 %s each from creation to done.\n", h.load.bombs, bl.n, counts(h.bombReasons), ms(bl.p50))
+}
+
+func (h *hostileResult) hangLine(w func(string, ...any)) {
+	w("- **%d hanging handle-events in flight**: `handle-event` CustomRuns whose handler `respond`s to the bench echo server's `/slow`, "+
+		"which answers only when the load stops. %d created; at most %d calls held at `/slow` at once (budgets.callsPerHost: 16); "+
+		"%d done before the release (%s).\n", h.load.hanging, h.hangCreated, h.heldPeak, total(h.hangEnded), counts(h.hangEnded))
+}
+
+func (h *hostileResult) slowLine(w func(string, ...any), sl stats) {
+	w("- **%d slow clients of the Slack port** (`--http-addr`, unauthenticated): half send a request's headers a byte a second, half send "+
+		"well-formed but unverifiable Slack signature headers and then the body a byte a second; each opens its next connection %s after "+
+		"its last one closed. %d connections, p50 %s open (max %s); first thing the server sent: %s.\n",
+		h.load.slowClients, slowReconnect, sl.n, ms(sl.p50), ms(sl.max), counts(h.slowOutcome))
 }
 
 // n is the number of runs measured.
