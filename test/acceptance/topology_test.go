@@ -251,6 +251,16 @@ func TestSentinelFailoverExactlyOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 	defer cancel()
 	e.mustDo(ctx, engine.Request{Op: engine.OpInit, ID: "fo", OpKey: "fo-init"})
+	// A gate waiter subscribed before the failover is woken by a decision after it
+	// (go-redis resubscribes on the promoted primary).
+	gates := gate.New(e.st)
+	woken := make(chan string, 1)
+	if err := gates.Subscribe(ctx, func(key string) { woken <- key }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gates.Register(ctx, gate.Gate{Key: "uid-fo", ContextID: store.Ref("team-a", "fo"), Options: []gate.Option{{Value: "ship"}}}); err != nil {
+		t.Fatal(err)
+	}
 
 	const total, killAt = 200, 100
 	var transient atomic.Int64
@@ -317,6 +327,17 @@ func TestSentinelFailoverExactlyOnce(t *testing.T) {
 	}
 	if len(items) != total {
 		t.Fatalf("%d items stored, want %d", len(items), total)
+	}
+	if _, _, err := gates.Decide(ctx, gate.Lookup{ContextID: store.Ref("team-a", "fo")}, gate.Decision{Choice: "ship", ChosenBy: "U1"}); err != nil {
+		t.Fatalf("decide the gate registered before the failover: %v", err)
+	}
+	select {
+	case k := <-woken:
+		if k != "uid-fo" {
+			t.Fatalf("woken for %q", k)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscription made before the failover did not deliver a decision made after it")
 	}
 	// Every op record survived too: a repeat of any op replays.
 	for _, i := range []int{0, killAt - 1, killAt, killAt + 1, total - 1} {
