@@ -1,15 +1,20 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	"knative.dev/pkg/apis"
 )
 
@@ -128,4 +133,138 @@ func metricOr(t *testing.T, sample string, def float64) float64 {
 		return def
 	}
 	return metric(t, sample)
+}
+
+// hangingEndpoint serves the stack's admin host (127.0.0.1:ECHO_PORT): a
+// request to /slow hangs until release is closed, any other is answered at
+// once.
+type hangingEndpoint struct {
+	slow    atomic.Int32
+	release chan struct{}
+}
+
+func (h *hangingEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	if r.URL.Path == "/slow" {
+		h.slow.Add(1)
+		select {
+		case <-h.release:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"ok": true}`)
+}
+
+// TestSlowEndpointHoldsNoWorker: rule 6 of docs/security.md for outbound
+// calls. Twenty handle-event CustomRuns whose endpoint hangs (more than the
+// controller's eight workers, more than budgets.callsPerHost) do not stop a
+// normal CustomRun created after them: it succeeds while every hanging one is
+// still running (OpInProgress, or retrying after its host was full), the
+// calls beyond the per-host limit are counted, the controller keeps its
+// process and memory, and when the endpoint answers every hanging run
+// succeeds.
+func TestSlowEndpointHoldsNoWorker(t *testing.T) {
+	ep := &hangingEndpoint{release: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:"+stackEnv["ECHO_PORT"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: ep}
+	go srv.Serve(ln)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(ep.release)
+		}
+	}
+	t.Cleanup(func() { release(); srv.Close() })
+
+	ns := namespace(t, "slow-endpoint")
+	app := fmt.Sprintf(`
+cicd-contexts:
+  stage:
+    channel: c
+    pipelines:
+      build:
+        event-handlers:
+          slow:
+            respond: {message: hello, url: "http://127.0.0.1:%[1]s/slow"}
+`, stackEnv["ECHO_PORT"])
+	if _, reason, msg := outcome(t, ns, opRun("init", "init", "app", strParam("app-config", app))); reason != "Succeeded" {
+		t.Fatalf("init: %s: %s", reason, msg)
+	}
+	startedAt := metric(t, "process_start_time_seconds")
+	busyBefore := metricOr(t, `cicdstatemgr_budget_exceeded_total{budget="callsPerHost"}`, 0)
+
+	const hanging = 20
+	runs := make([]*v1beta1.CustomRun, hanging)
+	for i := range runs {
+		runs[i] = customRun(fmt.Sprintf("slow-%02d", i), "slow", 5*time.Minute,
+			strParam("op", "handle-event"), strParam("id", "app"), strParam("event", "build=slow"))
+	}
+	if err := <-createRuns(ns, runs, 0); err != nil {
+		t.Fatal(err)
+	}
+	// wait until the endpoint holds as many calls as the controller lets
+	// one host have (budgets.callsPerHost, 16 by default)
+	deadline := time.Now().Add(2 * time.Minute)
+	for ep.slow.Load() < 16 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d calls reached the hanging endpoint\n%s", ep.slow.Load(), controllerLogTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	normal := runOne(t, ns, opRun("normal", "set", "app", arrParam("set", "state.ok=yes")), 2*time.Minute)
+	if c := normal.Status.GetCondition(apis.ConditionSucceeded); !c.IsTrue() {
+		t.Fatalf("the normal CustomRun beside the hanging ones: %s: %s", c.Reason, c.Message)
+	}
+	stillRunning, err := listBatch(ns, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countDone(stillRunning); n != 0 {
+		t.Fatalf("%d hanging runs ended before the normal one was done (the check needs them all hanging): %s", n, summarize(stillRunning))
+	}
+	inProgress := 0
+	for i := range stillRunning {
+		if c := stillRunning[i].Status.GetCondition(apis.ConditionSucceeded); c != nil && c.Reason == "OpInProgress" {
+			inProgress++
+		}
+	}
+	if inProgress < 8 {
+		t.Errorf("%d hanging runs report OpInProgress, want at least the 8 workers' worth: %s", inProgress, summarize(stillRunning))
+	}
+	waitFor(t, 2*time.Minute, "calls beyond budgets.callsPerHost counted", func() bool {
+		return metricOr(t, `cicdstatemgr_budget_exceeded_total{budget="callsPerHost"}`, 0) > busyBefore
+	})
+
+	release()
+	done := waitDone(t, ns, "slow", hanging, 3*time.Minute)
+	for i := range done {
+		if c := done[i].Status.GetCondition(apis.ConditionSucceeded); !c.IsTrue() {
+			t.Errorf("%s after the endpoint answered: %s: %s", done[i].Name, c.Reason, c.Message)
+		}
+	}
+	if got := metric(t, "process_start_time_seconds"); got != startedAt {
+		t.Fatalf("the controller restarted\n%s", controllerLogTail())
+	}
+	if peak := controllerPeakRSS(t); peak > 256<<20 {
+		t.Errorf("the controller's peak RSS is %d MiB, over 256 MiB", peak>>20)
+	}
+}
+
+// waitFor polls cond every 250 ms until it holds, failing after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s\n%s", timeout, what, controllerLogTail())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
