@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hack/redis.sh: a local Redis for development and tests.
 #
-#   hack/redis.sh install             install redis-server (apt-get) when it is missing
+#   hack/redis.sh install             install redis-server and redis-cli (apt-get) when missing
 #   hack/redis.sh start <port> [dir]  start a daemon on 127.0.0.1:<port> (idempotent)
 #   hack/redis.sh stop <port> [dir]   stop the daemon this script started on <port>
 #   hack/redis.sh status <port> [dir] say whether it runs
@@ -46,7 +46,9 @@ our_pid() {
 }
 
 cmd_install() {
-  if command -v redis-server >/dev/null 2>&1; then
+  # redis-cli (Debian: redis-tools, a dependency of redis-server) creates the test
+  # clusters (redis-cli --cluster create); sentinels are redis-server --sentinel.
+  if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
     log "redis-server already installed: $(command -v redis-server) ($(redis-server --version | awk '{print $3}' | sed 's/^v=//'))"
     return 0
   fi
@@ -69,6 +71,7 @@ cmd_install() {
   fi
   # The Debian package may start a system service; we do not use it and leave it alone.
   command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH after install"
+  command -v redis-cli >/dev/null 2>&1 || die "redis-cli still not on PATH after install (Debian package redis-tools)"
   log "installed $(command -v redis-server) ($(redis-server --version | awk '{print $3}' | sed 's/^v=//'))"
 }
 

@@ -18,9 +18,14 @@
 //	                                           that cicd context
 //	<prefix>:gate-decided                      pub/sub channel: the key of every decision
 //
-// Register, AttachSlackMessage, Decide and Cancel are single Lua scripts, so they are
-// atomic; the scripts name index keys they derive themselves, so the store must be a
-// single Redis (or a primary with replicas), not a Redis Cluster.
+// Decide, Commit and Cancel are single Lua scripts on the gate's record, so they are
+// atomic. Every script names only the record (one key, one hash slot), so the gates
+// work on a Redis Cluster: Register and AttachSlackMessage write the record in a script
+// and then the indexes (in other slots) with commands of their own. An index is
+// written after its record and only points at a gate key, so a lookup through it finds
+// the gate or nothing (ErrNotFound, for the moment between), never a wrong gate; a
+// repeated Register repairs an index it failed to write. On a Cluster the decision is
+// published with PUBLISH (cluster-wide, whichever node Subscribe is connected to).
 //
 // Gates of the controller also have a Kubernetes object (an ApprovalGate, see
 // pkg/apis/cicdstatemgr/v1alpha1) where approvers vote: Answer (a Slack click)

@@ -31,6 +31,13 @@
 // fields their paths need, so small operations cost the same however large the rest
 // of the document is.
 //
+// Topologies (topology.go): a single Redis, a primary through Redis Sentinel, or a
+// Redis Cluster, all through go-redis's UniversalClient; every transaction and script
+// names keys of one hash slot. With Options.MinReplicaAcks (default 1 with Sentinel)
+// every write that acknowledges an op is followed by WAIT on its connection, and too
+// few replica acknowledgements make the op fail with ErrUnavailable (its retry replays
+// the record and waits again), so an acknowledged op survives a failover.
+//
 // Errors: errors.Is(err, ErrNotFound) for a missing context, ErrUnavailable for a Redis
 // that cannot be reached or timed out (transient: retry later), ErrAuth for rejected
 // credentials or permissions (not transient), ErrInvalidKey for a bad ref or op key.
