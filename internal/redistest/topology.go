@@ -25,7 +25,7 @@ const SentinelMasterName = "mymaster"
 // The sentinels (quorum 2) declare the primary down after 1s without an answer and
 // promote the replica. Every process has the same ACL user (Username, Password): the
 // replica and the sentinels authenticate as it (masteruser, sentinel auth-user and
-// sentinel-user).
+// sentinel-user). WithConfig lines go to the primary and the replica only.
 //
 //	set := redistest.StartSentinel(t)         // stopped in t.Cleanup
 //	set.Primary.Kill()                        // SIGKILL: the sentinels fail over
@@ -98,7 +98,10 @@ func StartSentinelProcess(opts ...Option) (set *SentinelSet, err error) {
 		"sentinel sentinel-pass " + c.password,
 	}
 	for i := 0; i < 3; i++ {
-		sen, err := StartProcess(append(opts, WithConfig(sentinelConf...), func(c *config) { c.sentinel = true; c.tls = false })...)
+		// A sentinel has the ACL user but none of the data nodes' extra configuration
+		// (WithConfig lines are for redis-server, e.g. more ACL users).
+		sentinel := func(c *config) { c.sentinel, c.tls, c.extra = true, false, nil }
+		sen, err := StartProcess(append(opts, sentinel, WithConfig(sentinelConf...))...)
 		if err != nil {
 			return set, fmt.Errorf("starting sentinel %d: %w", i+1, err)
 		}

@@ -203,9 +203,16 @@ func engineOps(t *testing.T, e *topologyEngine) {
 	}
 }
 
+// clusterACLExtra is what a Cluster needs beyond the controller's ACL of
+// config/redis (docs/design.md lists it): the cluster client's slot map and
+// command table.
+const clusterACLExtra = " +cluster|slots +command"
+
 func TestTopologyCluster(t *testing.T) {
-	cl := redistest.StartCluster(t)
-	e := newTopologyEngine(t, store.Options{ClusterAddrs: cl.Addrs, Username: cl.Username, Password: cl.Password})
+	// As the controller's least-privileged user (the ACL of config/redis plus what
+	// the docs say a Cluster needs), so the documented command list is complete.
+	cl := redistest.StartCluster(t, redistest.WithConfig(controllerACL(t, "ctl", "ctl-pw")+clusterACLExtra))
+	e := newTopologyEngine(t, store.Options{ClusterAddrs: cl.Addrs, Username: "ctl", Password: "ctl-pw"})
 	engineOps(t, e)
 	// The contexts were spread over more than one primary.
 	ctx := context.Background()
@@ -221,8 +228,12 @@ func TestTopologyCluster(t *testing.T) {
 }
 
 func TestTopologySentinel(t *testing.T) {
-	set := redistest.StartSentinel(t)
-	e := newTopologyEngine(t, sentinelOptions(set))
+	// The data nodes have the controller's ACL user of config/redis, unchanged: the
+	// failover client and WAIT need nothing more.
+	set := redistest.StartSentinel(t, redistest.WithConfig(controllerACL(t, "ctl", "ctl-pw")))
+	o := sentinelOptions(set)
+	o.Username, o.Password = "ctl", "ctl-pw"
+	e := newTopologyEngine(t, o)
 	if e.st.ReplicaAcks() != 1 {
 		t.Fatalf("replica acks %d, want 1 by default with Sentinel", e.st.ReplicaAcks())
 	}
@@ -346,5 +357,24 @@ func TestSentinelFailoverExactlyOnce(t *testing.T) {
 		if !out.Replayed {
 			t.Errorf("set %d repeated after the failover applied again instead of replaying", i)
 		}
+	}
+}
+
+// TestReplicaAcksSingle: minReplicaAcks on a single Redis without replicas: WAIT is
+// allowed by the controller's ACL (config/redis) and, with nobody to acknowledge, the
+// op fails transiently instead of being reported done; with the default (0) it
+// succeeds.
+func TestReplicaAcksSingle(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithConfig(controllerACL(t, "ctl", "ctl-pw")))
+	one := 1
+	e := newTopologyEngine(t, store.Options{Addr: srv.Addr, Username: "ctl", Password: "ctl-pw", MinReplicaAcks: &one, ReplicaAckTimeout: 100 * time.Millisecond})
+	ctx := context.Background()
+	_, err := e.do(ctx, engine.Request{Op: engine.OpInit, ID: "app", OpKey: "uid-1"})
+	if ee := engine.AsError(err, ""); err == nil || !ee.Transient || !strings.Contains(err.Error(), "0 of 1 required replica acknowledgements") {
+		t.Fatalf("init with minReplicaAcks 1 and no replica: %v, want a transient WAIT failure", err)
+	}
+	e0 := newTopologyEngine(t, store.Options{Addr: srv.Addr, Username: "ctl", Password: "ctl-pw"})
+	if out := e0.mustDo(ctx, engine.Request{Op: engine.OpInit, ID: "app", OpKey: "uid-1"}); !out.Replayed {
+		t.Fatal("the init whose WAIT fell short was not recorded on the primary (its retry should replay)")
 	}
 }
