@@ -187,6 +187,13 @@ func TestSentinelReplicaAcks(t *testing.T) {
 	if err := st.SetOpResult(ctx, "uid-1/p/e/notify/0", []byte("done")); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("journal write without a replica: %v", err)
 	}
+	// A blind put and a journal intent wait too.
+	if _, _, err := st.Put(ctx, store.Ref("ns", "blind"), mustYAML(t, "x: 1\n"), store.PutOptions{}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("blind put without a replica: %v", err)
+	}
+	if _, _, err := st.SetOpResultNX(ctx, "uid-2/p/e/notify/0", []byte("intent")); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("journal intent without a replica: %v", err)
+	}
 	// The primary has the write, yet the op was not reported done. A retry while the
 	// replica is still away fails again.
 	if _, _, err := st.Update(ctx, ref, "op-1", addItem("one")); !errors.Is(err, store.ErrUnavailable) {
