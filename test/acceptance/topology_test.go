@@ -378,3 +378,65 @@ func TestReplicaAcksSingle(t *testing.T) {
 		t.Fatal("the init whose WAIT fell short was not recorded on the primary (its retry should replay)")
 	}
 }
+
+// TestTopologyCLI: the one CLI binary against a Redis Cluster and through Sentinel,
+// chosen by the datasources.redis block of config.yaml only: init, set, get and
+// handle-event (an HTTP call) work unchanged.
+func TestTopologyCLI(t *testing.T) {
+	cl := redistest.StartCluster(t, redistest.WithUser("cicdstatemgr", "123$aBcZ"))
+	set := redistest.StartSentinel(t, redistest.WithUser("cicdstatemgr", "123$aBcZ"))
+	quoted := func(addrs []string) string { return `["` + strings.Join(addrs, `", "`) + `"]` }
+	for name, block := range map[string]string{
+		"cluster":  "      cluster: {addresses: " + quoted(cl.Addrs) + "}\n",
+		"sentinel": "      sentinel: {masterName: " + set.MasterName + ", addresses: " + quoted(set.SentinelAddrs) + "}\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			echo, err := StartEcho()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(echo.Close)
+			h := &harness{t: t, dir: t.TempDir(), echo: echo}
+			h.copyFixtures(filepath.Join("testdata", "basics"), 0)
+			cfgPath := filepath.Join(h.dir, "config.yaml")
+			b, err := os.ReadFile(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			single := "      host: 127.0.0.1\n      port: 0\n"
+			if !strings.Contains(string(b), single) {
+				t.Fatalf("the fixture config.yaml has no %q", single)
+			}
+			h.write("config.yaml", strings.Replace(string(b), single, block, 1))
+			if name == "sentinel" {
+				sec, err := os.ReadFile(filepath.Join(h.dir, "secrets.yaml"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.write("secrets.yaml", strings.Replace(string(sec), "    redis:\n", "    redis:\n      sentinel: {username: cicdstatemgr, password: 123$aBcZ}\n", 1))
+			}
+			h.initContext("cli-" + name)
+			h.mustCLI("--id", "cli-"+name, "--set", "state.items[]=one")
+			if res := h.mustCLI("--id", "cli-"+name, "--handle-event", "build=testEvent"); len(res.http) != 1 {
+				t.Fatalf("handle-event made %d HTTP calls, want 1", len(res.http))
+			}
+			if v, _ := h.at("cli-"+name, "state.who"); v != "world" {
+				t.Fatalf("state.who = %v", v)
+			}
+			if v, _ := h.at("cli-"+name, "state.items"); fmt.Sprint(v) != "[one]" {
+				t.Fatalf("state.items = %v", v)
+			}
+			if v, _ := h.at("cli-"+name, "state.lastPostedDataRandomId"); v == nil {
+				t.Fatal("the handler's capture was not stored")
+			}
+		})
+	}
+	// The contexts are really in the cluster (and not in a Redis on the default port).
+	n := 0
+	for _, node := range cl.Nodes {
+		n += int(node.Client().DBSize(context.Background()).Val())
+	}
+	if n == 0 {
+		t.Fatal("no keys in the cluster")
+	}
+}
