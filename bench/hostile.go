@@ -129,6 +129,9 @@ const (
 	slowReconnect = 500 * time.Millisecond
 	slowDribble   = time.Second      // one byte per slowDribble
 	hostileSettle = 10 * time.Second // after the load stops: renders in progress end, the queue drains
+	// hostileWait bounds the wait for one hostile CustomRun: longer than its
+	// spec.timeout (10 min), so that a worker never has two in flight
+	hostileWait = 11 * time.Minute
 )
 
 // bombKinds are the state keys of the bomb context, read in turn.
@@ -175,6 +178,7 @@ type hostileResult struct {
 	hangEnded    map[string]int // reason -> hanging runs done before the release
 	hangCreated  int
 	createErrors int
+	notDone      int    // hostile CustomRuns not done within hostileWait
 	firstErr     string // of the creations that failed
 	slowLife     []time.Duration
 	slowOutcome  map[string]int // first line the server sent, or "closed, no answer"
@@ -379,9 +383,11 @@ func (c *cluster) startHostile(ctx context.Context, res *hostileResult, pid int)
 // hostileOne creates cr and waits for it (until ctx ends); seen records an
 // outcome under res.mu.
 func (c *cluster) hostileOne(ctx context.Context, res *hostileResult, cr *v1beta1.CustomRun, seen func(done, time.Duration)) {
-	d, lat, err := c.createAndWait(ctx, cr, runTimeout)
+	d, lat, err := c.createAndWait(ctx, cr, hostileWait)
 	switch {
 	case ctx.Err() != nil:
+	case errors.Is(err, errRunTimeout):
+		res.note(func() { res.notDone++ })
 	case err != nil:
 		res.note(func() {
 			res.createErrors++

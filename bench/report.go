@@ -391,6 +391,9 @@ func (r *report) hostileSection(w func(string, ...any), h *hostileResult) {
 	if h.load.slowClients > 0 {
 		h.slowLine(w, sl)
 	}
+	if h.notDone > 0 {
+		w("- %d hostile CustomRuns were not done within %s.\n", h.notDone, hostileWait)
+	}
 	if h.createErrors > 0 {
 		w("- %d hostile CustomRuns could not be created (the first: %s).\n", h.createErrors, h.firstErr)
 	}
