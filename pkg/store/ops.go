@@ -496,7 +496,17 @@ func (s *Store) OpResult(ctx context.Context, opKey string) ([]byte, bool, error
 	return b, true, nil
 }
 
+// dropIfScript deletes a key that still holds a value. KEYS: key. ARGV: value.
+var dropIfScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
 // SetOpResult records result for opKey (kept for DoneTTL), overwriting any record.
+// It does not WAIT for replicas: the journal writes an outcome before the op's own
+// write, whose WAIT covers it (replication keeps the primary's order).
 func (s *Store) SetOpResult(ctx context.Context, opKey string, result []byte) error {
 	if err := checkOpKey("op key", opKey); err != nil {
 		return err
@@ -505,19 +515,15 @@ func (s *Store) SetOpResult(ctx context.Context, opKey string, result []byte) er
 		result = []byte{}
 	}
 	k := s.OpKey(opKey)
-	if s.acks > 0 {
-		return s.wrap(s.onConn(ctx, k, func(tx *redis.Tx) error {
-			if err := tx.Set(ctx, k, result, s.ttl).Err(); err != nil {
-				return err
-			}
-			return s.durable(ctx, tx)
-		}), "SET", k)
-	}
 	return s.wrap(s.rdb.Set(ctx, k, result, s.ttl).Err(), "SET", k)
 }
 
 // SetOpResultNX records result for opKey only if there is no record yet; it returns the
-// record in force afterwards and whether it was stored by this call. (After a retried
+// record in force afterwards and whether it was stored by this call. With replica
+// acknowledgements required (Options.MinReplicaAcks) a stored record is WAITed for
+// (the journal's intent must survive a failover before its side effect is made);
+// without enough acknowledgements the record is taken back and the error is
+// ErrUnavailable. (After a retried
 // network error stored may be false although current is this call's result.)
 func (s *Store) SetOpResultNX(ctx context.Context, opKey string, result []byte) (current []byte, stored bool, err error) {
 	if err := checkOpKey("op key", opKey); err != nil {
@@ -530,10 +536,18 @@ func (s *Store) SetOpResultNX(ctx context.Context, opKey string, result []byte) 
 	var ok bool
 	if s.acks > 0 {
 		err = s.onConn(ctx, k, func(tx *redis.Tx) error {
-			if ok, err = tx.SetNX(ctx, k, result, s.ttl).Result(); err != nil {
+			if ok, err = tx.SetNX(ctx, k, result, s.ttl).Result(); err != nil || !ok {
 				return err
 			}
-			return s.durable(ctx, tx)
+			if err := s.durable(ctx, tx); err != nil {
+				// Not durable, so not stored: take the record back (if it is still
+				// this call's), so that the retry of the op records again instead of
+				// finding a record it cannot tell from someone else's.
+				_ = dropIfScript.Run(ctx, tx, []string{k}, result).Err()
+				ok = false
+				return err
+			}
+			return nil
 		})
 	} else {
 		ok, err = s.rdb.SetNX(ctx, k, result, s.ttl).Result()

@@ -183,16 +183,20 @@ func TestSentinelReplicaAcks(t *testing.T) {
 	if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
 		t.Fatalf("the failed WAIT took %v (timeout 300ms)", d)
 	}
-	// The journal's records wait too.
-	if err := st.SetOpResult(ctx, "uid-1/p/e/notify/0", []byte("done")); !errors.Is(err, store.ErrUnavailable) {
-		t.Fatalf("journal write without a replica: %v", err)
-	}
 	// A blind put and a journal intent wait too.
 	if _, _, err := st.Put(ctx, store.Ref("ns", "blind"), mustYAML(t, "x: 1\n"), store.PutOptions{}); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("blind put without a replica: %v", err)
 	}
 	if _, _, err := st.SetOpResultNX(ctx, "uid-2/p/e/notify/0", []byte("intent")); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("journal intent without a replica: %v", err)
+	}
+	// ... and is taken back, so the op's retry records its own intent and sends.
+	if _, found, err := st.OpResult(ctx, "uid-2/p/e/notify/0"); err != nil || found {
+		t.Fatalf("the intent that no replica acknowledged is still recorded (%v)", err)
+	}
+	// An outcome is not waited for (the op's own write, after it, is).
+	if err := st.SetOpResult(ctx, "uid-1/p/e/notify/0", []byte("done")); err != nil {
+		t.Fatalf("journal outcome without a replica: %v", err)
 	}
 	// The primary has the write, yet the op was not reported done. A retry while the
 	// replica is still away fails again.
@@ -209,6 +213,12 @@ func TestSentinelReplicaAcks(t *testing.T) {
 	}
 	if n := replica.Exists(ctx, st.DocOpKey(ref, "op-1")).Val(); n != 1 {
 		t.Fatal("the replayed op record is not on the replica")
+	}
+	if cur, stored, err := st.SetOpResultNX(ctx, "uid-2/p/e/notify/0", []byte("intent-2")); err != nil || !stored || string(cur) != "intent-2" {
+		t.Fatalf("journal intent with the replica back: %q %v %v", cur, stored, err)
+	}
+	if n := replica.Exists(ctx, st.OpKey("uid-2/p/e/notify/0")).Val(); n != 1 {
+		t.Fatal("an acknowledged journal intent is not on the replica")
 	}
 
 	// minReplicaAcks 0: no WAIT, a missing replica does not matter.
