@@ -494,3 +494,54 @@ func TestApprovalGateCancelled(t *testing.T) {
 		t.Errorf("approving a cancelled gate: %v %s", err, out)
 	}
 }
+
+// saKubeconfig writes a kubeconfig that authenticates with a token of the
+// ServiceAccount ns/name (a real identity: no impersonation).
+func saKubeconfig(t *testing.T, ns, name string) string {
+	t.Helper()
+	token := strings.TrimSpace(kubectl(t, "", "-n", ns, "create", "token", name, "--duration=1h"))
+	server := kubectl(t, "", "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}")
+	ca := kubectl(t, "", "config", "view", "--minify", "--raw", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}")
+	path := filepath.Join(t.TempDir(), name+".kubeconfig")
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: local, cluster: {server: %s, certificate-authority-data: %s}}]
+users: [{name: %s, user: {token: %s}}]
+contexts: [{name: %s, context: {cluster: local, user: %s, namespace: %s}}]
+current-context: %s
+`, server, ca, name, token, name, name, ns, name)
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestApprovalGateServiceAccountApprover: approvers with real identities,
+// ServiceAccount tokens (no impersonation): an approver's token records its
+// decision with the tkn plugin, while another ServiceAccount with the same
+// RBAC is refused by the API server.
+func TestApprovalGateServiceAccountApprover(t *testing.T) {
+	startFakeSlackAPI(t)
+	ns := namespace(t, "agsa")
+	bot := "system:serviceaccount:" + ns + ":release-bot"
+	kubectl(t, approvalPipeline("", `    - {name: approvers, value: [`+bot+`]}
+`, ""), "-n", ns, "apply", "-f", "-")
+	for _, sa := range []string{"release-bot", "intruder"} {
+		kubectl(t, "", "-n", ns, "create", "serviceaccount", sa)
+		kubectl(t, "", "-n", ns, "create", "rolebinding", sa+"-approver", "--clusterrole=cicdstatemgr-approver", "--serviceaccount="+ns+":"+sa)
+	}
+	kubectl(t, pipelineRun("release-1", "release", map[string]string{"id": ns + "-ctx"}), "-n", ns, "create", "-f", "-")
+	waitCustomRunReason(t, ns, "tekton.dev/pipelineTask=approve", "WaitingForDecision", 60*time.Second)
+	name := customRunOf(t, ns, "release-1", "approve").Name
+	waitGate(t, ns, name, "Pending", func(g *v1alpha1.ApprovalGate) bool { return g.Status.Outcome.State == v1alpha1.StatePending })
+
+	out, err := plugin(t, "gates", "approve", name, "--kubeconfig", saKubeconfig(t, ns, "intruder"), "--option", "ship")
+	mustRefuse(t, "the intruder ServiceAccount's approval", out, err, "system:serviceaccount:"+ns+":intruder is not an approver")
+	out, err = plugin(t, "gates", "approve", name, "--kubeconfig", saKubeconfig(t, ns, "release-bot"), "--option", "ship", "-m", "checks passed")
+	mustAccept(t, "the release-bot ServiceAccount's approval", out, err)
+	pr := waitPipelineRun(t, ns, "release-1", 60*time.Second)
+	succeeded(t, pr)
+	if res := prResults(pr); res["choice"] != "ship" || res["chosen-by"] != bot {
+		t.Errorf("results %v, want ship by %s", res, bot)
+	}
+}
