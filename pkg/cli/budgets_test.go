@@ -75,6 +75,26 @@ func TestCLIBudgets(t *testing.T) {
 	unchanged("context over")
 	e.mustRun("--id", "c1", "--set", "state.small=s")
 
+	// opOutput: the renders of one op together stay within contextBytes
+	e.withBudgets("{contextBytes: 20000}")
+	var vars strings.Builder
+	vars.WriteString("cicd-contexts:\n  stage: {}\nvariables:\n")
+	for i := range 50 {
+		fmt.Fprintf(&vars, "  v%d: '{{ \"x\"|ljust:4000 }}'\n", i)
+	}
+	write(t, e.dir, "vars.yaml", vars.String())
+	e.wantFail("TemplateError", "render budget exceeded (opOutput: 20000)", "--init-new", "c4", "--init-app-config-file", "vars.yaml")
+	if code, _, _ := e.run("--id", "c4", "--get", "$"); code == 0 {
+		t.Fatal("an init over the op's output budget wrote a context")
+	}
+
+	// nothing stored deeper than it can be read back
+	e.withBudgets("{}")
+	before = e.mustRun("--id", "c1", "--get", "$")
+	e.wantFail("InvalidParams", "nested deeper than 1000 levels", "--id", "c1", "--set", "state."+strings.Repeat("a.", 1100)+"b=v")
+	unchanged("too deep")
+	e.mustRun("--id", "c1", "--set", "state."+strings.Repeat("a.", 900)+"b=v")
+
 	// malformed budgets
 	e.withBudgets("{contextBytes: -1}")
 	e.wantFail("InvalidConfig", "budgets.contextBytes must be a positive integer, not -1", "--id", "c1", "--get", "state")

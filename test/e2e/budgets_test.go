@@ -268,3 +268,72 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// TestSizeBombsFailAlone: rule 6 of docs/security.md for what one op builds.
+// An app config whose hundred variables render a megabyte each fails its
+// init with the opOutput budget (each render is within its own budget) and
+// writes nothing; a set path nested 1,100 levels deep fails with
+// InvalidParams and leaves the context readable. A normal CustomRun beside
+// them succeeds, the controller keeps its process and memory, and both
+// budgets are counted. Positive controls: three such variables, and a path
+// 900 levels deep, are accepted.
+func TestSizeBombsFailAlone(t *testing.T) {
+	ns := namespace(t, "size-bombs")
+	vars := func(n int) string {
+		var b strings.Builder
+		b.WriteString("cicd-contexts:\n  stage: {channel: c}\nvariables:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "  v%d: '{{ \"x\"|ljust:1048576 }}'\n", i)
+		}
+		return b.String()
+	}
+	if _, reason, msg := outcome(t, ns, opRun("init", "init", "ctx", strParam("app-config", vars(3)), arrParam("set", "state.k=v"))); reason != "Succeeded" {
+		t.Fatalf("init with three variables of 1 MiB: %s: %s", reason, msg)
+	}
+	startedAt := metric(t, "process_start_time_seconds")
+	opOutputBefore := metricOr(t, `cicdstatemgr_budget_exceeded_total{budget="opOutput"}`, 0)
+	depthBefore := metricOr(t, `cicdstatemgr_budget_exceeded_total{budget="documentDepth"}`, 0)
+
+	var wg sync.WaitGroup
+	var bombReason, bombMsg, deepReason, deepMsg string
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, bombReason, bombMsg = outcome(t, ns, opRun("vars", "init", "bomb", strParam("app-config", vars(100))))
+	}()
+	go func() {
+		defer wg.Done()
+		_, deepReason, deepMsg = outcome(t, ns, opRun("deep", "set", "ctx", arrParam("set", "state."+strings.Repeat("a.", 1100)+"b=v")))
+	}()
+	normal := runOne(t, ns, opRun("normal", "set", "ctx", arrParam("set", "state.ok=yes")), time.Minute)
+	wg.Wait()
+	if c := normal.Status.GetCondition(apis.ConditionSucceeded); !c.IsTrue() {
+		t.Fatalf("the normal CustomRun beside the bombs: %s: %s", c.Reason, c.Message)
+	}
+	if bombReason != "TemplateError" || !strings.Contains(bombMsg, "render budget exceeded (opOutput: 8388608)") {
+		t.Errorf("a hundred variables of 1 MiB: %s: %.300s", bombReason, bombMsg)
+	}
+	if deepReason != "InvalidParams" || !strings.Contains(deepMsg, "nested deeper than 1000 levels") {
+		t.Errorf("a set 1,100 levels deep: %s: %.300s", deepReason, deepMsg)
+	}
+	if _, reason, _ := outcome(t, ns, opRun("bomb-get", "get", "bomb", arrParam("get", "v=state"))); reason != "ContextNotFound" {
+		t.Errorf("the failed init wrote its context (get: %s)", reason)
+	}
+	got, reason, msg := outcome(t, ns, opRun("after", "get", "ctx", arrParam("get", "k=state.k", "ok=state.ok")))
+	if reason != "Succeeded" || resultOf(got, "k") != "v" || resultOf(got, "ok") != "yes" {
+		t.Fatalf("the context after the refused deep set: %s: %s", reason, msg)
+	}
+	if _, reason, msg := outcome(t, ns, opRun("deep-ok", "set", "ctx", arrParam("set", "state."+strings.Repeat("a.", 900)+"b=v"))); reason != "Succeeded" {
+		t.Fatalf("a set 900 levels deep: %s: %s", reason, msg)
+	}
+	if metricOr(t, `cicdstatemgr_budget_exceeded_total{budget="opOutput"}`, 0) <= opOutputBefore ||
+		metricOr(t, `cicdstatemgr_budget_exceeded_total{budget="documentDepth"}`, 0) <= depthBefore {
+		t.Error("the opOutput and documentDepth budgets were not counted")
+	}
+	if got := metric(t, "process_start_time_seconds"); got != startedAt {
+		t.Fatalf("the controller restarted\n%s", controllerLogTail())
+	}
+	if peak := controllerPeakRSS(t); peak > 256<<20 {
+		t.Errorf("the controller's peak RSS is %d MiB, over 256 MiB", peak>>20)
+	}
+}
