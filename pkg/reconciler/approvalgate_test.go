@@ -226,3 +226,52 @@ func TestSlackAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestApprovalGateRacesTheTimeout: a quorum recorded before the timeout is
+// reconciled wins over it (one outcome: Approved, the run Succeeded); a run
+// cancelled after its gate was decided ends cancelled and the gate keeps its
+// outcome; a CLI decision committed first wins over the votes.
+func TestApprovalGateRacesTheTimeout(t *testing.T) {
+	ep := newEndpoint(t)
+	src, choices := eventsSource(t, ep.srv.URL)
+	clk := testclock.NewFakeClock(now)
+	r, _ := gateReconciler(t, src, clk)
+
+	late := gateRun(t, "uid-late", "  - {name: approvers, value: [alice]}\n")
+	r.ReconcileKind(context.Background(), late)
+	decideAs(t, r, late, v1alpha1.Decision{By: "alice", Action: v1alpha1.ActionApprove, Option: "a"})
+	clk.Step(2 * time.Minute) // the next reconcile comes after the deadline
+	ev := r.ReconcileKind(context.Background(), late)
+	checkStatus(t, late, wantStatus{status: corev1.ConditionTrue, reason: ReasonSucceeded, results: map[string]string{"choice": "a", "chosen-by": "alice"}}, ev)
+	if g := r.gateOfRun(t, late); g.Status.Outcome.State != v1alpha1.StateApproved {
+		t.Errorf("outcome %+v, want Approved", g.Status.Outcome)
+	}
+
+	clk.SetTime(now)
+	cancelled := gateRun(t, "uid-cancel", "  - {name: approvers, value: [alice]}\n")
+	cancelled.Name = "run-c"
+	r.ReconcileKind(context.Background(), cancelled)
+	if _, _, err := choices.Decide(context.Background(), gate.Lookup{Key: "uid-cancel"}, gate.Decision{Choice: "b", ChosenBy: "op"}); err != nil {
+		t.Fatal(err)
+	}
+	cancelled.Spec.Status = v1beta1.CustomRunSpecStatusCancelled
+	ev = r.ReconcileKind(context.Background(), cancelled)
+	checkStatus(t, cancelled, wantStatus{status: corev1.ConditionFalse, reason: ReasonCancelled}, ev)
+	if g := r.gateOfRun(t, cancelled); g.Status.Outcome.State != v1alpha1.StateApproved || g.Status.Outcome.Choice != "b" {
+		t.Errorf("outcome %+v, want the CLI's decision kept", g.Status.Outcome)
+	}
+
+	cli := gateRun(t, "uid-cli", "  - {name: approvers, value: [alice, bob]}\n")
+	cli.Name = "run-cli"
+	r.ReconcileKind(context.Background(), cli)
+	decideAs(t, r, cli, v1alpha1.Decision{By: "alice", Action: v1alpha1.ActionApprove, Option: "a"})
+	if _, _, err := choices.Decide(context.Background(), gate.Lookup{Key: "uid-cli"}, gate.Decision{Choice: "b", ChosenBy: "op"}); err != nil {
+		t.Fatal(err)
+	}
+	ev = r.ReconcileKind(context.Background(), cli)
+	checkStatus(t, cli, wantStatus{status: corev1.ConditionTrue, reason: ReasonSucceeded, results: map[string]string{"choice": "b", "chosen-by": "op"}}, ev)
+	g := r.gateOfRun(t, cli)
+	if g.Status.Outcome.Choice != "b" || len(g.Status.Decisions) != 2 || g.Status.Decisions[1].Via != v1alpha1.ViaCLI {
+		t.Errorf("status %+v, want the CLI's decision mirrored and winning", g.Status)
+	}
+}
