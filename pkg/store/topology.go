@@ -131,46 +131,11 @@ func describeAddr(o *Options, topo Topology) string {
 // find the new primary themselves on the next attempt (the store's callers retry a
 // transient error).
 func newClient(o *Options, topo Topology, tlsConf *tls.Config) redis.UniversalClient {
-	switch topo {
-	case Sentinel:
-		return redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:            o.SentinelMasterName,
-			SentinelAddrs:         append([]string(nil), o.SentinelAddrs...),
-			SentinelUsername:      o.SentinelUsername,
-			SentinelPassword:      o.SentinelPassword,
-			DB:                    o.DB,
-			Username:              o.Username,
-			Password:              o.Password,
-			TLSConfig:             tlsConf,
-			DialTimeout:           o.DialTimeout,
-			ReadTimeout:           o.ReadTimeout,
-			WriteTimeout:          o.WriteTimeout,
-			ContextTimeoutEnabled: true,
-			DialerRetries:         1,
-			MaxRetries:            1,
-			MinRetryBackoff:       10 * time.Millisecond,
-			MaxRetryBackoff:       100 * time.Millisecond,
-			DisableIdentity:       true,
-		})
-	case Cluster:
-		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:                 append([]string(nil), o.ClusterAddrs...),
-			Username:              o.Username,
-			Password:              o.Password,
-			TLSConfig:             tlsConf,
-			DialTimeout:           o.DialTimeout,
-			ReadTimeout:           o.ReadTimeout,
-			WriteTimeout:          o.WriteTimeout,
-			ContextTimeoutEnabled: true,
-			DialerRetries:         1,
-			MaxRetries:            1,
-			MinRetryBackoff:       10 * time.Millisecond,
-			MaxRetryBackoff:       100 * time.Millisecond,
-			DisableIdentity:       true,
-		})
-	}
-	return redis.NewClient(&redis.Options{
-		Addr:                  o.Addr,
+	u := &redis.UniversalOptions{
+		Addrs:                 []string{o.Addr},
+		MasterName:            o.SentinelMasterName,
+		SentinelUsername:      o.SentinelUsername,
+		SentinelPassword:      o.SentinelPassword,
 		DB:                    o.DB,
 		Username:              o.Username,
 		Password:              o.Password,
@@ -179,13 +144,21 @@ func newClient(o *Options, topo Topology, tlsConf *tls.Config) redis.UniversalCl
 		ReadTimeout:           o.ReadTimeout,
 		WriteTimeout:          o.WriteTimeout,
 		ContextTimeoutEnabled: true,
-		// Fail fast on an unreachable Redis: one dial per attempt, one retry.
-		DialerRetries:   1,
-		MaxRetries:      1,
-		MinRetryBackoff: 10 * time.Millisecond,
-		MaxRetryBackoff: 100 * time.Millisecond,
-		DisableIdentity: true,
-	})
+		DialerRetries:         1,
+		MaxRetries:            1,
+		MinRetryBackoff:       10 * time.Millisecond,
+		MaxRetryBackoff:       100 * time.Millisecond,
+		DisableIdentity:       true,
+	}
+	switch topo {
+	case Sentinel:
+		u.Addrs = append([]string(nil), o.SentinelAddrs...)
+		return redis.NewFailoverClient(u.Failover())
+	case Cluster:
+		u.Addrs = append([]string(nil), o.ClusterAddrs...)
+		return redis.NewClusterClient(u.Cluster())
+	}
+	return redis.NewClient(u.Simple())
 }
 
 // ReplicaAcks is how many replica acknowledgements a write that acknowledges an op
