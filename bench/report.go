@@ -407,7 +407,8 @@ func (r *report) hostileSection(w func(string, ...any), h *hostileResult) {
 func (h *hostileResult) bombLine(w func(string, ...any), bl stats) {
 	w("- **%d render bombs in flight**: `get` CustomRuns of a context whose state holds `{{ \"x\"|ljust:200000000|length }}`, "+
 		"`{{ f(40) }}` (a macro calling itself twice per level) and an expression nested 100,000 parentheses deep, in turn. "+
-		"%d done during the load (%s), p50 %s each from creation to done.\n", h.load.bombs, bl.n, counts(h.bombReasons), ms(bl.p50))
+		"%d done during the load (%.1f/s; %s), p50 %s each from creation to done.\n", h.load.bombs, bl.n, perSec(bl.n, h.loadTime),
+		counts(h.bombReasons), ms(bl.p50))
 }
 
 func (h *hostileResult) hangLine(w func(string, ...any)) {
@@ -419,8 +420,8 @@ func (h *hostileResult) hangLine(w func(string, ...any)) {
 func (h *hostileResult) slowLine(w func(string, ...any), sl stats) {
 	w("- **%d slow clients of the Slack port** (`--http-addr`, unauthenticated): half send a request's headers a byte a second, half send "+
 		"well-formed but unverifiable Slack signature headers and then the body a byte a second; each opens its next connection %s after "+
-		"its last one closed. %d connections, p50 %s open (max %s); first thing the server sent: %s.\n",
-		h.load.slowClients, slowReconnect, sl.n, ms(sl.p50), ms(sl.max), counts(h.slowOutcome))
+		"its last one closed. %d connections (%.1f/s), p50 %s open (max %s); first thing the server sent: %s.\n",
+		h.load.slowClients, slowReconnect, sl.n, perSec(sl.n, h.loadTime), ms(sl.p50), ms(sl.max), counts(h.slowOutcome))
 }
 
 // n is the number of runs measured.
@@ -441,6 +442,13 @@ func counts(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+func perSec(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
 }
 
 func total(m map[string]int) int {
