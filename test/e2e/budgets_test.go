@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -167,20 +166,9 @@ func (h *hangingEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // succeeds.
 func TestSlowEndpointHoldsNoWorker(t *testing.T) {
 	ep := &hangingEndpoint{release: make(chan struct{})}
-	ln, err := net.Listen("tcp", "127.0.0.1:"+stackEnv["ECHO_PORT"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: ep}
-	go srv.Serve(ln)
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			close(ep.release)
-		}
-	}
-	t.Cleanup(func() { release(); srv.Close() })
+	serveAdminHost(t, ep)
+	release := sync.OnceFunc(func() { close(ep.release) })
+	t.Cleanup(release) // before the server closes: cleanups run last first
 
 	ns := namespace(t, "slow-endpoint")
 	app := fmt.Sprintf(`

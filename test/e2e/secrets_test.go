@@ -50,15 +50,22 @@ func (rec *recorder) take() []string {
 // (127.0.0.1:ECHO_PORT), the hosts the admin configured.
 func startAdminEndpoint(t *testing.T) *recorder {
 	t.Helper()
+	rec := &recorder{}
+	serveAdminHost(t, rec)
+	return rec
+}
+
+// serveAdminHost serves h on the stack's admin host (127.0.0.1:ECHO_PORT,
+// slack.url and trigger.url of its configuration) until the test ends.
+func serveAdminHost(t *testing.T, h http.Handler) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:"+stackEnv["ECHO_PORT"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	srv := &http.Server{Handler: rec}
+	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return rec
 }
 
 // leakApp plants text aimed at the trigger headers' secretData: macros
