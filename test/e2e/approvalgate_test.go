@@ -407,6 +407,12 @@ func TestApprovalGateSlackAndKubernetesConverge(t *testing.T) {
 	if res := prResults(pr); res["choice"] != "ship" || res["chosen-by"] != slackGroupMember+",bob" {
 		t.Errorf("results %v, want ship by %s,bob", res, slackGroupMember)
 	}
+	// The recorded decision, read back through a get CustomRun by the tkn plugin.
+	got, err := plugin(t, "context", "get", ns+"-ctx", "state.choices.release.approve.chosenBy", "-n", ns)
+	mustAccept(t, "tkn-cicdstatemgr context get", got, err)
+	if strings.TrimSpace(got) != slackGroupMember+",bob" {
+		t.Errorf("context get printed %q, want %s,bob", got, slackGroupMember)
+	}
 	// A click after the outcome is told so.
 	if code, body := slackClick(t, "hold", slackGroupMember, "gina", time.Now(), true); code != http.StatusOK || !strings.Contains(body, "already decided") {
 		t.Errorf("click after the outcome: %d %s", code, body)
