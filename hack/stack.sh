@@ -6,15 +6,17 @@
 #
 #   hack/stack.sh up                    everything up (idempotent)
 #   hack/stack.sh down [--purge]        stop everything this script and up.sh started
-#   hack/stack.sh start-controller      (re)start only our controller
-#   hack/stack.sh stop-controller [--kill]
+#   hack/stack.sh start-controller      start our controller (CONTROLLER_REPLICAS of it)
+#   hack/stack.sh stop-controller [--kill] [I]   stop every replica, or replica I only
 #   hack/stack.sh start-redis | stop-redis
 #   hack/stack.sh kill-redis            SIGKILL our Redis (no shutdown save: the last second may be lost)
 #   hack/stack.sh env                   print the variables tests and users need
 #
 # Env: CLUSTER_DIR (default .cache/cluster), REDIS_PORT (16379), CONTROLLER_HTTP_PORT (18090:
 # the Slack endpoints), CONTROLLER_PROBES_PORT (18091: /healthz, /readyz, /metrics),
-# CONTROLLER_ARGS (extra flags, e.g. --threads=4), plus the port variables of hack/lib.sh.
+# CONTROLLER_ARGS (extra flags, e.g. --threads=4), CONTROLLER_REPLICAS (1: no leader
+# election; 2+: knative leader election with buckets, see start_controller), plus the port
+# variables of hack/lib.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REDIS_PORT="${REDIS_PORT:-16379}"
@@ -128,45 +130,126 @@ KC
   chmod 600 "$SA_KUBECONFIG"
 }
 
-start_controller() {
-  if is_running cicdstatemgr-controller; then
-    log "our controller already runs (pid $(pid_of cicdstatemgr-controller))"
-    return 0
-  fi
-  [[ -x "$CONTROLLER_BIN" ]] || build_ours
-  local port var
-  for var in CONTROLLER_HTTP_PORT CONTROLLER_PROBES_PORT; do
-    port="${!var}"
-    if port_listening "$port"; then
-      die "port $port is in use by another process (another stack's controller?): stop it or set $var"
-    fi
+# Replicas: CONTROLLER_REPLICAS (default 1). One replica runs with --disable-ha (no leader
+# election), as every test but the HA ones wants. With 2 or more (or CONTROLLER_HA=yes),
+# each replica runs knative leader election with the buckets of config-leader-election:
+# replica 1 is "cicdstatemgr-controller" on the ports above, replica i (2, 3, ...) is
+# "cicdstatemgr-controller-<i>" (its own pid file and log) on those ports plus
+# CONTROLLER_PORT_STEP*(i-1) (default -10: 18090 -> 18080, inside our 18080-18099 range).
+CONTROLLER_REPLICAS="${CONTROLLER_REPLICAS:-1}"
+CONTROLLER_PORT_STEP="${CONTROLLER_PORT_STEP:--10}"
+CONTROLLER_HA="${CONTROLLER_HA:-}"
+[[ "$CONTROLLER_REPLICAS" =~ ^[1-9]$ ]] || die "CONTROLLER_REPLICAS must be 1..9, not '$CONTROLLER_REPLICAS'"
+if [[ -z "$CONTROLLER_HA" ]]; then
+  if ((CONTROLLER_REPLICAS > 1)); then CONTROLLER_HA=yes; else CONTROLLER_HA=no; fi
+fi
+
+# replica_name I: the pid/log name of replica I.
+replica_name() { if (($1 == 1)); then echo cicdstatemgr-controller; else echo "cicdstatemgr-controller-$1"; fi; }
+
+# running_replicas: the replica numbers whose pid file names a live controller.
+running_replicas() {
+  local i
+  for i in 1 2 3 4 5 6 7 8 9; do
+    if is_running "$(replica_name "$i")"; then echo "$i"; fi
   done
-  sa_kubeconfig
-  # Slack on --http-addr, health and metrics on --probe-addr (our listeners); knative's
-  # own probe server (PROBES_PORT) and profiling server get ports of their own.
-  START_BG_EXE="$CONTROLLER_BIN" start_bg cicdstatemgr-controller env \
-    SYSTEM_NAMESPACE="$NS" METRICS_PROTOCOL=none \
-    PROBES_PORT="${CONTROLLER_KNATIVE_PROBES_PORT:-$((CONTROLLER_PROBES_PORT + 200))}" \
-    PROFILING_PORT="${CONTROLLER_PROFILING_PORT:-${PROFILING_PORT:-$((CONTROLLER_PROBES_PORT + 100))}}" \
-    "$CONTROLLER_BIN" --kubeconfig "$SA_KUBECONFIG" --disable-ha \
-    --http-addr "127.0.0.1:$CONTROLLER_HTTP_PORT" --probe-addr "127.0.0.1:$CONTROLLER_PROBES_PORT" ${CONTROLLER_ARGS:-}
-  wait_for_http "http://127.0.0.1:$CONTROLLER_PROBES_PORT/readyz" 60 ||
-    { tail -30 "$LOG_DIR/cicdstatemgr-controller.log" >&2; die "our controller did not become ready"; }
-  log "our controller is ready (slack :$CONTROLLER_HTTP_PORT, probes and metrics :$CONTROLLER_PROBES_PORT, log $LOG_DIR/cicdstatemgr-controller.log)"
 }
 
+start_controller() {
+  local i mode
+  # a replica left running in the other mode (with or without leader election) would
+  # reconcile beside replicas that do not know it: refuse, stop-controller first
+  for i in $(running_replicas); do
+    mode="$(cat "$RUN_DIR/$(replica_name "$i").ha" 2>/dev/null || echo no)"
+    if [[ "$mode" != "$CONTROLLER_HA" ]]; then
+      die "controller replica $i runs with HA=$mode, this start wants HA=$CONTROLLER_HA: run stop-controller first"
+    fi
+  done
+  [[ -x "$CONTROLLER_BIN" ]] || build_ours
+  sa_kubeconfig
+  # all replicas start together, then are waited for: started one after the other, the
+  # first would acquire every bucket before the next one runs
+  for ((i = 1; i <= CONTROLLER_REPLICAS; i++)); do
+    start_replica "$i"
+  done
+  for ((i = 1; i <= CONTROLLER_REPLICAS; i++)); do
+    wait_replica "$i"
+  done
+}
+
+replica_ports() { # I: "http probes" of replica I
+  echo "$((CONTROLLER_HTTP_PORT + CONTROLLER_PORT_STEP * ($1 - 1))) $((CONTROLLER_PROBES_PORT + CONTROLLER_PORT_STEP * ($1 - 1)))"
+}
+
+wait_replica() {
+  local i="$1" name http probes
+  name="$(replica_name "$i")"
+  read -r http probes < <(replica_ports "$i")
+  wait_for_http "http://127.0.0.1:$probes/readyz" 60 ||
+    { tail -30 "$LOG_DIR/$name.log" >&2; die "$name did not become ready"; }
+  log "$name is ready (HA=$CONTROLLER_HA; slack :$http, probes and metrics :$probes, log $LOG_DIR/$name.log)"
+}
+
+# start_replica I: start replica I unless it runs (wait_replica waits until it is ready).
+start_replica() {
+  local i="$1" name http probes port ha_flag=()
+  name="$(replica_name "$i")"
+  read -r http probes < <(replica_ports "$i")
+  if is_running "$name"; then
+    log "$name already runs (pid $(pid_of "$name"))"
+    return 0
+  fi
+  for port in "$http" "$probes"; do
+    if port_listening "$port"; then
+      die "port $port (replica $i) is in use by another process (another stack's controller?): stop it or set CONTROLLER_HTTP_PORT / CONTROLLER_PROBES_PORT / CONTROLLER_PORT_STEP"
+    fi
+  done
+  [[ "$CONTROLLER_HA" == yes ]] || ha_flag=(--disable-ha)
+  # Slack on --http-addr, health and metrics on --probe-addr (our listeners); knative's
+  # own probe server (PROBES_PORT) and profiling server get ports of their own.
+  local kprobes="${CONTROLLER_KNATIVE_PROBES_PORT:-$((CONTROLLER_PROBES_PORT + 200))}"
+  local kprof="${CONTROLLER_PROFILING_PORT:-${PROFILING_PORT:-$((CONTROLLER_PROBES_PORT + 100))}}"
+  kprobes=$((kprobes + CONTROLLER_PORT_STEP * (i - 1)))
+  kprof=$((kprof + CONTROLLER_PORT_STEP * (i - 1)))
+  START_BG_EXE="$CONTROLLER_BIN" start_bg "$name" env \
+    SYSTEM_NAMESPACE="$NS" METRICS_PROTOCOL=none PROBES_PORT="$kprobes" PROFILING_PORT="$kprof" \
+    "$CONTROLLER_BIN" --kubeconfig "$SA_KUBECONFIG" "${ha_flag[@]}" \
+    --http-addr "127.0.0.1:$http" --probe-addr "127.0.0.1:$probes" ${CONTROLLER_ARGS:-}
+  echo "$CONTROLLER_HA" >"$RUN_DIR/$name.ha"
+}
+
+# stop_controller [--kill] [I]: stop (SIGTERM; --kill: SIGKILL) replica I, or every
+# replica that runs.
 stop_controller() {
+  local kill=no i
   if [[ "${1:-}" == "--kill" ]]; then
-    local pid
-    pid="$(pid_of cicdstatemgr-controller)"
-    if [[ -n "$pid" ]] && is_running cicdstatemgr-controller; then
-      log "killing our controller (SIGKILL, pid $pid)"
+    kill=yes
+    shift
+  fi
+  local which=("$@")
+  if ((${#which[@]} == 0)); then
+    mapfile -t which < <(running_replicas)
+    ((${#which[@]} > 0)) || which=(1)
+  fi
+  for i in "${which[@]}"; do
+    [[ "$i" =~ ^[1-9]$ ]] || die "no controller replica '$i' (1..9)"
+    stop_replica "$kill" "$(replica_name "$i")"
+  done
+}
+
+stop_replica() {
+  local kill="$1" name="$2" pid
+  if [[ "$kill" == yes ]]; then
+    pid="$(pid_of "$name")"
+    if [[ -n "$pid" ]] && is_running "$name"; then
+      log "killing $name (SIGKILL, pid $pid)"
       kill -KILL "$pid"
       while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
     fi
-    rm -f "$RUN_DIR/cicdstatemgr-controller.pid" "$RUN_DIR/cicdstatemgr-controller.bin"
+    rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.bin" "$RUN_DIR/$name.ha"
   else
-    stop_pid cicdstatemgr-controller 10
+    stop_pid "$name" 10
+    rm -f "$RUN_DIR/$name.ha"
   fi
 }
 
@@ -199,11 +282,11 @@ down)
   bash "$ROOT/hack/cluster/down.sh" "${@:2}"
   ;;
 start-controller) start_controller ;;
-stop-controller) stop_controller "${2:-}" ;;
+stop-controller) stop_controller "${@:2}" ;;
 start-redis) start_redis ;;
 stop-redis) stop_redis ;;
 kill-redis) kill_redis ;;
 apply-config) apply_config ;;
 env) cat "$ENV_FILE" ;;
-*) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+*) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
