@@ -12,6 +12,7 @@
 #                               beside hostile CustomRuns, alone again; ~2 min with
 #                               BENCH_QUICK=1); no CLI benchmarks, and the results go to
 #                               .cache/bench-cluster/results.md, not bench/
+#   BENCH_HOSTILE=bombs,hanging,slow  the kinds of hostile load (any subset; default all)
 #
 # Logs of the stack: .cache/bench-cluster/logs/ (kept until the next run).
 CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)/.cache/bench-cluster"
