@@ -156,6 +156,14 @@ func TestHandleEventFailureModes(t *testing.T) {
 		run := parseRun(t, eventRun(t, "uid-u", "nope"))
 		ev := r.ReconcileKind(context.Background(), run)
 		checkStatus(t, run, wantStatus{status: corev1.ConditionFalse, reason: engine.ReasonUnknownEvent, message: "note, gate"}, ev)
+		// a failed handle-event still has every result a pipeline may read
+		var names []string
+		for _, res := range run.Status.Results {
+			names = append(names, res.Name)
+		}
+		if got, want := strings.Join(names, ","), "id,handled,choice,chosen-by,reason,decided-at"; got != want {
+			t.Errorf("results %s, want %s", got, want)
+		}
 	})
 }
 

@@ -113,12 +113,13 @@ func (r *Reconciler) finishGate(ctx context.Context, run *v1beta1.CustomRun, p *
 	r.gates.Delete(pending.Key)
 	out.Results = append(out.Results,
 		engine.Result{Name: ResultChoice, Value: d.Choice},
-		engine.Result{Name: ResultChosenBy, Value: d.ChosenBy})
-	extra := []v1beta1.CustomRunResult{{Name: ResultReason, Value: d.Reason}, {Name: ResultDecidedAt, Value: d.At.UTC().Format(time.RFC3339)}}
+		engine.Result{Name: ResultChosenBy, Value: d.ChosenBy},
+		engine.Result{Name: ResultReason, Value: d.Reason},
+		engine.Result{Name: ResultDecidedAt, Value: d.At.UTC().Format(time.RFC3339)})
 	logging.FromContext(ctx).Infow("approval gate decided", "choice", d.Choice, "by", d.ChosenBy, "via", d.Via, "outcome", d.Outcome)
 	if d.Outcome == gate.OutcomeRejected {
 		r.attempts.Delete(run.UID)
-		run.Status.Results = append(buildResults(p, out), extra...)
+		run.Status.Results = buildResults(p, out)
 		run.Status.CompletionTime = &metav1.Time{Time: r.Clock.Now()}
 		msg := "the approval gate was rejected by " + strings.ReplaceAll(d.ChosenBy, ",", ", ")
 		if d.Reason != "" {
@@ -127,9 +128,7 @@ func (r *Reconciler) finishGate(ctx context.Context, run *v1beta1.CustomRun, p *
 		run.Status.MarkCustomRunFailed(ReasonGateRejected, "%s", msg)
 		return kreconciler.NewEvent(corev1.EventTypeWarning, ReasonGateRejected, "%s", msg)
 	}
-	ev := r.succeed(run, p, out)
-	run.Status.Results = append(run.Status.Results, extra...)
-	return ev
+	return r.succeed(run, p, out)
 }
 
 func waitingMessage(id string, run *v1beta1.CustomRun, p gate.Gate) string {

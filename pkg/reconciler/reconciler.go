@@ -372,8 +372,10 @@ func outcomeOf(err error) string {
 	return "failed"
 }
 
-// buildResults writes `id`, one result per get entry and `handled` for
-// handle-event; on failure the same names with empty values.
+// buildResults writes `id`, one result per get entry and, for handle-event,
+// `handled` and a gate's `choice`, `chosen-by`, `reason` and `decided-at`;
+// on failure the same names with empty values, so a pipeline that reads
+// them reports our reason, not a missing result.
 func buildResults(p *params, out *engine.Outcome) []v1beta1.CustomRunResult {
 	if p == nil {
 		return nil
@@ -393,7 +395,9 @@ func buildResults(p *params, out *engine.Outcome) []v1beta1.CustomRunResult {
 		res = append(res,
 			v1beta1.CustomRunResult{Name: ResultHandled, Value: value(ResultHandled)},
 			v1beta1.CustomRunResult{Name: ResultChoice, Value: value(ResultChoice)},
-			v1beta1.CustomRunResult{Name: ResultChosenBy, Value: value(ResultChosenBy)})
+			v1beta1.CustomRunResult{Name: ResultChosenBy, Value: value(ResultChosenBy)},
+			v1beta1.CustomRunResult{Name: ResultReason, Value: value(ResultReason)},
+			v1beta1.CustomRunResult{Name: ResultDecidedAt, Value: value(ResultDecidedAt)})
 	}
 	return res
 }
