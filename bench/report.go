@@ -323,8 +323,9 @@ func (r *report) markdown(env *benchEnv) string {
 		w("\nQuick mode: %d set runs in each of the three parts of the hostile-neighbour row.\n", r.sizes.hostileRuns)
 		return b.String()
 	}
-	w("\nQuick mode: fewer runs (%d/%d/%d per op at 1/10/100 in flight, %d for throughput, %d before the RSS reading): the tails (p99) rest on few samples.\n",
-		r.sizes.latencyRuns[1], r.sizes.latencyRuns[10], r.sizes.latencyRuns[100], r.sizes.throughput, r.sizes.rssRuns)
+	w("\nQuick mode: fewer runs (%d/%d/%d per op at 1/10/100 in flight, %d for throughput, %d before the RSS reading, %d per part of the "+
+		"hostile-neighbour row): the tails (p99) rest on few samples.\n",
+		r.sizes.latencyRuns[1], r.sizes.latencyRuns[10], r.sizes.latencyRuns[100], r.sizes.throughput, r.sizes.rssRuns, r.sizes.hostileRuns)
 	return b.String()
 }
 
