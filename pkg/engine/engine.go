@@ -576,6 +576,12 @@ func (e *Engine) RecordDecision(ctx context.Context, ref, opKey string, p gate.G
 		}
 		rec.Set("via", d.Via)
 		rec.Set("at", d.At.UTC().Format(time.RFC3339))
+		if d.Outcome != "" {
+			rec.Set("outcome", d.Outcome)
+		}
+		if d.Reason != "" {
+			rec.Set("reason", d.Reason)
+		}
 		path := fmt.Sprintf("state.choices.%s.%s", pathSegment(p.Pipeline), pathSegment(p.Event))
 		return true, nil, document.SetPath(doc, path, rec)
 	})

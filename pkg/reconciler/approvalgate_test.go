@@ -4,11 +4,12 @@ import (
 	"context"
 
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	listers "github.com/tektoncd/pipeline/pkg/client/listers/pipeline/v1beta1"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/apis/cicdstatemgr/v1alpha1"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 )
 
@@ -120,6 +122,18 @@ func TestApprovalGateObjectQuorumAndRejection(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(r.Approvals.Metrics.outcomes.WithLabelValues(v1alpha1.StateRejected)); n != 1 {
 		t.Errorf("rejected outcomes counted %v times, want 1", n)
+	}
+	// the state records the rejection and its reason beside who decided
+	out, err := src.eng.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpGet, ID: "ctx-1", Config: src.cfg,
+		Gets: []engine.GetSpec{{Name: "by", Expr: "state.choices.p.gate.chosenBy"}, {Name: "outcome", Expr: "state.choices.p.gate.outcome"},
+			{Name: "reason", Expr: "state.choices.p.gate.reason"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"by": "bob", "outcome": "Rejected", "reason": "bob: not today"} {
+		if got, _ := out.Result(name); got != want {
+			t.Errorf("state.choices.p.gate %s = %q, want %q", name, got, want)
+		}
 	}
 }
 
