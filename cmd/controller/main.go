@@ -98,7 +98,8 @@ func main() {
 		runner := handlers.NewRunner(st, r, slog.Default(), handlers.WithGates(gates),
 			handlers.WithHTTPClient(&httpclient.Client{Hosts: hosts}))
 		runner.Trigger = (&trigger.Creator{Client: tektonClient, Kube: kubeClient, Templates: r, Fallback: runner.PostTrigger}).Trigger
-		return &engine.Engine{Store: st, Templates: r, Gates: gates, Handlers: runner}
+		return &engine.Engine{Store: st, Templates: r, Gates: gates, Handlers: runner,
+			EventSlots: make(chan struct{}, c.Budgets().EventsInFlight)}
 	})
 	if *redisAddr != "" {
 		src.StoreOptions = func(o *store.Options) { o.Addr = *redisAddr }

@@ -24,6 +24,10 @@ const (
 	// DefaultCallsPerHost is the number of event-handler HTTP calls in
 	// flight to one host (httpclient.HostLimiter).
 	DefaultCallsPerHost = 16
+	// DefaultEventsInFlight is the number of handle-events running at once
+	// (engine.Engine.EventSlots): under half of the Redis connection pool
+	// (store.DefaultPoolSize, 32), so other ops always find a connection.
+	DefaultEventsInFlight = 12
 )
 
 // Budgets bounds the size of every input a pipeline author writes. One
@@ -55,6 +59,10 @@ type Budgets struct {
 	// controller's calls; a call finding its host full waits up to two
 	// seconds, then its op is retried later (a transient failure).
 	CallsPerHost int
+	// EventsInFlight bounds the handle-events running at once: each holds
+	// a Redis connection while its handlers call their endpoints. Keep it
+	// under half of the store's connection pool (32).
+	EventsInFlight int
 }
 
 // DefaultBudgets returns the budgets of a configuration without a budgets
@@ -70,6 +78,7 @@ func DefaultBudgets() Budgets {
 		RenderMacroDepth:  tmpl.DefaultMaxMacroDepth,
 		SlackBodyBytes:    DefaultSlackBodyBytes,
 		CallsPerHost:      DefaultCallsPerHost,
+		EventsInFlight:    DefaultEventsInFlight,
 	}
 }
 
@@ -117,15 +126,13 @@ func parseBudgets(data *document.Map) (Budgets, error) {
 		case "slackBodyBytes":
 			b.SlackBodyBytes, err = budgetInt(k, v)
 		case "callsPerHost":
-			var n int64
-			if n, err = budgetInt(k, v); err == nil && n > 1<<16 {
-				err = fmt.Errorf("config.yaml: %s.%s %d is too large (at most %d)", BudgetsKey, k, n, 1<<16)
-			}
-			b.CallsPerHost = int(n)
+			b.CallsPerHost, err = budgetCount(k, v, 1<<16)
+		case "eventsInFlight":
+			b.EventsInFlight, err = budgetCount(k, v, 1<<10)
 		case "render":
 			err = parseRenderBudgets(&b, v)
 		default:
-			err = fmt.Errorf("config.yaml: unknown budget %s.%s (known: appConfigBytes, valueBytes, contextBytes, slackBodyBytes, callsPerHost, render)", BudgetsKey, k)
+			err = fmt.Errorf("config.yaml: unknown budget %s.%s (known: appConfigBytes, valueBytes, contextBytes, slackBodyBytes, callsPerHost, eventsInFlight, render)", BudgetsKey, k)
 		}
 		return err == nil
 	})
@@ -170,6 +177,16 @@ func parseRenderBudgets(b *Budgets, v any) error {
 		return true
 	})
 	return err
+}
+
+// budgetCount reads a budget that counts things at once: a positive integer
+// of at most max.
+func budgetCount(name string, v any, max int64) (int, error) {
+	n, err := budgetInt(name, v)
+	if err == nil && n > max {
+		err = fmt.Errorf("config.yaml: %s.%s %d is too large (at most %d)", BudgetsKey, name, n, max)
+	}
+	return int(n), err
 }
 
 // budgetInt reads one budget: a positive integer (a YAML int, or a string of

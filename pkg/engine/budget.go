@@ -18,6 +18,9 @@ const (
 	// BudgetDocumentDepth: a value nested deeper than a stored document
 	// may be (1000 levels, fixed: what the parsers read back).
 	BudgetDocumentDepth = "documentDepth"
+	// BudgetEventsInFlight: the handle-events running at once
+	// (Engine.EventSlots).
+	BudgetEventsInFlight = "eventsInFlight"
 )
 
 // budgets returns the budgets of the request's configuration (the defaults

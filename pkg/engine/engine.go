@@ -91,6 +91,14 @@ type Engine struct {
 	// Gates keeps approval gates; the reconciler waits on them.
 	Gates *gate.Store
 	Log   *slog.Logger
+	// EventSlots, when set, bounds the handle-events running at once (its
+	// capacity, budgets.eventsInFlight). A handle-event holds a Redis
+	// connection (the WATCH of its update) while its handlers call their
+	// endpoints, so without a bound a few slow endpoints would take the
+	// whole connection pool and every other op would wait for one. One over
+	// the bound waits for a slot (in its own goroutine: the reconciler does
+	// not wait for it), until its context ends.
+	EventSlots chan struct{}
 }
 
 // Event names a pipeline's event.
@@ -276,6 +284,15 @@ func (e *Engine) runEvent(ctx context.Context, req Request, doc *document.Map, j
 // (UpdatePaths), unless the caller may want the whole document back (local
 // files configured); Outcome.Doc is nil then.
 func (e *Engine) update(ctx context.Context, req Request, extra func(context.Context, Request, *document.Map) error) (*Outcome, error) {
+	if req.Event != nil && e.EventSlots != nil {
+		select {
+		case e.EventSlots <- struct{}{}:
+			defer func() { <-e.EventSlots }()
+		case <-ctx.Done():
+			return nil, &Error{Reason: ReasonEventHandlerFailed, Transient: true, Budget: BudgetEventsInFlight, Err: ctx.Err(),
+				Message: fmt.Sprintf("%d handle-events were running for as long as this op could wait (budgets.eventsInFlight); it is retried", cap(e.EventSlots))}
+		}
+	}
 	journalKey := newJournalKey(req.OpKey)
 	var final *document.Map
 	fn := func(doc *document.Map) (bool, []byte, error) {

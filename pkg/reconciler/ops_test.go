@@ -173,3 +173,49 @@ func TestCancelStopsARunningOp(t *testing.T) {
 // opRunning says whether this process keeps an op of the run's current
 // attempt (running, or ended and not yet taken).
 func (r *Reconciler) opRunning(run *v1beta1.CustomRun) bool { return r.ops.find(run) != nil }
+
+// TestHandleEventsInFlightBounded: with one event slot, a second
+// handle-event waits for the first (its handler sends nothing yet, and no
+// worker waits for it) while other ops go on; when the endpoint answers both
+// succeed, each having sent once.
+func TestHandleEventsInFlightBounded(t *testing.T) {
+	ep := newSlowEndpoint(t)
+	src, _ := eventsSource(t, ep.srv.URL)
+	src.eng.EventSlots = make(chan struct{}, 1)
+	enqueued := make(chan types.NamespacedName, 4)
+	r := &Reconciler{Clock: testclock.NewFakePassiveClock(now), Source: src, KubeClient: fakekube.NewSimpleClientset(),
+		InlineWait: 50 * time.Millisecond, enqueue: func(nn types.NamespacedName) { enqueued <- nn }}
+
+	first, second := eventRun(t, "uid-first", "note"), eventRun(t, "uid-second", "note")
+	wantRequeue(t, reconcileAsAWorker(t, r, parseRun(t, first)))
+	<-ep.arrived
+	wantRequeue(t, reconcileAsAWorker(t, r, parseRun(t, second)))
+
+	other := parseRun(t, fmt.Sprintf(header, "uid-other")+`  params: [{name: op, value: get}, {name: id, value: ctx-1}, {name: get, value: [k=state.k]}]`)
+	reconcileAsAWorker(t, r, other)
+	if c := other.Status.GetCondition(apis.ConditionSucceeded); !c.IsTrue() {
+		t.Fatalf("a get while both event slots' worth of handle-events wait: %+v", c)
+	}
+	if n := ep.hits.Load(); n != 1 {
+		t.Fatalf("%d calls reached the endpoint, want 1 (the second handle-event waits for the slot)", n)
+	}
+
+	close(ep.release)
+	for range 2 {
+		select {
+		case <-enqueued:
+		case <-time.After(hangGuard):
+			t.Fatal("a handle-event was not enqueued when it ended")
+		}
+	}
+	for _, y := range []string{first, second} {
+		run := parseRun(t, y)
+		reconcileAsAWorker(t, r, run)
+		if c := run.Status.GetCondition(apis.ConditionSucceeded); !c.IsTrue() {
+			t.Fatalf("%s: %+v", run.UID, c)
+		}
+	}
+	if n := ep.hits.Load(); n != 2 {
+		t.Fatalf("the endpoint got %d calls, want 2", n)
+	}
+}

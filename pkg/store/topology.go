@@ -130,6 +130,12 @@ func describeAddr(o *Options, topo Topology) string {
 // unreachable Redis (one dial per attempt, one retry); the failover and cluster clients
 // find the new primary themselves on the next attempt (the store's callers retry a
 // transient error).
+// DefaultPoolSize is the number of Redis connections of a store (per node):
+// fixed, not go-redis' 10 per CPU, so that a controller given one CPU keeps
+// room for budgets.eventsInFlight handle-events (each holds a connection
+// while its handlers call endpoints) and every other op.
+const DefaultPoolSize = 32
+
 func newClient(o *Options, topo Topology, tlsConf *tls.Config) redis.UniversalClient {
 	u := &redis.UniversalOptions{
 		Addrs:                 []string{o.Addr},
@@ -149,6 +155,7 @@ func newClient(o *Options, topo Topology, tlsConf *tls.Config) redis.UniversalCl
 		MinRetryBackoff:       10 * time.Millisecond,
 		MaxRetryBackoff:       100 * time.Millisecond,
 		DisableIdentity:       true,
+		PoolSize:              DefaultPoolSize,
 	}
 	switch topo {
 	case Sentinel:
