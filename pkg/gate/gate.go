@@ -593,19 +593,9 @@ func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Gate, Decisio
 	if d.At.IsZero() {
 		d.At = s.now().UTC()
 	}
-	key, err := s.resolve(ctx, l)
+	key, p, first, err := s.waiting(ctx, l)
 	if err != nil {
-		return Gate{}, Decision{}, err
-	}
-	p, first, err := s.Get(ctx, key)
-	if err != nil {
-		return Gate{}, Decision{}, err
-	}
-	if !p.CancelledAt.IsZero() {
-		return p, Decision{}, fmt.Errorf("%w (key %q, cancelled at %s)", ErrCancelled, key, p.CancelledAt.Format(time.RFC3339))
-	}
-	if first != nil {
-		return p, *first, alreadyDecided(*first)
+		return p, first, err
 	}
 	if !p.HasOption(d.Choice) {
 		return p, Decision{}, &InvalidChoiceError{Choice: d.Choice, Options: p.Options}
@@ -642,6 +632,26 @@ func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Gate, Decisio
 	return p, d, nil
 }
 
+// waiting resolves l to a gate that still waits for a decision: a closed gate
+// is ErrCancelled, a decided one ErrAlreadyDecided with its first decision.
+func (s *Store) waiting(ctx context.Context, l Lookup) (string, Gate, Decision, error) {
+	key, err := s.resolve(ctx, l)
+	if err != nil {
+		return "", Gate{}, Decision{}, err
+	}
+	p, first, err := s.Get(ctx, key)
+	if err != nil {
+		return "", Gate{}, Decision{}, err
+	}
+	if !p.CancelledAt.IsZero() {
+		return key, p, Decision{}, fmt.Errorf("%w (key %q, cancelled at %s)", ErrCancelled, key, p.CancelledAt.Format(time.RFC3339))
+	}
+	if first != nil {
+		return key, p, *first, alreadyDecided(*first)
+	}
+	return key, p, Decision{}, nil
+}
+
 // Answer is how a Slack click answers a gate: a gate that is decided or
 // closed answers as Decide does (ErrAlreadyDecided with the first decision,
 // ErrCancelled); otherwise the answer is a vote on the gate's Kubernetes object
@@ -651,19 +661,9 @@ func (s *Store) Answer(ctx context.Context, l Lookup, d Decision) (Gate, Decisio
 	if s.Vote == nil {
 		return s.Decide(ctx, l, d)
 	}
-	key, err := s.resolve(ctx, l)
+	key, p, first, err := s.waiting(ctx, l)
 	if err != nil {
-		return Gate{}, Decision{}, err
-	}
-	p, first, err := s.Get(ctx, key)
-	if err != nil {
-		return Gate{}, Decision{}, err
-	}
-	if !p.CancelledAt.IsZero() {
-		return p, Decision{}, fmt.Errorf("%w (key %q, cancelled at %s)", ErrCancelled, key, p.CancelledAt.Format(time.RFC3339))
-	}
-	if first != nil {
-		return p, *first, alreadyDecided(*first)
+		return p, first, err
 	}
 	if d.UserID != "" {
 		d.ChosenBy = d.UserID

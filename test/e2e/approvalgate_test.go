@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,12 +47,8 @@ type fakeSlackAPI struct {
 
 func startFakeSlackAPI(t *testing.T) *fakeSlackAPI {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:"+stackEnv["ECHO_PORT"])
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &fakeSlackAPI{}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	serveAdminHost(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
 		f.calls = append(f.calls, r.URL.Path+"?"+r.URL.RawQuery+" auth="+r.Header.Get("Authorization")+" "+string(b))
@@ -67,9 +62,7 @@ func startFakeSlackAPI(t *testing.T) *fakeSlackAPI {
 		default:
 			io.WriteString(w, `{"ok": true, "channel": "C0DEPLOY", "ts": "1700000000.000100"}`)
 		}
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	}))
 	return f
 }
 
