@@ -73,10 +73,10 @@ type runningOps struct {
 
 // startOp runs eng.Do for the run's current attempt in its own goroutine.
 // When it ends after its reconcile left it, the CustomRun is enqueued
-// (r.enqueue), so that the next reconcile takes its outcome (awaitOp). The op's context ends at the run's
-// timeout (r.opTimeout), not with the reconcile; every effect it has is
-// journaled, so an op lost with the process is replayed exactly once by the
-// next attempt, as before.
+// (r.enqueue), so that the next reconcile takes its outcome (awaitOp). The
+// op's context ends at the run's timeout (r.opTimeout), not with the
+// reconcile; every effect it has is journaled, so an op lost with the
+// process is replayed exactly once by the next attempt, as before.
 func (r *Reconciler) startOp(ctx context.Context, run *v1beta1.CustomRun, eng *engine.Engine, req engine.Request) *op {
 	// The op outlives this reconcile: keep the context's values (logger)
 	// but not its cancellation.
