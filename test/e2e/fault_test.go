@@ -207,8 +207,16 @@ func TestFaultRedisKilledDuring200Runs(t *testing.T) {
 	initContext(t, ns, id)
 	// the context itself must survive the crash: snapshot it now
 	rdb := redis.NewClient(&redis.Options{Addr: redisAdr, Username: redisUser, Password: redisPassword})
-	if err := rdb.Save(context.Background()).Err(); err != nil {
-		t.Fatalf("SAVE: %v", err)
+	// SAVE is refused while a background save (Redis's own save policy)
+	// runs: wait for it to end and save again
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		err := rdb.Save(context.Background()).Err()
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "Background save already in progress") || time.Now().After(deadline) {
+			t.Fatalf("SAVE: %v", err)
+		}
 	}
 	rdb.Close()
 	t.Cleanup(func() { stack("start-redis") })
