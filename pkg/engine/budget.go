@@ -21,6 +21,9 @@ const (
 	// BudgetEventsInFlight: the handle-events running at once
 	// (Engine.EventSlots).
 	BudgetEventsInFlight = "eventsInFlight"
+	// BudgetCallsPerHost: a handler's call found its host at
+	// budgets.callsPerHost calls in flight (httpclient.ErrHostBusy).
+	BudgetCallsPerHost = "callsPerHost"
 )
 
 // budgets returns the budgets of the request's configuration (the defaults

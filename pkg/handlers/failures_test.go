@@ -1,6 +1,8 @@
 package handlers_test
 
 import (
+	"context"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
 )
 
 // app is an app config with one pipeline p whose events are given as YAML
@@ -321,4 +324,37 @@ ev:
 		t.Errorf("skipped or empty values were set")
 	}
 	wantEq(t, "state.v", e.get("state.v"), "v")
+}
+
+// TestHostBusyIsATransientBudgetFailure: a handler call that finds its host
+// at the HostLimiter's limit fails transiently, naming the callsPerHost
+// budget (counted by the controller), and sends nothing.
+func TestHostBusyIsATransientBudgetFailure(t *testing.T) {
+	e := newEnv(t, nil)
+	e.init("")
+	e.ep.take()
+	release := make(chan struct{})
+	arrived := make(chan struct{})
+	e.ep.setReply(func(n int, w http.ResponseWriter, _ *http.Request) bool {
+		close(arrived)
+		<-release
+		return false
+	})
+	e.runner.HTTP.Hosts = &httpclient.HostLimiter{Max: 1}
+	held := make(chan error, 1)
+	go func() {
+		_, err := e.runner.HTTP.Do(context.Background(), httpclient.Request{URL: e.ep.URL + "/hold"})
+		held <- err
+	}()
+	<-arrived
+	_, err := e.handle("build=testEvent")
+	ee := wantReason(t, err, engine.ReasonEventHandlerFailed)
+	if !ee.Transient || ee.Budget != engine.BudgetCallsPerHost || !errors.Is(err, httpclient.ErrHostBusy) {
+		t.Errorf("want a transient callsPerHost failure: %+v", ee)
+	}
+	close(release)
+	<-held
+	if got := e.ep.take(); len(got) != 1 || got[0].Path != "/hold" {
+		t.Errorf("the busy host got requests beside the one holding it: %+v", got)
+	}
 }

@@ -374,14 +374,17 @@ func isStoreError(err error) bool {
 // handler, with every secret redacted.
 func (r *Runner) wrapError(b *blockRun, err error) *engine.Error {
 	e := engine.AsError(err, engine.ReasonEventHandlerFailed)
-	transient := e.Transient
+	transient, budget := e.Transient, e.Budget
 	var he *httpclient.Error
 	if errors.As(err, &he) {
 		e = &engine.Error{Reason: engine.ReasonEventHandlerFailed, Message: he.Error()}
 		transient = he.Transient()
+		if errors.Is(err, httpclient.ErrHostBusy) {
+			budget = engine.BudgetCallsPerHost
+		}
 	}
 	msg := fmt.Sprintf("%s handler %q of %s=%s: %s", b.typ, b.name, b.in.Pipeline, b.in.Event, e.Message)
-	return &engine.Error{Reason: e.Reason, Message: b.redact(msg), Transient: transient, Err: err}
+	return &engine.Error{Reason: e.Reason, Message: b.redact(msg), Transient: transient, Budget: budget, Err: err}
 }
 
 // failf is a handler failure with a reason.

@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -35,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "cicdstatemgr_redis_errors_total", Help: "Operations that failed because Redis was unreachable.",
 		}),
 		budgets: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cicdstatemgr_budget_exceeded_total", Help: "Operations and requests stopped by a budget, by budget: steps, output, depth, deadline (a template render); appConfigBytes, valueBytes, contextBytes (sizes); http_* (the HTTP server's limits).",
+			Name: "cicdstatemgr_budget_exceeded_total", Help: "Operations and requests stopped by a budget, by budget: steps, output, depth, deadline, opOutput (template renders); appConfigBytes, valueBytes, contextBytes, documentDepth (sizes); callsPerHost, eventsInFlight (handler calls); http_* (the HTTP server's limits).",
 		}, []string{"budget"}),
 	}
 	reg.MustRegister(m.ops, m.duration, m.redisErrors, m.budgets)
@@ -57,11 +56,8 @@ func (m *Metrics) observe(op, outcome string, d time.Duration, err error) {
 // countBudget counts err in cicdstatemgr_budget_exceeded_total when a budget
 // stopped the op.
 func (m *Metrics) countBudget(err error) {
-	if m == nil {
-		return
-	}
 	if budget := budgetOf(err); budget != "" {
-		m.budgets.WithLabelValues(budget).Inc()
+		m.BudgetExceeded(budget)
 	}
 }
 
@@ -71,11 +67,20 @@ func budgetOf(err error) string {
 	if errors.As(err, &be) {
 		return be.Budget
 	}
-	if errors.Is(err, httpclient.ErrHostBusy) {
-		return "callsPerHost"
-	}
 	if e := engine.AsError(err, ""); e != nil {
 		return e.Budget
 	}
 	return ""
+}
+
+// BudgetExceeded counts one request, connection or operation stopped by the
+// named budget in cicdstatemgr_budget_exceeded_total. Parts of the controller
+// outside the reconciler (the HTTP server: http_body, http_inflight,
+// http_connections_per_client) report their limits through it. A nil
+// *Metrics records nothing.
+func (m *Metrics) BudgetExceeded(budget string) {
+	if m == nil {
+		return
+	}
+	m.budgets.WithLabelValues(budget).Inc()
 }

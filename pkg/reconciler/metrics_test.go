@@ -37,8 +37,9 @@ func TestBudgetExceededIsCounted(t *testing.T) {
 	m.observe("set", "failed", 0, fmt.Errorf("writing: %w", store.ErrTooLarge))
 	m.countBudget(engine.AppConfigTooLarge("app config", 11, 10))
 	// a handler call that found its host at budgets.callsPerHost
+	// (as pkg/handlers reports it)
 	m.observe("handle-event", "transient", 0, &engine.Error{Reason: engine.ReasonEventHandlerFailed, Transient: true,
-		Err: &httpclient.Error{Method: "POST", Host: "h", Err: fmt.Errorf("%w (16)", httpclient.ErrHostBusy)}})
+		Budget: engine.BudgetCallsPerHost, Err: &httpclient.Error{Method: "POST", Host: "h", Err: fmt.Errorf("%w (16)", httpclient.ErrHostBusy)}})
 	for _, b := range []string{engine.BudgetValueBytes, engine.BudgetContextBytes, engine.BudgetAppConfigBytes, "callsPerHost"} {
 		if got := testutil.ToFloat64(m.budgets.WithLabelValues(b)); got != 1 {
 			t.Errorf("budget_exceeded_total{budget=%s} = %v, want 1", b, got)
