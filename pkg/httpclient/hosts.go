@@ -44,27 +44,24 @@ func (l *HostLimiter) acquire(ctx context.Context, host string) (func(), error) 
 		return func() {}, nil
 	}
 	s := l.join(host)
+	release := func() { <-s.sem; l.leave(host, s) }
 	select {
 	case s.sem <- struct{}{}:
-		return func() { <-s.sem; l.leave(host, s) }, nil
+		return release, nil
 	default:
 	}
-	var timeout <-chan time.Time
 	if l.Wait > 0 {
 		t := time.NewTimer(l.Wait)
 		defer t.Stop()
-		timeout = t.C
-	}
-	if timeout != nil {
 		select {
 		case s.sem <- struct{}{}:
-			return func() { <-s.sem; l.leave(host, s) }, nil
-		case <-timeout:
+			return release, nil
+		case <-t.C:
 		case <-ctx.Done():
 		}
 	}
 	l.leave(host, s)
-	return nil, fmt.Errorf("%w (%d; budgets.http.callsPerHost)", ErrHostBusy, l.Max)
+	return nil, fmt.Errorf("%w (%d; budgets.callsPerHost)", ErrHostBusy, l.Max)
 }
 
 func (l *HostLimiter) join(host string) *hostSlots {
