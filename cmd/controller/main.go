@@ -71,6 +71,7 @@ func main() {
 	kubeClient := kubernetes.NewForConfigOrDie(cfg)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cicdstatemgr_store_tx_retries_total", Help: "Optimistic Redis transactions (WATCH) retried after losing a race to another writer of the same context."}, store.TxRetries))
 	metrics := reconciler.NewMetrics(reg)
 	gateMetrics := reconciler.NewGateMetrics(reg)
 	// wake is set once the controller exists: a choice made through our

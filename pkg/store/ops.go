@@ -464,6 +464,7 @@ func txBackoff() wait.Backoff {
 // backoff sleeps a random duration in [0, delays.Step()] (full jitter), or returns
 // ctx's error.
 func backoff(ctx context.Context, delays *wait.Backoff) error {
+	countTxRetry() // every caller backs off after a lost race (redis.TxFailedErr)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
