@@ -18,7 +18,8 @@ import (
 
 // The CLI benchmarks: one `cicdstatemgr --get` end to end (a fresh process,
 // as a pipeline step runs it) against a real Redis, and the start of a
-// trivial process (/bin/true) as the baseline of the same run.
+// trivial process (/bin/true) and of a Go hello world (built into a temporary
+// directory, never committed) as the baselines of the same run.
 //
 //	go test -run '^$' -bench 'CLIGet|ProcessStart' ./bench
 //
@@ -27,6 +28,7 @@ import (
 var (
 	buildOnce sync.Once
 	cliBin    string
+	helloBin  string
 	buildErr  error
 	buildDir  string
 )
@@ -57,7 +59,9 @@ func buildCLI(b *testing.B) string {
 		out, err := exec.Command("go", "build", "-o", cliBin, "github.com/cicdstatemgr/cicdstatemgr/cmd/cicdstatemgr").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/cicdstatemgr: %v\n%s", err, out)
+			return
 		}
+		helloBin, buildErr = buildHello(buildDir)
 	})
 	if buildErr != nil {
 		b.Fatal(buildErr)
@@ -92,16 +96,22 @@ func BenchmarkCLIGet(b *testing.B) {
 	if _, err := cli("--init-new", "bench-ctx", "--init-app-config-file", "app.yaml", "--set", "state.key1=value1"); err != nil {
 		b.Fatal(err)
 	}
-	var trueTotal time.Duration
+	var trueTotal, helloTotal time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		// /bin/true interleaved, outside the timer: the same-run baseline
+		// /bin/true and a Go hello world interleaved, outside the timer: the
+		// same-run baselines
 		b.StopTimer()
 		t0 := time.Now()
 		if err := exec.Command("/bin/true").Run(); err != nil {
 			b.Fatal(err)
 		}
 		trueTotal += time.Since(t0)
+		t0 = time.Now()
+		if out, err := exec.Command(helloBin).Output(); err != nil || string(out) != "hello, world\n" {
+			b.Fatalf("hello world: %q %v", out, err)
+		}
+		helloTotal += time.Since(t0)
 		b.StartTimer()
 		out, err := cli("--id", "bench-ctx", "--get", "state.key1")
 		if err != nil || strings.TrimSpace(out) != "value1" {
@@ -116,6 +126,37 @@ func BenchmarkCLIGet(b *testing.B) {
 	if perTrue > 0 {
 		b.ReportMetric(float64(perOp)/float64(perTrue), "x-true")
 	}
+	perHello := helloTotal / time.Duration(b.N)
+	b.ReportMetric(float64(perHello)/1e6, "hello-ms/op")
+	if perHello > 0 {
+		b.ReportMetric(float64(perOp)/float64(perHello), "x-hello")
+	}
+}
+
+// buildHello builds a Go hello world (package main, fmt.Println) in dir: the
+// floor of any Go process start on this machine, with the same toolchain.
+func buildHello(dir string) (string, error) {
+	src := filepath.Join(dir, "hello")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	files := map[string]string{
+		"go.mod":  "module hello\n\ngo 1.22\n",
+		"main.go": "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello, world\") }\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(text), 0o644); err != nil {
+			return "", err
+		}
+	}
+	bin := filepath.Join(dir, "hello-world")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build hello world: %v\n%s", err, out)
+	}
+	return bin, nil
 }
 
 func BenchmarkProcessStart(b *testing.B) {

@@ -611,61 +611,6 @@ type rssResult struct {
 	phase                     *phaseResult
 }
 
-// rss reads our controller's RSS, runs n CustomRuns (set and get in turn,
-// 100 in flight), deletes them, waits for the informer to drop them and
-// reads the RSS again.
-func (c *cluster) rss(ctx context.Context, n int, rep *report) error {
-	pid, err := c.controllerPID()
-	if err != nil {
-		return err
-	}
-	r := &rssResult{runs: n, settle: 15 * time.Second}
-	if r.before, _, err = memory(pid); err != nil {
-		return err
-	}
-	log.Printf("memory: RSS before %d runs: %d KiB", n, r.before)
-	res := &phaseResult{name: "rss", op: opSet, inFlight: 100}
-	start := time.Now()
-	const batch = 1000 // phases of 1,000 (100 in flight), deleted at the end
-	var names []string
-	for done, k := 0, 0; done < n; k++ {
-		m := min(batch, n-done)
-		o := opSet
-		if k%2 == 1 {
-			o = opGet
-		}
-		name := fmt.Sprintf("rss-%d", k)
-		ph, err := c.runPhase(ctx, name, o, 100, m, true)
-		if err != nil {
-			return err
-		}
-		names = append(names, name)
-		res.lat = append(res.lat, ph.lat...)
-		res.failed += ph.failed
-		res.timedOut += ph.timedOut
-		res.errors += ph.errors
-		done += m
-	}
-	res.wall = time.Since(start)
-	r.phase = res
-	if r.full, _, err = memory(pid); err != nil {
-		return err
-	}
-	for _, name := range names {
-		if err := c.deleteAll(ctx, name); err != nil {
-			return err
-		}
-	}
-	time.Sleep(r.settle)
-	if r.after, r.peak, err = memory(pid); err != nil {
-		return err
-	}
-	log.Printf("memory: after %d runs (%s): RSS %d KiB with them, %d KiB %s after deleting them, peak %d KiB",
-		n, res.summary(), r.full, r.after, r.settle, r.peak)
-	rep.rss = r
-	return nil
-}
-
 // interleaved runs perOp CustomRuns of each op one at a time, the ops in
 // turn (set, get, init, notify, baseline, set, ...), so that whatever else
 // the machine does hits every op alike. runs/s of each op is 1 ÷ its mean

@@ -8,11 +8,12 @@
 // Figures: op latency (CustomRun created -> Succeeded seen by a watch) per op
 // and number in flight; throughput with 100 in flight at 1, 2 and 4 worker
 // threads; a pipeline of 10 sequential ops; set/get on the engine alone for
-// 1 KB, 100 KB and 1 MB states; the controller's RSS after 5,000 CustomRuns;
-// the CLI's `--get` (from `go test -bench` in this directory, run by
-// hack/bench.sh); set alone and beside hostile CustomRuns (hostile.go).
-// Results go to bench/results.md and bench/latency.png. BENCH_ONLY=hostile
-// runs the warm-up and the hostile-neighbour row only.
+// 1 KB, 100 KB and 1 MB states; the controller's CPU per CustomRun and RSS
+// after 5,000 CustomRuns against the baseline's, a hot context, one and two
+// replicas (scaleout.go); the CLI's `--get` (from `go test -bench` in this
+// directory, run by hack/bench.sh); set alone and beside hostile CustomRuns
+// (hostile.go). Results go to bench/results.md and bench/latency.png.
+// BENCH_ONLY=hostile or BENCH_ONLY=scaleout runs the warm-up and that part only.
 package main
 
 import (
@@ -38,16 +39,17 @@ type sizes struct {
 	rssRuns     int         // CustomRuns before the RSS reading
 	rounds      int         // of each op at 10 and 100 in flight
 	hostileRuns int         // set CustomRuns alone, beside the hostile load, and alone again
+	hotRounds   int         // rounds of the hot-context row (scaleout.go)
 }
 
 var quickSizes = sizes{
 	latencyRuns: map[int]int{1: 20, 10: 60, 100: 200},
-	throughput:  200, pipelines: 2, engineIters: 100, rssRuns: 200, rounds: 1, hostileRuns: 40,
+	throughput:  200, pipelines: 2, engineIters: 100, rssRuns: 600, rounds: 1, hostileRuns: 40, hotRounds: 3,
 }
 
 var fullSizes = sizes{
 	latencyRuns: map[int]int{1: 100, 10: 300, 100: 1000},
-	throughput:  1000, pipelines: 5, engineIters: 300, rssRuns: 5000, rounds: 2, hostileRuns: 100,
+	throughput:  1000, pipelines: 5, engineIters: 300, rssRuns: 5000, rounds: 2, hostileRuns: 100, hotRounds: 10,
 }
 
 var inFlight = []int{1, 10, 100}
@@ -63,8 +65,8 @@ func main() {
 	flag.Parse()
 	quick := os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0"
 	only := os.Getenv("BENCH_ONLY")
-	if only != "" && only != "hostile" {
-		log.Fatalf("BENCH_ONLY=%q: the only part that runs alone is hostile", only)
+	if only != "" && only != "hostile" && only != "scaleout" {
+		log.Fatalf("BENCH_ONLY=%q: the parts that run alone are hostile and scaleout", only)
 	}
 	sz := fullSizes
 	if quick {
@@ -122,6 +124,9 @@ func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
 		return err
 	}
 	defer b.close()
+	if err := b.enableProfiling(ctx); err != nil { // before the controllers (re)start: read at start
+		return err
+	}
 	if err := b.startBaseline(ctx); err != nil {
 		return err
 	}
@@ -130,6 +135,9 @@ func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
 	}
 	if rep.only == "hostile" {
 		return b.hostile(ctx, rep.load, sz.hostileRuns, rep)
+	}
+	if rep.only == "scaleout" {
+		return b.scaleout(ctx, sz, rep)
 	}
 
 	// 1. op latency at 1, 10 and 100 in flight, ours and the baseline's: at 1
@@ -181,8 +189,9 @@ func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
 		return err
 	}
 
-	// 3. memory: RSS before and after rssRuns CustomRuns (deleted before the reading)
-	if err := b.rss(ctx, sz.rssRuns, rep); err != nil {
+	// 3. CPU and memory against the baseline's over rssRuns CustomRuns each, a hot
+	// context, one and two replicas (scaleout.go)
+	if err := b.scaleout(ctx, sz, rep); err != nil {
 		return err
 	}
 

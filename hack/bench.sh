@@ -13,6 +13,9 @@
 #                               BENCH_QUICK=1); no CLI benchmarks, and the results go to
 #                               .cache/bench-cluster/results.md, not bench/
 #   BENCH_HOSTILE=bombs,hanging,slow  the kinds of hostile load (any subset; default all)
+#   BENCH_ONLY=scaleout make bench  only the scale-out rows (bench/scaleout.go: CPU and
+#                               RSS against the baseline's, hot context, one and two
+#                               replicas) and the CLI benchmarks; results as for hostile
 #
 # Logs of the stack: .cache/bench-cluster/logs/ (kept until the next run).
 CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)/.cache/bench-cluster"
@@ -74,7 +77,7 @@ log "building the bench driver and the baseline controller"
 go build -o "$BENCH_BIN/bench" ./bench
 go build -o "$BENCH_BIN/bench-baseline" ./bench/baseline
 
-if [[ -z "$BENCH_ONLY" ]]; then
+if [[ -z "$BENCH_ONLY" || "$BENCH_ONLY" == scaleout ]]; then
   log "CLI benchmarks (no stack needed): go test -bench 'CLIGet|ProcessStart' ./bench"
   iters=500
   [[ -n "$QUICK" ]] && iters=100
