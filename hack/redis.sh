@@ -12,7 +12,8 @@
 # Only a redis this script started (pid file in dir, process is redis-server) is ever
 # stopped; any other redis on the machine is left alone.
 #
-# Environment: REDIS_USER, REDIS_PASSWORD override the ACL user; REDIS_PERSIST=yes keeps
+# Environment: REDIS_USER, REDIS_PASSWORD override the ACL user; REDIS_EXTRA_CONF adds lines
+# to redis.conf (hack/stack.sh: cluster-enabled); REDIS_PERSIST=yes keeps
 # the data in an RDB snapshot in dir (written every second or two, and at shutdown), so a stop and
 # start loses nothing. (Not an append-only file: Redis 7.0 cannot replay MULTI/EXEC from
 # an AOF when the default user is off.)
@@ -106,6 +107,7 @@ appendonly no
 protected-mode yes
 user default off
 user $REDIS_USER on >$REDIS_PASSWORD ~* &* +@all
+${REDIS_EXTRA_CONF:-}
 EOF
   )
   rm -f "$dir/redis.pid"

@@ -10,13 +10,16 @@
 #   hack/stack.sh stop-controller [--kill] [I]   stop every replica, or replica I only
 #   hack/stack.sh start-redis | stop-redis
 #   hack/stack.sh kill-redis            SIGKILL our Redis (no shutdown save: the last second may be lost)
+#                                       (with REDIS_TOPOLOGY=cluster these three act on every node)
 #   hack/stack.sh env                   print the variables tests and users need
 #
 # Env: CLUSTER_DIR (default .cache/cluster), REDIS_PORT (16379), CONTROLLER_HTTP_PORT (18090:
 # the Slack endpoints), CONTROLLER_PROBES_PORT (18091: /healthz, /readyz, /metrics),
 # CONTROLLER_ARGS (extra flags, e.g. --threads=4), CONTROLLER_REPLICAS (1: no leader
-# election; 2+: knative leader election with buckets, see start_controller), plus the port
-# variables of hack/lib.sh.
+# election; 2+: knative leader election with buckets, see start_controller), REDIS_TOPOLOGY
+# (single: one Redis on REDIS_PORT; cluster: a Redis Cluster of 3 primaries on
+# REDIS_CLUSTER_PORT (REDIS_PORT+100) and the next two ports, config-cicdstatemgr's
+# datasources.redis.cluster pointing at them), plus the port variables of hack/lib.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REDIS_PORT="${REDIS_PORT:-16379}"
@@ -38,18 +41,80 @@ build_ours() {
   (cd "$ROOT" && go build -o "$CLI_BIN" ./cmd/cicdstatemgr && go build -o "$CONTROLLER_BIN" ./cmd/controller)
 }
 
-start_redis() { REDIS_PERSIST=yes bash "$ROOT/hack/redis.sh" start "$REDIS_PORT" "$REDIS_DIR"; }
-stop_redis() { bash "$ROOT/hack/redis.sh" stop "$REDIS_PORT" "$REDIS_DIR"; }
+# the topology of the stack that runs (start_redis records it) wins over the default, so that
+# stop-redis, kill-redis and down act on what was started
+REDIS_TOPOLOGY="${REDIS_TOPOLOGY:-$(cat "$CLUSTER_DIR/redis-topology" 2>/dev/null || echo single)}"
+REDIS_CLUSTER_PORT="${REDIS_CLUSTER_PORT:-$((REDIS_PORT + 100))}"
+case "$REDIS_TOPOLOGY" in
+single) REDIS_NODES=("$REDIS_PORT") ;;
+cluster) REDIS_NODES=("$REDIS_CLUSTER_PORT" "$((REDIS_CLUSTER_PORT + 1))" "$((REDIS_CLUSTER_PORT + 2))") ;;
+*) die "REDIS_TOPOLOGY must be single or cluster, not '$REDIS_TOPOLOGY'" ;;
+esac
+
+# node_dir PORT: the directory of a Redis node (the single Redis keeps $REDIS_DIR).
+node_dir() { if [[ "$REDIS_TOPOLOGY" == single ]]; then echo "$REDIS_DIR"; else echo "$REDIS_DIR/node-$1"; fi; }
+
+start_redis() {
+  local port extra=""
+  [[ "$REDIS_TOPOLOGY" == cluster ]] && extra=$'cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 2000'
+  for port in "${REDIS_NODES[@]}"; do
+    REDIS_PERSIST=yes REDIS_EXTRA_CONF="$extra" bash "$ROOT/hack/redis.sh" start "$port" "$(node_dir "$port")"
+  done
+  mkdir -p "$CLUSTER_DIR" "$LOG_DIR"
+  echo "$REDIS_TOPOLOGY" >"$CLUSTER_DIR/redis-topology"
+  [[ "$REDIS_TOPOLOGY" == cluster ]] && create_cluster
+  return 0
+}
+stop_redis() {
+  local port
+  for port in "${REDIS_NODES[@]}"; do bash "$ROOT/hack/redis.sh" stop "$port" "$(node_dir "$port")"; done
+}
+
+# create_cluster: redis-cli --cluster create over REDIS_NODES, once (the nodes keep their
+# cluster in nodes.conf across a stop and start), then wait until every node says ok.
+create_cluster() {
+  local cli=(redis-cli --user cicdstatemgr --pass '123$aBcZ' --no-auth-warning) port addrs=() start=$SECONDS
+  for port in "${REDIS_NODES[@]}"; do addrs+=("127.0.0.1:$port"); done
+  if ! "${cli[@]}" -p "${REDIS_NODES[0]}" cluster info | grep -q '^cluster_known_nodes:3'; then
+    log "creating the Redis Cluster ${addrs[*]}"
+    "${cli[@]}" --cluster create "${addrs[@]}" --cluster-yes >"$LOG_DIR/redis-cluster-create.log" 2>&1 ||
+      die "redis-cli --cluster create failed; see $LOG_DIR/redis-cluster-create.log"
+  fi
+  for port in "${REDIS_NODES[@]}"; do
+    until "${cli[@]}" -p "$port" cluster info | grep -q '^cluster_state:ok'; do
+      ((SECONDS - start < 30)) || die "the Redis Cluster is not ok on :$port after 30s"
+      sleep 0.2
+    done
+  done
+  log "Redis Cluster ok on ${addrs[*]}"
+}
+
+# redis_datasource: config.yaml's datasources.redis for the topology (a flow mapping).
+redis_datasource() {
+  if [[ "$REDIS_TOPOLOGY" == cluster ]]; then
+    local port addrs=()
+    for port in "${REDIS_NODES[@]}"; do addrs+=("\"127.0.0.1:$port\""); done
+    local IFS=,
+    echo "{cluster: {addresses: [${addrs[*]}]}}"
+  else
+    echo "{host: 127.0.0.1, port: $REDIS_PORT, isPrimary: true}"
+  fi
+}
 
 # kill_redis: SIGKILL the Redis started by start_redis (and a snapshot child it may have
 # forked), as a crash would; only the pid of redis.pid when it runs redis-server.
 kill_redis() {
-  local pid exe child
-  pid="$(cat "$REDIS_DIR/redis.pid" 2>/dev/null || true)"
+  local port
+  for port in "${REDIS_NODES[@]}"; do kill_node "$(node_dir "$port")"; done
+}
+
+kill_node() {
+  local dir="$1" pid exe child
+  pid="$(cat "$dir/redis.pid" 2>/dev/null || true)"
   exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
   # (Debian's redis-server is a link to redis-check-rdb)
   if [[ ! "$pid" =~ ^[0-9]+$ ]] || [[ "$(basename "$exe")" != redis-server* && "$(basename "$exe")" != redis-check* ]]; then
-    log "no redis started by this stack runs (dir $REDIS_DIR); nothing to kill"
+    log "no redis started by this stack runs (dir $dir); nothing to kill"
     return 0
   fi
   log "killing redis (SIGKILL, pid $pid)"
@@ -61,7 +126,7 @@ kill_redis() {
     ((SECONDS - start < 10)) || die "redis (pid $pid) still runs 10s after SIGKILL"
     sleep 0.05
   done
-  rm -f "$REDIS_DIR/redis.pid"
+  rm -f "$dir/redis.pid"
 }
 
 # local_config prints config/'s ConfigMap and Secret pointed at the local Redis.
@@ -74,10 +139,7 @@ apply_config() {
   kc -n "$NS" create configmap config-cicdstatemgr --from-file=config.yaml=/dev/stdin --dry-run=client -o yaml <<YAML | kc apply -f - >/dev/null
 cicdstatemgr:
   datasources:
-    redis:
-      host: 127.0.0.1
-      port: $REDIS_PORT
-      isPrimary: true
+    redis: $(redis_datasource)
   slack:
     url: http://127.0.0.1:${ECHO_PORT:-18099}/slack
   trigger:
@@ -257,7 +319,9 @@ write_env() {
   cat >"$ENV_FILE" <<ENV
 KUBECONFIG=$KUBECONFIG_FILE
 CICDSTATEMGR_STACK_DIR=$CLUSTER_DIR
-CICDSTATEMGR_REDIS_ADDR=127.0.0.1:$REDIS_PORT
+CICDSTATEMGR_REDIS_ADDR=127.0.0.1:${REDIS_NODES[0]}
+CICDSTATEMGR_REDIS_TOPOLOGY=$REDIS_TOPOLOGY
+CICDSTATEMGR_REDIS_DATASOURCE=$(redis_datasource)
 CICDSTATEMGR_CONTROLLER_URL=http://127.0.0.1:$CONTROLLER_HTTP_PORT
 CICDSTATEMGR_PROBES_URL=http://127.0.0.1:$CONTROLLER_PROBES_PORT
 CICDSTATEMGR_CLI=$CLI_BIN
@@ -279,6 +343,7 @@ up)
 down)
   stop_controller || true
   stop_redis || true
+  rm -f "$CLUSTER_DIR/redis-topology"
   bash "$ROOT/hack/cluster/down.sh" "${@:2}"
   ;;
 start-controller) start_controller ;;
@@ -288,5 +353,5 @@ stop-redis) stop_redis ;;
 kill-redis) kill_redis ;;
 apply-config) apply_config ;;
 env) cat "$ENV_FILE" ;;
-*) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+*) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -236,7 +236,11 @@ func cli(t *testing.T, args ...string) string {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
 	sec := filepath.Join(dir, "secrets.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("cicdstatemgr:\n  datasources:\n    redis: {host: %s, port: %s, isPrimary: true}\n", host, port)), 0o600)
+	ds := fmt.Sprintf("{host: %s, port: %s, isPrimary: true}", host, port)
+	if redisDatasource != "" { // the stack's topology (a Redis Cluster: hack/stack.sh REDIS_TOPOLOGY)
+		ds = redisDatasource
+	}
+	os.WriteFile(cfg, []byte("cicdstatemgr:\n  datasources:\n    redis: "+ds+"\n"), 0o600)
 	os.WriteFile(sec, []byte(fmt.Sprintf("cicdstatemgr:\n  datasources:\n    redis: {username: %s, password: %q}\n", redisUser, redisPassword)), 0o600)
 	bin := filepath.Join(root, ".cache", "bin", "cicdstatemgr")
 	full := append([]string{"--config", cfg, "--secrets", sec}, args...)

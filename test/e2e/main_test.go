@@ -45,6 +45,9 @@ var (
 	tekton      versioned.Interface
 	kube        kubernetes.Interface
 	redisAdr    string
+	// redisDatasource is config.yaml's datasources.redis of the stack's topology
+	// (hack/stack.sh REDIS_TOPOLOGY), for the CLI.
+	redisDatasource string
 	// ctrlURL is the controller's Slack listener; probeURL its listener of
 	// /healthz, /readyz and /metrics.
 	ctrlURL  string
@@ -83,6 +86,7 @@ func run(m *testing.M) int {
 	tekton = versioned.NewForConfigOrDie(cfg)
 	kube = kubernetes.NewForConfigOrDie(cfg)
 	redisAdr, ctrlURL, probeURL = env["CICDSTATEMGR_REDIS_ADDR"], env["CICDSTATEMGR_CONTROLLER_URL"], env["CICDSTATEMGR_PROBES_URL"]
+	redisDatasource = env["CICDSTATEMGR_REDIS_DATASOURCE"]
 	if env["KUBECTL"] != "" {
 		kubectlPath = env["KUBECTL"]
 	}

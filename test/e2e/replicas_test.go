@@ -307,3 +307,120 @@ func TestReplicasOneKilledDuring200Runs(t *testing.T) {
 	}
 	t.Logf("%d values in state.items; %d runs completed from the record of an earlier attempt", len(list), replayed(final))
 }
+
+// gatherBuckets hands every bucket Lease that replica toReplica (identity to, one
+// of two) does not hold to it, fresh, and waits until it holds all of them and
+// both replicas logged the change of each.
+func gatherBuckets(t *testing.T, to string, toReplica int) {
+	t.Helper()
+	var moved []string
+	for name, holder := range bucketHolders(t) {
+		if holder == to {
+			continue
+		}
+		moved = append(moved, name)
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			le, err := kube.CoordinationV1().Leases(systemNS).Get(context.Background(), name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			now := metav1.NewMicroTime(time.Now())
+			le.Spec.HolderIdentity, le.Spec.AcquireTime, le.Spec.RenewTime = &to, &now, &now
+			_, err = kube.CoordinationV1().Leases(systemNS).Update(context.Background(), le, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil {
+			t.Fatalf("handing Lease %s to %s: %v", name, to, err)
+		}
+	}
+	deadline := time.Now().Add(renewDeadline + 3*leaseRetry + 5*time.Second)
+	logged := func(i int, what, lease string) bool {
+		for _, line := range strings.Split(replicaLog(i), "\n") {
+			if strings.Contains(line, what) && strings.Contains(line, lease) {
+				return true
+			}
+		}
+		return false
+	}
+	for {
+		ok := countHeld(bucketHolders(t))[to] == leaseBuckets
+		for _, n := range moved {
+			// the other replica (3 - toReplica) must have let go of it too
+			ok = ok && logged(toReplica, "has started leading", n) && logged(3-toReplica, "has stopped leading", n)
+		}
+		if ok {
+			t.Logf("replica %d holds all %d buckets (%d handed over)", toReplica, leaseBuckets, len(moved))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %d does not hold every bucket after the handover: %v", toReplica, countHeld(bucketHolders(t)))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestReplicasGateDecidedThroughTheOther: two replicas; replica 2 holds every
+// bucket, so its CustomRun waits on a manual-choice gate. Replica 2 is
+// SIGKILLed; a signed Slack click reaches replica 1's endpoint while no live
+// replica owns the waiting CustomRun, and is accepted. Once replica 1 takes the
+// buckets over, the CustomRun ends with that decision and the PipelineRun
+// succeeds with it: a gate decision needs no particular replica.
+func TestReplicasGateDecidedThroughTheOther(t *testing.T) {
+	if err := stack("stop-controller"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stack("stop-controller")
+		if err := stack("start-controller"); err != nil {
+			t.Errorf("restoring the single replica: %v", err)
+		}
+	})
+	if err := stackWith(map[string]string{"CONTROLLER_REPLICAS": "2"}, "start-controller"); err != nil {
+		t.Fatal(err)
+	}
+	id1, id2 := replicaID(t, 1), replicaID(t, 2)
+	for deadline := time.Now().Add(leaseDuration + 2*leaseRetry); ; time.Sleep(200 * time.Millisecond) {
+		held := countHeld(bucketHolders(t))
+		if held[id1]+held[id2] == leaseBuckets {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the two replicas hold %v of the %d buckets after starting", held, leaseBuckets)
+		}
+	}
+	gatherBuckets(t, id2, 2)
+
+	startFakeSlack(t)
+	ns := namespace(t, "replicagate")
+	kubectl(t, gatePipeline, "-n", ns, "apply", "-f", "-")
+	kubectl(t, pipelineRun("release-1", "release", map[string]string{"id": ns + "-ctx"}), "-n", ns, "create", "-f", "-")
+	waitCustomRunReason(t, ns, "tekton.dev/pipelineTask=approve", "WaitingForDecision", 60*time.Second)
+
+	if err := stack("stop-controller", "--kill", "2"); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := time.Now()
+	mustBeDown(t, strings.TrimPrefix(replicaProbeURL(t, 2), "http://"))
+	// replica 1 (ctrlURL) owns no bucket yet: the click only records the decision
+	if held := countHeld(bucketHolders(t)); held[id1] != 0 {
+		t.Fatalf("replica 1 already holds %d buckets right after the kill: the decision would not cross replicas", held[id1])
+	}
+	if code, body := newClick("ship", aliceID, "alice", time.Now(), true).send(t); code != http.StatusOK {
+		t.Fatalf("signed click through replica 1: %d %s", code, body)
+	}
+	if cr := customRunOf(t, ns, "release-1", "approve"); cr.IsDone() {
+		t.Fatalf("the CustomRun of the dead replica ended before any replica owned it: %+v", cr.Status.Conditions)
+	}
+	pr := waitPipelineRun(t, ns, "release-1", 2*leaseDuration+30*time.Second)
+	succeeded(t, pr)
+	t.Logf("the PipelineRun succeeded %s after replica 2 was killed", time.Since(killedAt).Round(time.Second))
+	got := prResults(pr)
+	for k, v := range map[string]string{"choice": "ship", "chosen-by": aliceID, "recorded": "ship"} {
+		if got[k] != v {
+			t.Errorf("result %s = %q, want %q", k, got[k], v)
+		}
+	}
+	if held := countHeld(bucketHolders(t)); held[id1] != leaseBuckets {
+		t.Errorf("replica 1 holds %d of %d buckets after the takeover", held[id1], leaseBuckets)
+	}
+}
