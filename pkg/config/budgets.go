@@ -28,6 +28,12 @@ const (
 	// (engine.Engine.EventSlots): under half of the Redis connection pool
 	// (store.DefaultPoolSize, 32), so other ops always find a connection.
 	DefaultEventsInFlight = 12
+	// DefaultHistoryLength is how many entries the history of a context
+	// keeps (docs/history.md).
+	DefaultHistoryLength = 100
+	// DefaultHistoryValueBytes bounds each old and new value of a history
+	// entry's change.
+	DefaultHistoryValueBytes = 512
 )
 
 // Budgets bounds the size of every input a pipeline author writes. One
@@ -63,6 +69,12 @@ type Budgets struct {
 	// a Redis connection while its handlers call their endpoints. Keep it
 	// under half of the store's connection pool (32).
 	EventsInFlight int
+	// HistoryLength is how many entries the history of a context keeps;
+	// older ones are trimmed as new ones come (docs/history.md).
+	HistoryLength int
+	// HistoryValueBytes bounds each old and new value a history entry
+	// records; a longer value is cut and its full size recorded.
+	HistoryValueBytes int
 }
 
 // DefaultBudgets returns the budgets of a configuration without a budgets
@@ -79,6 +91,8 @@ func DefaultBudgets() Budgets {
 		SlackBodyBytes:    DefaultSlackBodyBytes,
 		CallsPerHost:      DefaultCallsPerHost,
 		EventsInFlight:    DefaultEventsInFlight,
+		HistoryLength:     DefaultHistoryLength,
+		HistoryValueBytes: DefaultHistoryValueBytes,
 	}
 }
 
@@ -129,10 +143,14 @@ func parseBudgets(data *document.Map) (Budgets, error) {
 			b.CallsPerHost, err = budgetCount(k, v, 1<<16)
 		case "eventsInFlight":
 			b.EventsInFlight, err = budgetCount(k, v, 1<<10)
+		case "historyLength":
+			b.HistoryLength, err = budgetCount(k, v, 10000)
+		case "historyValueBytes":
+			b.HistoryValueBytes, err = budgetCount(k, v, 64<<10)
 		case "render":
 			err = parseRenderBudgets(&b, v)
 		default:
-			err = fmt.Errorf("config.yaml: unknown budget %s.%s (known: appConfigBytes, valueBytes, contextBytes, slackBodyBytes, callsPerHost, eventsInFlight, render)", BudgetsKey, k)
+			err = fmt.Errorf("config.yaml: unknown budget %s.%s (known: appConfigBytes, valueBytes, contextBytes, slackBodyBytes, callsPerHost, eventsInFlight, historyLength, historyValueBytes, render)", BudgetsKey, k)
 		}
 		return err == nil
 	})

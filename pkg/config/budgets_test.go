@@ -15,7 +15,7 @@ func TestBudgetsDefaults(t *testing.T) {
 	want := Budgets{
 		AppConfigBytes: 1048576, ValueBytes: 1048576, ContextBytes: 8388608,
 		RenderSteps: 1000000, RenderOutputBytes: 1048576, RenderDepth: 64, RenderMacroDepth: 32,
-		SlackBodyBytes: 131072, CallsPerHost: 16, EventsInFlight: 12,
+		SlackBodyBytes: 131072, CallsPerHost: 16, EventsInFlight: 12, HistoryLength: 100, HistoryValueBytes: 512,
 	}
 	if got := c.Budgets(); got != want {
 		t.Fatalf("defaults: got %+v, want %+v", got, want)
@@ -41,13 +41,16 @@ func TestBudgetsOverrides(t *testing.T) {
     slackBodyBytes: 6000
     callsPerHost: 3
     eventsInFlight: 4
+    historyLength: 20
+    historyValueBytes: 64
     render: {steps: 4000, outputBytes: 5000, depth: 16, macroDepth: 8}
 `), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Budgets{AppConfigBytes: 1000, ValueBytes: 2000, ContextBytes: 3000,
-		RenderSteps: 4000, RenderOutputBytes: 5000, RenderDepth: 16, RenderMacroDepth: 8, SlackBodyBytes: 6000, CallsPerHost: 3, EventsInFlight: 4}
+		RenderSteps: 4000, RenderOutputBytes: 5000, RenderDepth: 16, RenderMacroDepth: 8, SlackBodyBytes: 6000, CallsPerHost: 3, EventsInFlight: 4,
+		HistoryLength: 20, HistoryValueBytes: 64}
 	if got := c.Budgets(); got != want {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
@@ -71,6 +74,10 @@ func TestBudgetsMalformed(t *testing.T) {
 		"budgets: {callsPerHost: 0}":                       "budgets.callsPerHost must be a positive integer",
 		"budgets: {callsPerHost: 100000}":                  "budgets.callsPerHost 100000 is too large (at most 65536)",
 		"budgets: {eventsInFlight: 2000}":                  "budgets.eventsInFlight 2000 is too large (at most 1024)",
+		"budgets: {historyLength: 0}":                      "budgets.historyLength must be a positive integer, not 0",
+		"budgets: {historyLength: 20000}":                  "budgets.historyLength 20000 is too large (at most 10000)",
+		"budgets: {historyValueBytes: 100000}":             "budgets.historyValueBytes 100000 is too large (at most 65536)",
+		"budgets: {historyValueBytes: -3}":                 "budgets.historyValueBytes must be a positive integer, not -3",
 		"budgets: {appConfigBytes: 1.5}":                   "budgets.appConfigBytes must be a positive integer, not 1.5",
 		"budgets: {contextBytes: 8MiB}":                    `budgets.contextBytes must be a positive integer, not "8MiB"`,
 		"budgets: {contextBytes: true}":                    "budgets.contextBytes must be a positive integer",

@@ -15,7 +15,7 @@ import (
 //     only: configuration keys change only by init from an app config;
 //   - a request from another namespace sees the context only when the
 //     owner's app config shares it with that namespace (the `share` block):
-//     `read` allows get, `write` allows get and set of state. Everything else
+//     `read` allows get (and history), `write` allows get and set of state. Everything else
 //     (init, load, handle-event, generate) is the owner's alone. A context
 //     not shared with the asker is reported exactly like a missing one.
 
@@ -85,8 +85,8 @@ func checkAccess(req Request) error {
 	switch {
 	case req.Op == OpInit:
 		return Errorf(ReasonInvalidParams, "init creates a context in the CustomRun's own namespace: use an id without a namespace")
-	case req.Op != OpGet && req.Op != OpSet, req.Event != nil:
-		return Errorf(ReasonInvalidParams, "only CustomRuns of namespace %q may %s its contexts; another namespace may get, or set state when shared with write access", req.Namespace, req.Op)
+	case req.Op != OpGet && req.Op != OpSet && req.Op != OpHistory, req.Event != nil:
+		return Errorf(ReasonInvalidParams, "only CustomRuns of namespace %q may %s its contexts; another namespace may get and read the history, or set state when shared with write access", req.Namespace, req.Op)
 	}
 	for _, a := range req.Sets {
 		if topKey(a.Path) != "state" {

@@ -17,6 +17,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/history"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -32,10 +33,16 @@ const (
 	OpGet         Op = "get"
 	OpGenerate    Op = "generate"
 	OpHandleEvent Op = "handle-event"
+	// OpHistory reads the history of a context (history.go).
+	OpHistory Op = "history"
 )
 
+// OpDecision names, in a context's history, the write of an approval gate's
+// decision (RecordDecision); it is not an op a request runs.
+const OpDecision = "decision"
+
 // Ops lists every operation, for messages.
-var Ops = []Op{OpInit, OpLoad, OpSet, OpGet, OpHandleEvent, OpGenerate}
+var Ops = []Op{OpInit, OpLoad, OpSet, OpGet, OpHandleEvent, OpGenerate, OpHistory}
 
 // ParseOp validates an operation name.
 func ParseOp(s string) (Op, error) {
@@ -99,6 +106,11 @@ type Engine struct {
 	// the bound waits for a slot (in its own goroutine: the reconciler does
 	// not wait for it), until its context ends.
 	EventSlots chan struct{}
+	// ContextChanged, if set, is called with each entry the store wrote in
+	// a context's history for an op (after the write committed; never for
+	// a replayed op or a write that changed nothing). ref is
+	// "<namespace>/<id>". It runs on the op's goroutine: keep it quick.
+	ContextChanged func(ctx context.Context, ref string, e history.Entry)
 }
 
 // Event names a pipeline's event.
@@ -153,6 +165,14 @@ type Request struct {
 	// OpKey makes the operation exactly-once: a second request with the same
 	// key applies nothing and returns the first outcome. Empty: no record.
 	OpKey string
+	// Who asks, as the history of the context records it: the CustomRun
+	// (namespace, name, PipelineRun, pipeline task) or the CLI's user.
+	Who history.Who
+
+	// history: the entries that touch HistoryPath (all when empty), at most
+	// HistoryLimit (0: all that are kept).
+	HistoryPath  string
+	HistoryLimit int
 }
 
 // Result is one named output value.
@@ -175,6 +195,8 @@ type Outcome struct {
 	// Doc is the document after the operation (nil when replayed, and after a
 	// set or get that read only part of it, see Engine.update and get).
 	Doc *document.Map `json:"-"`
+	// History holds the entries op history read (also in its result).
+	History []history.Entry `json:"-"`
 }
 
 // Result returns the value of the named result.
@@ -219,6 +241,8 @@ func (e *Engine) Do(ctx context.Context, req Request) (*Outcome, error) {
 		out, err = e.update(ctx, req, nil)
 	case OpGet:
 		out, err = e.get(ctx, req)
+	case OpHistory:
+		out, err = e.history(ctx, req)
 	case OpGenerate:
 		if strings.TrimSpace(req.Generator) == "" {
 			return nil, Errorf(ReasonInvalidParams, "generate needs the path of a generator object")
@@ -324,6 +348,7 @@ func (e *Engine) update(ctx context.Context, req Request, extra func(context.Con
 	var result []byte
 	var replayed bool
 	var err error
+	ctx = e.recording(ctx, req.ref(), string(req.Op), req.Who, req.Config)
 	if ps, ok := e.Store.(pathStore); ok && req.Op == OpSet && req.Event == nil && extra == nil && !wantsDoc(req.Config) {
 		paths := make([]string, 0, len(req.Sets)+1)
 		for _, a := range req.Sets {
@@ -397,7 +422,8 @@ func (e *Engine) get(ctx context.Context, req Request) (*Outcome, error) {
 		return compute(doc)
 	}
 	var final *document.Map
-	result, replayed, err := e.Store.Update(ctx, req.ref(), req.OpKey, func(doc *document.Map) (bool, []byte, error) {
+	wctx := e.recording(ctx, req.ref(), string(req.Op), req.Who, req.Config)
+	result, replayed, err := e.Store.Update(wctx, req.ref(), req.OpKey, func(doc *document.Map) (bool, []byte, error) {
 		if err := admit(req, doc); err != nil {
 			return false, nil, err
 		}
@@ -582,8 +608,16 @@ func FormatValue(v any) string {
 
 // RecordDecision writes the decision of an approval gate into the state,
 // once per opKey: state.choices.<pipeline>.<event> = {choice, chosenBy,
-// [userId,] via, at}.
+// [userId,] via, at}. Its history entry (op "decision") names the approver
+// (the verified Slack user id, the Kubernetes user of an ApprovalGate, the
+// CLI's --by) and how they decided.
 func (e *Engine) RecordDecision(ctx context.Context, ref, opKey string, p gate.Gate, d gate.Decision) error {
+	ns, _, _ := strings.Cut(ref, "/")
+	who := history.Who{Namespace: ns, Approver: d.ChosenBy, Via: d.Via}
+	if d.UserID != "" {
+		who.Approver = d.UserID
+	}
+	ctx = e.recording(ctx, ref, OpDecision, who, nil)
 	_, _, err := e.Store.Update(ctx, ref, opKey, func(doc *document.Map) (bool, []byte, error) {
 		rec := document.NewMap()
 		rec.Set("choice", d.Choice)

@@ -34,7 +34,7 @@ func (e *Engine) init(ctx context.Context, req Request) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	stored, replayed, err := e.Store.Put(ctx, req.ref(), doc, store.PutOptions{TTL: req.TTL, OpKey: req.OpKey, Result: record})
+	stored, replayed, err := e.Store.Put(e.recording(ctx, req.ref(), string(req.Op), req.Who, req.Config), req.ref(), doc, store.PutOptions{TTL: req.TTL, OpKey: req.OpKey, Result: record})
 	if err != nil {
 		return nil, err
 	}

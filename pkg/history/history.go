@@ -40,8 +40,8 @@ type Change struct {
 // Entry is one write of a context.
 type Entry struct {
 	Time time.Time `json:"time"`
-	// Op is the operation that wrote: init, load, set, handle-event,
-	// generate, decision.
+	// Op is the operation that wrote: init, load, set, get (with sets),
+	// handle-event, generate, decision (an approval gate's).
 	Op      string   `json:"op"`
 	Who     Who      `json:"who"`
 	Changes []Change `json:"changes"`

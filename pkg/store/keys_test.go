@@ -148,6 +148,14 @@ func TestKeyLayout(t *testing.T) {
 			t.Errorf("hash tag of DocKey(%q) = %q, want %q", ref, tag, c.tag)
 		}
 		own(doc, "document of "+ref)
+		hk := st.HistoryKey(ref)
+		if tag, ok := hashTag(hk); !ok || tag != c.tag || hk != prefix+":{"+c.tag+"}:history" {
+			t.Errorf("HistoryKey(%q) = %q: tag %q, want %q", ref, hk, tag, c.tag)
+		}
+		own(hk, "history of "+ref)
+		if _, done := owner[st.ContextsKey(c.ns)]; !done {
+			own(st.ContextsKey(c.ns), "index of namespace "+c.ns)
+		}
 		for _, op := range opKeys {
 			k := st.DocOpKey(ref, op)
 			if want := prefix + ":{" + c.tag + "}:op:" + op; k != want {
@@ -194,7 +202,12 @@ func TestKeyLayout(t *testing.T) {
 			t.Fatalf("put record of %q = %q %v", ref, r, ok)
 		}
 	}
-	// The store wrote exactly these keys: one document and two records per context.
+	// The store wrote exactly these keys: one document and two records per
+	// context, and the index of each namespace.
+	namespaces := map[string]bool{}
+	for _, c := range keyCases {
+		namespaces[c.ns] = true
+	}
 	var keys []string
 	iter := srv.Client().Scan(ctx, 0, "", 1000).Iterator()
 	for iter.Next(ctx) {
@@ -205,8 +218,8 @@ func TestKeyLayout(t *testing.T) {
 	if err := iter.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 3*len(keyCases) {
-		t.Fatalf("%d keys, want %d: %q", len(keys), 3*len(keyCases), keys)
+	if len(keys) != 3*len(keyCases)+len(namespaces) {
+		t.Fatalf("%d keys, want %d: %q", len(keys), 3*len(keyCases)+len(namespaces), keys)
 	}
 
 	// The same id in two namespaces: two documents, independent.
@@ -269,19 +282,21 @@ func TestKeysShareASlotOnRedisCluster(t *testing.T) {
 	}
 	for _, c := range keyCases {
 		ref := store.Ref(c.ns, c.id)
-		for _, k := range []string{st.DocKey(ref), st.DocOpKey(ref, "y}:ctx"), st.LegacyDocKey(c.id)} {
+		for _, k := range []string{st.DocKey(ref), st.DocOpKey(ref, "y}:ctx"), st.LegacyDocKey(c.id), st.HistoryKey(ref), st.ContextsKey(c.ns)} {
 			slot, err := rdb.ClusterKeySlot(ctx, k).Result()
 			if err != nil || int(slot) != keySlot(k) {
 				t.Errorf("CLUSTER KEYSLOT %q = %d, %v; keySlot = %d", k, slot, err, keySlot(k))
 			}
 		}
-		if _, _, err := st.Put(ctx, ref, mustYAML(t, sample), store.PutOptions{OpKey: "put", TTL: time.Hour}); err != nil {
+		// with their history entries, in the same transactions
+		hctx := store.WithHistory(ctx, store.HistoryMeta{Op: "set"})
+		if _, _, err := st.Put(hctx, ref, mustYAML(t, sample), store.PutOptions{OpKey: "put", TTL: time.Hour}); err != nil {
 			t.Fatalf("Put(%q): %v", ref, err)
 		}
-		if _, _, err := st.Update(ctx, ref, "y}:ctx", appendItem("a")); err != nil {
+		if _, _, err := st.Update(hctx, ref, "y}:ctx", appendItem("a")); err != nil {
 			t.Fatalf("Update(%q): %v", ref, err)
 		}
-		if _, _, err := st.UpdatePaths(ctx, ref, "}", []string{"state.items"}, appendItem("b")); err != nil {
+		if _, _, err := st.UpdatePaths(hctx, ref, "}", []string{"state.items"}, appendItem("b")); err != nil {
 			t.Fatalf("UpdatePaths(%q): %v", ref, err)
 		}
 		for op, want := range map[string]string{"y}:ctx": "appended a at 0", "}": "appended b at 1"} {
@@ -292,6 +307,15 @@ func TestKeysShareASlotOnRedisCluster(t *testing.T) {
 		if got := items(t, st, ref); len(got) != 2 {
 			t.Fatalf("items of %q = %v", ref, got)
 		}
+		if h, err := st.History(ctx, ref, 0); err != nil || len(h) != 3 {
+			t.Fatalf("History(%q): %d entries, %v", ref, len(h), err)
+		}
+	}
+	if cs, err := st.Contexts(ctx, "ns", 0); err != nil || len(cs) == 0 {
+		t.Fatalf("Contexts(ns): %v %v", cs, err)
+	}
+	if _, err := st.Delete(ctx, "ns/x"); err != nil {
+		t.Fatalf("Delete on a Cluster: %v", err)
 	}
 }
 

@@ -239,7 +239,8 @@ func (s *Store) Put(ctx context.Context, ref string, doc *document.Map, o PutOpt
 			p.PExpire(ctx, key, o.TTL)
 		}
 	}
-	if o.OpKey == "" {
+	meta := historyMeta(ctx)
+	if o.OpKey == "" && meta == nil {
 		var err error
 		if s.acks == 0 {
 			_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -260,38 +261,72 @@ func (s *Store) Put(ctx context.Context, ref string, doc *document.Map, o PutOpt
 		if err != nil {
 			return nil, false, s.wrap(err, "PUT", key)
 		}
+		s.committed(ctx, ref, nil)
 		return nil, false, nil
 	}
-	opKey := s.DocOpKey(ref, o.OpKey)
+	var opKey string
+	var watched []string
+	if o.OpKey != "" {
+		opKey = s.DocOpKey(ref, o.OpKey)
+		watched = append(watched, opKey)
+	}
+	if meta != nil {
+		// the entry is the difference with the document replaced: read in the
+		// WATCH, so that it is the one replaced
+		watched = append(watched, key)
+	}
 	res := o.Result
-	if res == nil {
+	if res == nil && opKey != "" {
 		res = []byte{}
 	}
 	for delays := txBackoff(); ; {
 		var prev []byte
 		var found bool
+		var hist *historyWrite
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			b, err := tx.Get(ctx, opKey).Bytes()
-			if err == nil {
-				prev, found = b, true
-				return s.durableReplay(ctx, tx, opKey)
+			hist = nil
+			if opKey != "" {
+				b, err := tx.Get(ctx, opKey).Bytes()
+				if err == nil {
+					prev, found = b, true
+					return s.durableReplay(ctx, tx, opKey)
+				}
+				if !errors.Is(err, redis.Nil) {
+					return err
+				}
 			}
-			if !errors.Is(err, redis.Nil) {
-				return err
+			if meta != nil {
+				old, err := s.storedFields(ctx, tx, key)
+				if errors.Is(err, ErrMalformed) {
+					old = nil // replaced by a readable one: all of it is new
+				} else if err != nil {
+					return err
+				}
+				writes, dels := diffHash(old, enc)
+				if hist, err = s.newHistoryWrite(meta, ref, old, writes, dels, &enc.lay, o.TTL); err != nil {
+					return err
+				}
 			}
-			if _, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if _, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				write(p)
-				p.Set(ctx, opKey, res, s.ttl)
+				if opKey != "" {
+					p.Set(ctx, opKey, res, s.ttl)
+				}
+				hist.queue(ctx, p)
 				return nil
 			}); err != nil {
 				return err
 			}
 			return s.durable(ctx, tx)
-		}, opKey)
+		}, watched...)
 		switch {
 		case err == nil && found:
 			return prev, true, nil
 		case err == nil:
+			s.committed(ctx, ref, hist)
+			if opKey == "" {
+				return nil, false, nil
+			}
 			return res, false, nil
 		case errors.Is(err, redis.TxFailedErr):
 			if err := backoff(ctx, &delays); err != nil {
@@ -301,6 +336,29 @@ func (s *Store) Put(ctx context.Context, ref string, doc *document.Map, o PutOpt
 			return nil, false, s.wrap(err, "PUT", key)
 		}
 	}
+}
+
+// storedFields reads the fields (but order) of the document at key as
+// stored, a document in the former layout re-encoded; nil when there is none.
+func (s *Store) storedFields(ctx context.Context, c redis.Cmdable, key string) (map[string]string, error) {
+	h, legacy, err := s.readDoc(ctx, c, key)
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case legacy != nil:
+		doc, err := s.decode(key, legacy)
+		if err != nil {
+			return nil, err
+		}
+		enc, err := encodeDoc(key, doc)
+		if err != nil {
+			return nil, err
+		}
+		return fieldsOf(enc), nil
+	}
+	return h, nil
 }
 
 // UpdateFunc mutates doc in place and says whether it changed it; result is stored as
@@ -347,17 +405,24 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 	if err != nil {
 		return nil, false, err
 	}
+	meta := historyMeta(ctx)
 	for delays := txBackoff(); ; {
 		var res []byte
-		var replay bool
+		var replay, wrote bool
+		var hist *historyWrite
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			wrote, hist = false, nil
 			var opCmd *redis.StringCmd
 			var docCmd *redis.MapStringStringCmd
+			var ttlCmd *redis.DurationCmd
 			_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 				if opK != "" {
 					opCmd = p.Get(ctx, opK)
 				}
 				docCmd = p.HGetAll(ctx, key)
+				if meta != nil {
+					ttlCmd = p.PTTL(ctx, key) // the history expires with the document
+				}
 				return nil
 			})
 			if err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
@@ -419,11 +484,17 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 				}
 			}
 			rewrite := enc != nil && legacy != nil
-			if opK == "" && len(writes) == 0 && len(dels) == 0 && !rewrite {
+			wrote = len(writes) > 0 || len(dels) > 0 || rewrite
+			if opK == "" && !wrote {
 				return nil
 			}
 			if opK != "" && r == nil {
 				r = []byte{}
+			}
+			if wrote && meta != nil {
+				if hist, err = s.updateHistory(meta, ref, key, h, legacy, enc, writes, dels, legacyTTL, ttlCmd); err != nil {
+					return err
+				}
 			}
 			if _, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				if rewrite {
@@ -434,6 +505,7 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 					}
 				}
 				queueFieldWrites(ctx, p, key, writes, dels, opK, r, s.ttl)
+				hist.queue(ctx, p)
 				return nil
 			}); err != nil {
 				return err
@@ -441,12 +513,40 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 			return s.durable(ctx, tx)
 		}, keys...)
 		if err == nil {
+			if wrote && !replay {
+				s.committed(ctx, ref, hist)
+			}
 			return res, replay, nil
 		}
 		if err := s.retryOrFail(ctx, err, &delays, key); err != nil {
 			return nil, false, err
 		}
 	}
+}
+
+// updateHistory builds the entry of an Update: the fields it writes and
+// deletes against those of hash h, or against the legacy document it
+// rewrites as a hash. The history gets the document's time to live.
+func (s *Store) updateHistory(meta *HistoryMeta, ref, key string, h map[string]string, legacy []byte, enc *encoded, writes []any, dels []string, legacyTTL time.Duration, ttlCmd *redis.DurationCmd) (*historyWrite, error) {
+	ttl := pttl(ttlCmd)
+	if legacy != nil {
+		old, err := s.decode(key, legacy)
+		if err != nil {
+			return nil, err
+		}
+		oldEnc, err := encodeDoc(ref, old)
+		if err != nil {
+			return nil, err
+		}
+		h = fieldsOf(oldEnc)
+		writes, dels = diffHash(h, enc)
+		ttl = max(legacyTTL, 0)
+	}
+	var lay *layout
+	if enc != nil {
+		lay = &enc.lay
+	}
+	return s.newHistoryWrite(meta, ref, h, writes, dels, lay, ttl)
 }
 
 // txBackoff paces the retries of one optimistic transaction (WATCH, MULTI/EXEC)
@@ -696,17 +796,26 @@ func (s *Store) Exists(ctx context.Context, ref string) (bool, error) {
 	return n > 0, nil
 }
 
-// Delete removes the document of ref; false when there was none.
+// Delete removes the document of ref and its history (one DEL: same hash
+// slot); false when there was no document. Its member of the namespace's index
+// is removed after.
 func (s *Store) Delete(ctx context.Context, ref string) (bool, error) {
 	if err := checkRef(ref); err != nil {
 		return false, err
 	}
 	k := s.DocKey(ref)
-	n, err := s.rdb.Del(ctx, k).Result()
+	var existed *redis.IntCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		existed = p.Exists(ctx, k)
+		p.Del(ctx, k, s.HistoryKey(ref))
+		return nil
+	})
 	if err != nil {
 		return false, s.wrap(err, "DEL", k)
 	}
-	return n > 0, nil
+	ns, id, _ := strings.Cut(ref, "/")
+	_ = s.rdb.ZRem(ctx, s.ContextsKey(ns), id).Err() // best effort: Contexts prunes it too
+	return existed.Val() > 0, nil
 }
 
 // TTL is the remaining time to live of the document of ref: 0 when it never expires,
@@ -729,24 +838,33 @@ func (s *Store) TTL(ctx context.Context, ref string) (time.Duration, error) {
 	return time.Duration(ms) * time.Millisecond, nil
 }
 
-// Expire sets the time to live of the document of ref (ttl <= 0: never expires).
+// Expire sets the time to live of the document of ref and of its history
+// (ttl <= 0: never expires).
 func (s *Store) Expire(ctx context.Context, ref string, ttl time.Duration) error {
 	if err := checkRef(ref); err != nil {
 		return err
 	}
-	k := s.DocKey(ref)
+	k, hk := s.DocKey(ref), s.HistoryKey(ref)
 	var ok bool
 	var err error
 	if ttl > 0 {
-		ok, err = s.rdb.PExpire(ctx, k, max(ttl, time.Millisecond)).Result()
+		var set *redis.BoolCmd
+		_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			set = p.PExpire(ctx, k, max(ttl, time.Millisecond))
+			p.PExpire(ctx, hk, max(ttl, time.Millisecond))
+			return nil
+		})
+		ok = set.Val()
 	} else {
-		ok, err = s.rdb.Persist(ctx, k).Result()
-		if err == nil && !ok {
+		var n *redis.IntCmd
+		_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			// PERSIST is false both for a missing key and one without TTL.
-			var n int64
-			n, err = s.rdb.Exists(ctx, k).Result()
-			ok = n > 0
-		}
+			p.Persist(ctx, k)
+			p.Persist(ctx, hk)
+			n = p.Exists(ctx, k)
+			return nil
+		})
+		ok = n.Val() > 0
 	}
 	if err != nil {
 		return s.wrap(err, "EXPIRE", k)

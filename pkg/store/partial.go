@@ -266,17 +266,24 @@ func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []stri
 		return nil, false, err
 	}
 	fields := plan.fields()
+	meta := historyMeta(ctx)
 	for delays := txBackoff(); ; {
 		var res []byte
-		var replay bool
+		var replay, wrote bool
+		var hist *historyWrite
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			wrote, hist = false, nil
 			var opCmd *redis.StringCmd
 			var docCmd *redis.SliceCmd
+			var ttlCmd *redis.DurationCmd
 			_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 				if opK != "" {
 					opCmd = p.Get(ctx, opK)
 				}
 				docCmd = p.HMGet(ctx, key, fields...)
+				if meta != nil {
+					ttlCmd = p.PTTL(ctx, key) // the history expires with the document
+				}
 				return nil
 			})
 			if err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
@@ -321,14 +328,22 @@ func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []stri
 					return err
 				}
 			}
-			if opK == "" && len(writes) == 0 && len(dels) == 0 {
+			wrote = len(writes) > 0 || len(dels) > 0
+			if opK == "" && !wrote {
 				return nil
 			}
 			if opK != "" && r == nil {
 				r = []byte{}
 			}
+			if wrote && meta != nil {
+				// a key fn added was not loaded: diffKeys made sure it did not exist
+				if hist, err = s.newHistoryWrite(meta, ref, part.raw, writes, dels, part.lay, pttl(ttlCmd)); err != nil {
+					return err
+				}
+			}
 			if _, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				queueFieldWrites(ctx, p, key, writes, dels, opK, r, s.ttl)
+				hist.queue(ctx, p)
 				return nil
 			}); err != nil {
 				return err
@@ -337,6 +352,9 @@ func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []stri
 		}, keys...)
 		switch {
 		case err == nil:
+			if wrote && !replay {
+				s.committed(ctx, ref, hist)
+			}
 			return res, replay, nil
 		case errors.Is(err, errNeedFull):
 			return s.Update(ctx, ref, opKey, fn)
