@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
-		"fmt"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
