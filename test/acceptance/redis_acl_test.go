@@ -71,6 +71,23 @@ func TestControllerRedisACL(t *testing.T) {
 	if out := do(engine.Request{Op: engine.OpGet, ID: "app", Gets: []engine.GetSpec{{Name: "v", Expr: "state.v"}}}); out.Results[0].Value != "1" {
 		t.Fatalf("get: %v", out.Results)
 	}
+	// The history and the namespace's index (written after each write, best
+	// effort: read them back to see that the ACL let them be written).
+	if out := do(engine.Request{Op: engine.OpHistory, ID: "app"}); len(out.History) != 3 {
+		t.Fatalf("history: %d entries, want 3 (init, set, get with a set)", len(out.History))
+	}
+	if cs, err := st.Contexts(ctx, "team-a", 0); err != nil || len(cs) != 1 || cs[0].ID != "app" {
+		t.Fatalf("contexts: %v %v", cs, err)
+	}
+	if err := srv.Client().ZAdd(ctx, st.ContextsKey("team-a"), redis.Z{Score: 1, Member: "gone"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := st.Contexts(ctx, "team-a", 0); err != nil || len(cs) != 1 {
+		t.Fatalf("contexts after pruning: %v %v", cs, err)
+	}
+	if n, err := srv.Client().ZCard(ctx, st.ContextsKey("team-a")).Result(); err != nil || n != 1 {
+		t.Fatalf("the index was not pruned: %d %v", n, err)
+	}
 	if _, err := st.TTL(ctx, store.Ref("team-a", "app")); err != nil {
 		t.Fatal(err)
 	}
