@@ -106,6 +106,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return Decide(args[1:], stdout, stderr)
 		case "migrate":
 			return Migrate(args[1:], stdout, stderr)
+		case "history":
+			return History(args[1:], stdout, stderr)
 		}
 	}
 	var o Options
@@ -181,6 +183,7 @@ func run(ctx context.Context, o Options, stdout, stderr io.Writer, log *slog.Log
 		return nil // no operation asked for, as the original
 	}
 	req.Config = cfg
+	req.Who = cliWho()
 	rc, err := cfg.Redis()
 	if err != nil {
 		return engine.Errorf(engine.ReasonInvalidConfig, "%v", err)

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
@@ -10,6 +11,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/history"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
@@ -28,11 +30,14 @@ const (
 	ParamEvent        = "event"
 	ParamGenerator    = "generator"
 	ParamTTL          = "ttl"
+	// ParamPath and ParamLimit filter op history (docs/history.md).
+	ParamPath  = "path"
+	ParamLimit = "limit"
 )
 
 var stringParams = map[string]bool{
 	ParamOp: true, ParamID: true, ParamCicdContext: true, ParamAppConfig: true, ParamAppConfigRef: true,
-	ParamBasesRef: true, ParamEvent: true, ParamGenerator: true, ParamTTL: true,
+	ParamBasesRef: true, ParamEvent: true, ParamGenerator: true, ParamTTL: true, ParamPath: true, ParamLimit: true,
 }
 
 var arrayParams = map[string]bool{ParamSet: true, ParamSetYAML: true, ParamGet: true, ParamTmplCtxVar: true}
@@ -45,6 +50,9 @@ const (
 	ResultHandled  = "handled"
 	ResultChoice   = "choice"
 	ResultChosenBy = "chosen-by"
+	// ResultHistory is op history's result: the entries as a JSON array,
+	// newest first (engine.HistoryResultBytes at most).
+	ResultHistory = engine.ResultHistory
 )
 
 // resultName is what Tekton accepts as a result name.
@@ -67,6 +75,9 @@ type params struct {
 	event     *engine.Event
 	generator string
 	ttl       string
+	// op history's filters
+	historyPath  string
+	historyLimit int
 }
 
 // setText is the size of the text of one set or set-yaml value.
@@ -104,7 +115,7 @@ func parseParams(run *v1beta1.CustomRun) (*params, error) {
 				return nil, invalid("param %q must be an array of strings", p.Name)
 			}
 		default:
-			return nil, invalid("unknown param %q (known: op, id, cicd-context, app-config, app-config-ref, bases-ref, set, set-yaml, get, tmpl-ctx-var, event, generator, ttl)", p.Name)
+			return nil, invalid("unknown param %q (known: op, id, cicd-context, app-config, app-config-ref, bases-ref, set, set-yaml, get, tmpl-ctx-var, event, generator, ttl, path, limit)", p.Name)
 		}
 		byName[p.Name] = p.Value
 	}
@@ -119,7 +130,7 @@ func parseParams(run *v1beta1.CustomRun) (*params, error) {
 	}
 
 	if _, ok := byName[ParamOp]; !ok {
-		return nil, invalid("param %q is required: one of init, load, set, get, handle-event, generate", ParamOp)
+		return nil, invalid("param %q is required: one of init, load, set, get, handle-event, generate, history", ParamOp)
 	}
 	op, err := engine.ParseOp(str(ParamOp))
 	if err != nil {
@@ -148,6 +159,9 @@ func parseParams(run *v1beta1.CustomRun) (*params, error) {
 			return nil, invalid("param %q: %v", ParamEvent, err)
 		}
 	}
+	if err := p.parseHistoryParams(byName, str(ParamPath), str(ParamLimit)); err != nil {
+		return nil, err
+	}
 	return p, p.checkOpNeeds()
 }
 
@@ -163,6 +177,33 @@ func (p *params) parseAppConfig(ref string) error {
 		return invalid("give either %q or %q, not both", ParamAppConfig, ParamAppConfigRef)
 	}
 	p.appConfigRef = &configMapKeyRef{name: parts[1], key: parts[2]}
+	return nil
+}
+
+// parseHistoryParams reads the filters of op history, and refuses them and
+// the params of writes with it.
+func (p *params) parseHistoryParams(byName map[string]v1beta1.ParamValue, path, limit string) error {
+	if p.op != engine.OpHistory {
+		for _, n := range []string{ParamPath, ParamLimit} {
+			if _, given := byName[n]; given {
+				return invalid("param %q is only for op history", n)
+			}
+		}
+		return nil
+	}
+	for _, n := range []string{ParamSet, ParamSetYAML, ParamTmplCtxVar, ParamEvent, ParamGenerator, ParamAppConfig, ParamAppConfigRef, ParamBasesRef, ParamCicdContext, ParamTTL} {
+		if _, given := byName[n]; given {
+			return invalid("param %q is not for op history (it takes id, and optionally path and limit)", n)
+		}
+	}
+	p.historyPath = path
+	if limit != "" {
+		n, err := strconv.Atoi(limit)
+		if err != nil || n <= 0 {
+			return invalid("param %q: %q is not a positive number of entries", ParamLimit, clip(limit))
+		}
+		p.historyLimit = n
+	}
 	return nil
 }
 
@@ -291,8 +332,8 @@ func parseGets(items []string) ([]getEntry, error) {
 func (g getEntry) String() string { return fmt.Sprintf("%s=%s", g.name, g.expr) }
 
 // lenientParams is what can be read of params that did not validate: the
-// id, the get result names and the event, so that a failed run still writes
-// every result a pipeline may reference.
+// id, the get result names, the event and op history, so that a failed run
+// still writes every result a pipeline may reference.
 func lenientParams(run *v1beta1.CustomRun) *params {
 	if p, err := parseParams(run); err == nil {
 		return p
@@ -304,6 +345,10 @@ func lenientParams(run *v1beta1.CustomRun) *params {
 			p.id = strings.TrimSpace(prm.Value.StringVal)
 		case ParamEvent:
 			p.event = &engine.Event{}
+		case ParamOp:
+			if strings.TrimSpace(prm.Value.StringVal) == string(engine.OpHistory) {
+				p.op = engine.OpHistory // its result is written too
+			}
 		case ParamGet:
 			for _, it := range prm.Value.ArrayVal {
 				name, _, _ := strings.Cut(it, "=")
@@ -334,4 +379,13 @@ func parseYAMLOrJSON(text []byte) (any, error) {
 		return v, nil
 	}
 	return document.ParseYAML(text)
+}
+
+// whoOf is who a CustomRun's writes are recorded as in a context's history:
+// its namespace and name (the API server's), its PipelineRun (its owner, else
+// its label) and pipeline task (its label, set by Tekton; whoever may create
+// CustomRuns in the namespace may set it too).
+func whoOf(run *v1beta1.CustomRun) history.Who {
+	a := askingRun(run)
+	return history.Who{Namespace: a.Namespace, CustomRun: a.CustomRun, PipelineRun: clip(a.PipelineRun), PipelineTask: clip(a.PipelineTask)}
 }

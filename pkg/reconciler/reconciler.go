@@ -198,7 +198,8 @@ func (r *Reconciler) request(ctx context.Context, run *v1beta1.CustomRun, p *par
 	owner, id := p.context(run.Namespace)
 	req := &engine.Request{
 		Op: p.op, ID: id, Config: cfg, Namespace: owner, Asker: run.Namespace, CicdContext: p.cicdContext, Sets: p.sets, Vars: p.vars,
-		Event: p.event, Generator: p.generator, OpKey: string(run.UID),
+		Event: p.event, Generator: p.generator, OpKey: string(run.UID), Who: whoOf(run),
+		HistoryPath: p.historyPath, HistoryLimit: p.historyLimit,
 	}
 	for _, g := range p.gets {
 		req.Gets = append(req.Gets, engine.GetSpec{Name: g.name, Expr: g.expr, Format: g.format})
@@ -390,6 +391,9 @@ func buildResults(p *params, out *engine.Outcome) []v1beta1.CustomRunResult {
 	}
 	for _, g := range p.gets {
 		res = append(res, v1beta1.CustomRunResult{Name: g.name, Value: value(g.name)})
+	}
+	if p.op == engine.OpHistory {
+		res = append(res, v1beta1.CustomRunResult{Name: ResultHistory, Value: value(ResultHistory)})
 	}
 	if p.event != nil {
 		res = append(res,
