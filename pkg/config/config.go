@@ -33,6 +33,8 @@ type Config struct {
 	datasources *document.Map
 	// budgets is the parsed budgets block (nil: defaults).
 	budgets *Budgets
+	// cloudEvents is the parsed cloudEvents block (nil: none sent).
+	cloudEvents *CloudEvents
 }
 
 // Parse reads config.yaml and secrets.yaml texts. Secrets may be empty.
@@ -55,7 +57,11 @@ func Parse(configYAML, secretsYAML []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Config{Data: data, Secrets: secrets, datasources: merged, budgets: &budgets}, nil
+	events, err := parseCloudEvents(data)
+	if err != nil {
+		return nil, err
+	}
+	return &Config{Data: data, Secrets: secrets, datasources: merged, budgets: &budgets, cloudEvents: &events}, nil
 }
 
 // Load reads both files from disk.
