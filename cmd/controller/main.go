@@ -74,6 +74,7 @@ func main() {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cicdstatemgr_store_tx_retries_total", Help: "Optimistic Redis transactions (WATCH) retried after losing a race to another writer of the same context."}, store.TxRetries))
 	metrics := reconciler.NewMetrics(reg)
 	gateMetrics := reconciler.NewGateMetrics(reg)
+	events := newEmitter(reg)
 	// wake is set once the controller exists: a choice made through our
 	// HTTP endpoint wakes the waiting CustomRun at once.
 	var wake atomic.Pointer[func(string)]
@@ -99,6 +100,7 @@ func main() {
 		runner := handlers.NewRunner(st, r, slog.Default(), handlers.WithGates(gates),
 			handlers.WithHTTPClient(&httpclient.Client{Hosts: hosts}))
 		runner.Trigger = (&trigger.Creator{Client: tektonClient, Kube: kubeClient, Templates: r, Fallback: runner.PostTrigger}).Trigger
+		events.Configure(eventSettings(c.CloudEvents()))
 		return &engine.Engine{Store: st, Templates: r, Gates: gates, Handlers: runner,
 			EventSlots: make(chan struct{}, c.Budgets().EventsInFlight)}
 	})
@@ -110,6 +112,7 @@ func main() {
 	if *disableHA {
 		ctx = sharedmain.WithHADisabled(ctx)
 	}
+	go events.Run(ctx)
 	slackLimits := httpserver.SlackLimits()
 	slackLimits.MaxInFlight, slackLimits.MaxConnsPerClient = *maxInFlight, *maxConnsPerClient
 	go serveHTTP(ctx, "slack", *httpAddr, newSlackMux(src, slog.Default(), metrics.BudgetExceeded), slackLimits, metrics.BudgetExceeded)
@@ -118,6 +121,7 @@ func main() {
 		Source:      src,
 		Metrics:     metrics,
 		GateMetrics: gateMetrics,
+		CloudEvents: events,
 		Waker:       func(fn func(string)) { wake.Store(&fn) },
 		Voter:       func(fn func(context.Context, gate.Gate, gate.Decision) error) { vote.Store(&fn) },
 		Setup: func(ctx context.Context, cmw configmap.Watcher) error {

@@ -126,6 +126,7 @@ func (e *Emitter) Configure(s Settings) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.settings = s
+	e.metrics.configured(s.Sink)
 	for len(e.queue) > s.QueueSize {
 		e.metrics.dropped(e.queue[0].event.Type())
 		e.queue = e.queue[1:]

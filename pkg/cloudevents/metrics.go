@@ -6,7 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // pkg/reconciler/metrics.go). A nil *Metrics counts nothing.
 type Metrics struct {
 	sentTotal, failedTotal, droppedTotal *prometheus.CounterVec
-	queueLength                          prometheus.Gauge
+	queueLength, sinkConfigured          prometheus.Gauge
 }
 
 // NewMetrics registers the metrics with reg.
@@ -24,8 +24,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		queueLength: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cicdstatemgr_cloudevents_queued", Help: "CloudEvents waiting to be sent.",
 		}),
+		sinkConfigured: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cicdstatemgr_cloudevents_sink_configured", Help: "1 while config.yaml names a CloudEvents sink, else 0.",
+		}),
 	}
-	reg.MustRegister(m.sentTotal, m.failedTotal, m.droppedTotal, m.queueLength)
+	reg.MustRegister(m.sentTotal, m.failedTotal, m.droppedTotal, m.queueLength, m.sinkConfigured)
 	return m
 }
 
@@ -50,5 +53,15 @@ func (m *Metrics) dropped(typ string) {
 func (m *Metrics) queued(n int) {
 	if m != nil {
 		m.queueLength.Set(float64(n))
+	}
+}
+
+func (m *Metrics) configured(sink string) {
+	if m != nil {
+		v := 0.0
+		if sink != "" {
+			v = 1
+		}
+		m.sinkConfigured.Set(v)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/history"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/observability"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -209,8 +210,15 @@ func (o *Outcome) Result(name string) (string, bool) {
 	return "", false
 }
 
-// Do runs one operation.
+// Do runs one operation, in a span (pkg/observability) under the caller's.
 func (e *Engine) Do(ctx context.Context, req Request) (*Outcome, error) {
+	ctx, span := observability.StartOp(ctx, string(req.Op), req.Namespace, req.ID)
+	out, err := e.do(ctx, req)
+	observability.End(span, err)
+	return out, err
+}
+
+func (e *Engine) do(ctx context.Context, req Request) (*Outcome, error) {
 	if strings.TrimSpace(req.ID) == "" {
 		return nil, Errorf(ReasonInvalidParams, "an id is required for %s", req.Op)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/observability"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
@@ -93,7 +94,8 @@ type Client struct {
 	Hosts *HostLimiter
 }
 
-var defaultHTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+// defaultHTTP's calls are spans of the op that makes them (pkg/observability).
+var defaultHTTP = &http.Client{Transport: observability.Transport(http.DefaultTransport.(*http.Transport).Clone())}
 
 // New returns a client with the defaults.
 func New() *Client { return &Client{} }

@@ -10,6 +10,7 @@ import (
 	"knative.dev/pkg/injection/clients/dynamicclient"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/apis/cicdstatemgr/v1alpha1"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/cloudevents"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 
 	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun"
@@ -56,6 +57,8 @@ type Options struct {
 	Voter func(vote func(ctx context.Context, p gate.Gate, d gate.Decision) error)
 	// GateMetrics, when set, counts approval gates (NewGateMetrics).
 	GateMetrics *GateMetrics
+	// CloudEvents, when set, receives the gate events (pkg/cloudevents).
+	CloudEvents *cloudevents.Emitter
 }
 
 // NewController returns the constructor sharedmain runs.
@@ -70,7 +73,7 @@ func NewController(o Options) injection.ControllerConstructor {
 		if clk == nil {
 			clk = clock.RealClock{}
 		}
-		r := &Reconciler{Clock: clk, Source: o.Source, KubeClient: kubeclient.Get(ctx), Metrics: o.Metrics}
+		r := &Reconciler{Clock: clk, Source: o.Source, KubeClient: kubeclient.Get(ctx), Metrics: o.Metrics, CloudEvents: o.CloudEvents}
 		impl := customrunreconciler.NewImpl(ctx, r, func(*controller.Impl) controller.Options {
 			return controller.Options{AgentName: ControllerName}
 		})

@@ -16,6 +16,7 @@ import (
 	kreconciler "knative.dev/pkg/reconciler"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/apis/cicdstatemgr/v1alpha1"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/cloudevents"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
@@ -40,7 +41,7 @@ func (r *Reconciler) awaitDecision(ctx context.Context, run *v1beta1.CustomRun, 
 	if eng.Gates == nil {
 		return r.fail(run, p, engine.Errorf(engine.ReasonInvalidConfig, "the op opened an approval gate but no choice store is configured"))
 	}
-	r.gates.Store(out.Waiting, types.NamespacedName{Namespace: run.Namespace, Name: run.Name})
+	_, seen := r.gates.Swap(out.Waiting, types.NamespacedName{Namespace: run.Namespace, Name: run.Name})
 	pending, decision, err := eng.Gates.Get(ctx, out.Waiting)
 	if err != nil {
 		return r.transient(ctx, run, p, engine.AsError(err, engine.ReasonStoreUnavailable))
@@ -68,6 +69,9 @@ func (r *Reconciler) awaitDecision(ctx context.Context, run *v1beta1.CustomRun, 
 		}
 	}
 	if decision == nil {
+		if !seen { // the first reconcile of this process to find it waiting
+			r.emitGate(cloudevents.TypeGateWaiting, run, p, pending, nil, "")
+		}
 		run.Status.MarkCustomRunRunning(ReasonWaitingForDecision, "%s", waitingMessage(p.id, run, pending))
 		return controller.NewRequeueAfter(r.untilTimeout(run, GatePollInterval))
 	}
@@ -111,6 +115,7 @@ func (r *Reconciler) finishGate(ctx context.Context, run *v1beta1.CustomRun, p *
 		r.Approvals.sync(ctx, run, ag, pending, &d, "", "")
 	}
 	r.gates.Delete(pending.Key)
+	r.emitGate(cloudevents.TypeGateDecided, run, p, pending, &d, "")
 	out.Results = append(out.Results,
 		engine.Result{Name: ResultChoice, Value: d.Choice},
 		engine.Result{Name: ResultChosenBy, Value: d.ChosenBy},
@@ -185,13 +190,14 @@ func (r *Reconciler) closeGate(ctx context.Context, run *v1beta1.CustomRun) krec
 	if decision != nil && timedOut {
 		return r.finishGate(ctx, run, lenientParams(run), eng, &engine.Outcome{}, pending, *decision, ag)
 	}
+	state, why := v1alpha1.StateCancelled, "the CustomRun was cancelled"
+	if timedOut {
+		state, why = v1alpha1.StateTimedOut, "no decision within "+run.GetTimeout().String()
+	}
 	if ag != nil {
-		state, why := v1alpha1.StateCancelled, "the CustomRun was cancelled"
-		if timedOut {
-			state, why = v1alpha1.StateTimedOut, "no decision within "+run.GetTimeout().String()
-		}
 		r.Approvals.sync(ctx, run, ag, pending, decision, state, why)
 	}
+	r.emitGate(cloudevents.TypeGateDecided, run, lenientParams(run), pending, decision, state)
 	r.gates.Delete(key)
 	return nil
 }
@@ -225,4 +231,11 @@ func (r *Reconciler) WakeGate(key string) (types.NamespacedName, bool) {
 		return types.NamespacedName{}, false
 	}
 	return v.(types.NamespacedName), true
+}
+
+// emitGate sends a gate event about p (pkg/cloudevents): subject the context
+// namespace/id, data what the gate asks and its outcome (d, else closed).
+func (r *Reconciler) emitGate(typ string, run *v1beta1.CustomRun, p *params, pending gate.Gate, d *gate.Decision, closed string) {
+	ns, id := p.context(run.Namespace)
+	r.CloudEvents.Emit(typ, store.Ref(ns, id), cloudevents.GateData(ns, id, run.Name, pending, d, closed))
 }

@@ -21,8 +21,10 @@ import (
 	"knative.dev/pkg/logging"
 	kreconciler "knative.dev/pkg/reconciler"
 
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/cloudevents"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/observability"
 )
 
 // The custom task this controller owns.
@@ -62,6 +64,8 @@ type Reconciler struct {
 	// Approvals keeps the ApprovalGate objects of waiting runs (nil: gates
 	// live in Redis only, as in table tests).
 	Approvals *ApprovalGates
+	// CloudEvents receives the gate events (nil: none are sent).
+	CloudEvents *cloudevents.Emitter
 
 	// MaxBackoff bounds the wait between retries of transient failures.
 	MaxBackoff time.Duration
@@ -86,6 +90,8 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	if !isOurs(run) {
 		return nil
 	}
+	ctx, span := observability.StartReconcile(ctx, run.Namespace, run.Name)
+	defer span.End()
 	if run.IsDone() {
 		r.stopOp(run.UID)
 		r.attempts.Delete(run.UID)

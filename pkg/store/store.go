@@ -55,6 +55,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/observability"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -217,6 +218,7 @@ func New(o Options) (*Store, error) {
 		s.secret2 = o.SentinelPassword
 	}
 	s.rdb = newClient(&o, topo, tlsConf)
+	s.rdb.AddHook(observability.RedisHook()) // spans of the commands of a traced op
 	return s, nil
 }
 

@@ -1,0 +1,72 @@
+// Package observability holds the controller's tracing: the spans of a
+// reconcile, of the engine's op under it, and of the Redis commands and HTTP
+// calls the op makes.
+//
+// Which exporter receives the spans, and how many are sampled, is
+// config-observability's, read by knative's sharedmain at start-up as for
+// Tekton's controllers (tracing-protocol, tracing-endpoint,
+// tracing-sampling-rate; docs/observability.md). This package only starts
+// spans on the global tracer provider sharedmain installs; with none (the
+// CLI, tests), spans cost next to nothing and go nowhere.
+package observability
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TracerName names the controller's tracer (the instrumentation scope).
+const TracerName = "github.com/cicdstatemgr/cicdstatemgr"
+
+// Names of the spans and of their attributes.
+const (
+	SpanReconcile = "CicdState:Reconcile"
+	// SpanOpPrefix starts the span of an engine op: engine.set, engine.init...
+	SpanOpPrefix = "engine."
+
+	AttrNamespace = "cicdstatemgr.namespace"
+	AttrName      = "cicdstatemgr.customrun"
+	AttrOp        = "cicdstatemgr.op"
+	AttrContextID = "cicdstatemgr.context.id"
+)
+
+// Start starts a span on the current global tracer provider.
+func Start(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	return otel.GetTracerProvider().Tracer(TracerName).Start(ctx, name, trace.WithAttributes(attrs...))
+}
+
+// StartOp starts the span of an engine op on the context namespace/id.
+func StartOp(ctx context.Context, op, namespace, id string) (context.Context, trace.Span) {
+	return Start(ctx, SpanOpPrefix+op, attribute.String(AttrOp, op),
+		attribute.String(AttrNamespace, namespace), attribute.String(AttrContextID, id))
+}
+
+// StartReconcile starts the span of one reconcile of the CustomRun
+// namespace/name.
+func StartReconcile(ctx context.Context, namespace, name string) (context.Context, trace.Span) {
+	return Start(ctx, SpanReconcile, attribute.String(AttrNamespace, namespace), attribute.String(AttrName, name))
+}
+
+// StartChild starts a span only under a span already in ctx: Redis commands
+// and HTTP calls are traced as parts of an op, never alone (the gate poller's
+// commands would otherwise fill the traces).
+func StartChild(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span, bool) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx, nil, false
+	}
+	ctx, span := otel.GetTracerProvider().Tracer(TracerName).Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	return ctx, span, true
+}
+
+// End ends span, recording err (when not nil) as its status.
+func End(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
