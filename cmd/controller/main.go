@@ -102,7 +102,7 @@ func main() {
 		runner.Trigger = (&trigger.Creator{Client: tektonClient, Kube: kubeClient, Templates: r, Fallback: runner.PostTrigger}).Trigger
 		events.Configure(eventSettings(c.CloudEvents()))
 		return &engine.Engine{Store: st, Templates: r, Gates: gates, Handlers: runner,
-			EventSlots: make(chan struct{}, c.Budgets().EventsInFlight)}
+			EventSlots: make(chan struct{}, c.Budgets().EventsInFlight), ContextChanged: contextChanged(events)}
 	})
 	if *redisAddr != "" {
 		src.StoreOptions = func(o *store.Options) { o.Addr = *redisAddr }
