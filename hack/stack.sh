@@ -15,16 +15,17 @@
 #
 # Env: CLUSTER_DIR (default .cache/cluster), REDIS_PORT (16379), CONTROLLER_HTTP_PORT (18090:
 # the Slack endpoints), CONTROLLER_PROBES_PORT (18091: /healthz, /readyz, /metrics),
-# CONTROLLER_ARGS (extra flags, e.g. --threads=4), CONTROLLER_REPLICAS (1: no leader
-# election; 2+: knative leader election with buckets, see start_controller), REDIS_TOPOLOGY
-# (single: one Redis on REDIS_PORT; cluster: a Redis Cluster of 3 primaries on
-# REDIS_CLUSTER_PORT (REDIS_PORT+100) and the next two ports, config-cicdstatemgr's
-# datasources.redis.cluster pointing at them), plus the port variables of hack/lib.sh.
+# CONTROLLER_UI_PORT (probes + 300: the web page), CONTROLLER_ARGS (extra flags, e.g. --threads=4),
+# CONTROLLER_REPLICAS (1: no leader election; 2+: knative leader election with buckets, see
+# start_controller), REDIS_TOPOLOGY (single: one Redis on REDIS_PORT; cluster: a Redis Cluster
+# of 3 primaries on REDIS_CLUSTER_PORT (REDIS_PORT+100) and the next two ports,
+# config-cicdstatemgr's datasources.redis.cluster pointing at them), plus the port variables of hack/lib.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REDIS_PORT="${REDIS_PORT:-16379}"
 CONTROLLER_HTTP_PORT="${CONTROLLER_HTTP_PORT:-18090}"
 CONTROLLER_PROBES_PORT="${CONTROLLER_PROBES_PORT:-18091}"
+CONTROLLER_UI_PORT="${CONTROLLER_UI_PORT:-$((CONTROLLER_PROBES_PORT + 300))}"
 REDIS_DIR="$CLUSTER_DIR/redis"
 NS=cicdstatemgr
 SA=cicdstatemgr-controller
@@ -132,7 +133,7 @@ kill_node() {
 # local_config prints config/'s ConfigMap and Secret pointed at the local Redis.
 apply_config() {
   log "applying config/ (namespace, RBAC, configuration) for a controller out of cluster"
-  for f in 100-namespace.yaml 200-serviceaccount.yaml 201-clusterrole.yaml 202-role.yaml 203-approvalgate-rbac.yaml \
+  for f in 100-namespace.yaml 200-serviceaccount.yaml 201-clusterrole.yaml 202-role.yaml 203-approvalgate-rbac.yaml 204-webui-rbac.yaml \
     300-approvalgate-crd.yaml 302-config-logging.yaml 303-config-leader-election.yaml 600-approvalgate-policy.yaml; do
     kc apply -f "$ROOT/config/$f" >/dev/null
   done
@@ -257,11 +258,12 @@ start_replica() {
   local i="$1" name http probes port ha_flag=()
   name="$(replica_name "$i")"
   read -r http probes < <(replica_ports "$i")
+  local ui=$((CONTROLLER_UI_PORT + CONTROLLER_PORT_STEP * (i - 1)))
   if is_running "$name"; then
     log "$name already runs (pid $(pid_of "$name"))"
     return 0
   fi
-  for port in "$http" "$probes"; do
+  for port in "$http" "$probes" "$ui"; do
     if port_listening "$port"; then
       die "port $port (replica $i) is in use by another process (another stack's controller?): stop it or set CONTROLLER_HTTP_PORT / CONTROLLER_PROBES_PORT / CONTROLLER_PORT_STEP"
     fi
@@ -276,7 +278,7 @@ start_replica() {
   START_BG_EXE="$CONTROLLER_BIN" start_bg "$name" env \
     SYSTEM_NAMESPACE="$NS" METRICS_PROTOCOL=none PROBES_PORT="$kprobes" PROFILING_PORT="$kprof" \
     "$CONTROLLER_BIN" --kubeconfig "$SA_KUBECONFIG" "${ha_flag[@]}" \
-    --http-addr "127.0.0.1:$http" --probe-addr "127.0.0.1:$probes" ${CONTROLLER_ARGS:-}
+    --http-addr "127.0.0.1:$http" --probe-addr "127.0.0.1:$probes" --ui-addr "127.0.0.1:$ui" ${CONTROLLER_ARGS:-}
   echo "$CONTROLLER_HA" >"$RUN_DIR/$name.ha"
 }
 
@@ -324,6 +326,7 @@ CICDSTATEMGR_REDIS_TOPOLOGY=$REDIS_TOPOLOGY
 CICDSTATEMGR_REDIS_DATASOURCE=$(redis_datasource)
 CICDSTATEMGR_CONTROLLER_URL=http://127.0.0.1:$CONTROLLER_HTTP_PORT
 CICDSTATEMGR_PROBES_URL=http://127.0.0.1:$CONTROLLER_PROBES_PORT
+CICDSTATEMGR_UI_URL=http://127.0.0.1:$CONTROLLER_UI_PORT
 CICDSTATEMGR_CLI=$CLI_BIN
 KUBECTL=$(kubectl_bin)
 ENV
