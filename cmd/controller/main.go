@@ -117,6 +117,7 @@ func main() {
 	slackLimits.MaxInFlight, slackLimits.MaxConnsPerClient = *maxInFlight, *maxConnsPerClient
 	go serveHTTP(ctx, "slack", *httpAddr, newSlackMux(src, slog.Default(), metrics.BudgetExceeded), slackLimits, metrics.BudgetExceeded)
 	go serveHTTP(ctx, "probe", *probeAddr, newProbeMux(reg, src, slog.Default()), httpserver.ProbeLimits(), metrics.BudgetExceeded)
+	go serveUI(ctx, src, kubeClient, cfg, metrics.BudgetExceeded)
 	sharedmain.MainWithConfig(ctx, reconciler.ControllerName, cfg, reconciler.NewController(reconciler.Options{
 		Source:      src,
 		Metrics:     metrics,
