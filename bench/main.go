@@ -13,7 +13,7 @@
 // replicas (scaleout.go); the CLI's `--get` (from `go test -bench` in this
 // directory, run by hack/bench.sh); set alone and beside hostile CustomRuns
 // (hostile.go). Results go to bench/results.md and bench/latency.png.
-// BENCH_ONLY=hostile or BENCH_ONLY=scaleout runs the warm-up and that part only.
+// BENCH_ONLY=hostile, scaleout or cloudevents runs the warm-up and that part only.
 package main
 
 import (
@@ -65,8 +65,8 @@ func main() {
 	flag.Parse()
 	quick := os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0"
 	only := os.Getenv("BENCH_ONLY")
-	if only != "" && only != "hostile" && only != "scaleout" {
-		log.Fatalf("BENCH_ONLY=%q: the parts that run alone are hostile and scaleout", only)
+	if only != "" && only != "hostile" && only != "scaleout" && only != "cloudevents" {
+		log.Fatalf("BENCH_ONLY=%q: the parts that run alone are hostile, scaleout and cloudevents", only)
 	}
 	sz := fullSizes
 	if quick {
@@ -139,6 +139,9 @@ func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
 	if rep.only == "scaleout" {
 		return b.scaleout(ctx, sz, rep)
 	}
+	if rep.only == "cloudevents" {
+		return b.deadSink(ctx, sz.hostileRuns, rep)
+	}
 
 	// 1. op latency at 1, 10 and 100 in flight, ours and the baseline's: at 1
 	// in flight the ops take turns run by run; at 10 and 100 each op runs on
@@ -208,7 +211,12 @@ func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
 	rep.engine = eng
 
 	// 6. set alone, beside hostile CustomRuns and slow clients, and alone again
-	return b.hostile(ctx, rep.load, sz.hostileRuns, rep)
+	if err := b.hostile(ctx, rep.load, sz.hostileRuns, rep); err != nil {
+		return err
+	}
+
+	// 7. set with no CloudEvents sink, with a dead one, and with none again (cloudevents.go)
+	return b.deadSink(ctx, sz.hostileRuns, rep)
 }
 
 // benchEnv is what hack/bench.sh (via hack/stack.sh) tells us.

@@ -28,6 +28,7 @@ type report struct {
 	cli               []goBench
 	hostile           *hostileResult
 	scale             *scaleResult // scaleout.go
+	sink              *sinkResult  // cloudevents.go
 	failure           string
 }
 
@@ -289,6 +290,7 @@ func (r *report) markdown(env *benchEnv) string {
 	if h := r.hostile; h != nil && h.before != nil {
 		r.hostileSection(w, h)
 	}
+	r.sinkSection(w)
 
 	w("\n## Targets\n\n| target | measured | |\n|---|---|---|\n")
 	if base := r.phase(opCopy, 1); base != nil {
@@ -325,6 +327,7 @@ func (r *report) markdown(env *benchEnv) string {
 		}
 	}
 	r.scaleTargets(w)
+	r.sinkTarget(w)
 	if h := r.hostile; h != nil && h.beside != nil && h.after != nil {
 		alone, beside := h.alone(), summarize(h.beside.lat)
 		rt := ratio(beside.p50, alone.p50)

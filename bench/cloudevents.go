@@ -1,0 +1,199 @@
+package main
+
+// The dead-sink row (issue 14): CloudEvents are sent off the op's path, so a
+// sink that never answers must not slow ops. The latency of `set` CustomRuns
+// with no sink, then with config.yaml's cloudEvents.sink pointing at a dead
+// sink (it accepts connections and never answers: each send holds the
+// emitter's worker for its whole timeout, the worst a sink can do), then with
+// no sink again, all in one run.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// sinkResult is what the dead-sink row measured.
+type sinkResult struct {
+	before, dead, after *phaseResult
+	// events of the dead part, from the controller's metrics
+	sent, failed, dropped, queued float64
+}
+
+// deadSink runs the row: runs set CustomRuns in each part, one at a time.
+func (c *cluster) deadSink(ctx context.Context, runs int, rep *report) error {
+	s := &sinkResult{}
+	rep.sink = s
+	sink, err := startDeadSink()
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	if s.before, err = c.phase(ctx, "sink-none-1", opSet, 1, runs); err != nil {
+		return err
+	}
+	log.Printf("set, no sink: %s", s.before.summary())
+	restore, err := c.setSink(ctx, "http://"+sink.Addr().String()+"/events")
+	if err != nil {
+		return err
+	}
+	before, _ := c.eventCounts(ctx)
+	s.dead, err = c.phase(ctx, "sink-dead", opSet, 1, runs)
+	after, _ := c.eventCounts(ctx)
+	s.sent, s.failed, s.dropped, s.queued = after["sent"]-before["sent"], after["failed"]-before["failed"], after["dropped"]-before["dropped"], after["queued"]
+	if rerr := restore(); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return err
+	}
+	log.Printf("set, dead sink: %s (events: %v sent, %v failed, %v dropped, %v queued)", s.dead.summary(), s.sent, s.failed, s.dropped, s.queued)
+	if s.after, err = c.phase(ctx, "sink-none-2", opSet, 1, runs); err != nil {
+		return err
+	}
+	log.Printf("set, no sink again: %s", s.after.summary())
+	return nil
+}
+
+// startDeadSink listens on loopback, accepts connections and never answers.
+func startDeadSink() (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, conn)
+		}
+	}()
+	return ln, nil
+}
+
+// setSink sets config.yaml's cloudEvents.sink and waits until the controller
+// reports it configured; restore puts the original config.yaml back and
+// waits until the sink is gone.
+func (c *cluster) setSink(ctx context.Context, url string) (restore func() error, err error) {
+	cms := c.kube.CoreV1().ConfigMaps("cicdstatemgr")
+	cm, err := cms.Get(ctx, "config-cicdstatemgr", metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	original := cm.Data["config.yaml"]
+	var doc map[string]map[string]any
+	if err := yaml.Unmarshal([]byte(original), &doc); err != nil || doc["cicdstatemgr"] == nil {
+		return nil, fmt.Errorf("config.yaml of config-cicdstatemgr: %v", err)
+	}
+	doc["cicdstatemgr"]["cloudEvents"] = map[string]any{"sink": url}
+	text, err := yaml.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	write := func(text string, configured float64) error {
+		cm, err := cms.Get(ctx, "config-cicdstatemgr", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cm.Data["config.yaml"] = text
+		if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if m, err := c.eventCounts(ctx); err == nil && m["configured"] == configured {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return errors.New("the controller did not pick up config.yaml's cloudEvents.sink within 30s")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if err := write(string(text), 1); err != nil {
+		return nil, err
+	}
+	return func() error { return write(original, 0) }, nil
+}
+
+// eventCounts reads the CloudEvents metrics of our controller, all types
+// added up: sent, failed, dropped, queued, configured.
+func (c *cluster) eventCounts(ctx context.Context) (map[string]float64, error) {
+	kv, err := readEnvFile(filepath.Join(c.env.clusterDir, "stack.env"))
+	if err != nil {
+		return nil, err
+	}
+	text, err := httpGet(ctx, kv["CICDSTATEMGR_PROBES_URL"]+"/metrics")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, l := range strings.Split(text, "\n") {
+		name, rest, ok := strings.Cut(l, "cicdstatemgr_cloudevents_")
+		if !ok || name != "" {
+			continue
+		}
+		i := strings.LastIndexByte(rest, ' ')
+		v, err := strconv.ParseFloat(rest[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		key, _, _ := strings.Cut(rest[:i], "{") // sent_total{type="..."}: sent
+		key = strings.TrimSuffix(key, "_total")
+		key = strings.TrimPrefix(key, "sink_")
+		out[key] += v
+	}
+	return out, nil
+}
+
+// sinkSection writes the dead-sink table.
+func (r *report) sinkSection(w func(string, ...any)) {
+	s := r.sink
+	if s == nil || s.before == nil || s.dead == nil || s.after == nil {
+		return
+	}
+	w("\n## CloudEvents: set latency with no sink and with a dead sink\n\n")
+	w("One `set` CustomRun at a time, %d runs with no sink, then %d with config.yaml's `cloudEvents.sink` at a sink on loopback that accepts "+
+		"connections and never answers (every send waits out its 5 s timeout, then is retried), then %d with no sink again. Each set writes a "+
+		"history entry, so each emits one `dev.cicdstatemgr.context.changed` event.\n\n", s.before.n(), s.dead.n(), s.after.n())
+	w("| part | runs | p50 | p95 | p99 | failed |\n|---|--:|--:|--:|--:|--:|\n")
+	for _, p := range []struct {
+		name string
+		ph   *phaseResult
+	}{{"no sink, before", s.before}, {"**dead sink**", s.dead}, {"no sink, after", s.after}} {
+		st := summarize(p.ph.lat)
+		w("| %s | %d | %s | %s | %s | %d |\n", p.name, st.n, ms(st.p50), ms(st.p95), ms(st.p99), p.ph.failed+p.ph.timedOut+p.ph.errors)
+	}
+	w("\nEvents of the dead part: %.0f sent, %.0f failed after their attempts, %.0f dropped (queue full), %.0f still queued at its end.\n",
+		s.sent, s.failed, s.dropped, s.queued)
+}
+
+// sinkTarget writes the dead-sink target line.
+func (r *report) sinkTarget(w func(string, ...any)) {
+	s := r.sink
+	if s == nil || s.before == nil || s.dead == nil || s.after == nil {
+		return
+	}
+	none := summarize(append(append([]time.Duration(nil), s.before.lat...), s.after.lat...))
+	dead := summarize(s.dead.lat)
+	rt := ratio(dead.p50, none.p50)
+	w("| set with a dead CloudEvents sink: p50 ≤ 1.1× with no sink (same run) | %s dead sink, %s no sink: %s | %s |\n",
+		ms(dead.p50), ms(none.p50), x(rt), met(rt <= 1.1 && s.dead.failed+s.dead.timedOut+s.dead.errors == 0))
+}
