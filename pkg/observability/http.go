@@ -21,7 +21,7 @@ import (
 // headers are sent: the endpoints are not ours.
 func Transport(rt http.RoundTripper) http.RoundTripper {
 	inner := restoreURL{next: rt}
-	traced := otelhttp.NewTransport(inner,
+	traced := otelhttp.NewTransport(inner, otelhttp.WithTracerProvider(currentProvider{}),
 		otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()),
 		otelhttp.WithFilter(func(r *http.Request) bool { return trace.SpanContextFromContext(r.Context()).IsValid() }),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method + " " + r.URL.Host }))

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
 )
 
 // TracerName names the controller's tracer (the instrumentation scope).
@@ -69,4 +70,25 @@ func End(span trace.Span, err error) {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
+}
+
+// currentProvider is a TracerProvider whose tracers start each span on the
+// global provider of the moment. Instrumentation that takes its tracer once
+// (otelhttp, built with the package-level HTTP client before sharedmain
+// installs config-observability's provider) thus follows the global one, as
+// Start does, tests' recorders included.
+type currentProvider struct{ embedded.TracerProvider }
+
+func (currentProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return currentTracer{name: name, opts: opts}
+}
+
+type currentTracer struct {
+	embedded.Tracer
+	name string
+	opts []trace.TracerOption
+}
+
+func (t currentTracer) Start(ctx context.Context, span string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	return otel.GetTracerProvider().Tracer(t.name, t.opts...).Start(ctx, span, opts...)
 }
