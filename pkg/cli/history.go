@@ -106,4 +106,3 @@ func cliWho() history.Who {
 	}
 	return history.Who{User: name, Via: "cli"}
 }
-

@@ -45,7 +45,7 @@ func TestHistoryCommand(t *testing.T) {
 	e.mustRun("--init-new", "c1", "--init-app-config-file", "app.yaml", "--set", "state.v=1")
 	e.mustRun("--id", "c1", "--set", "state.v=2")
 	e.mustRun("--id", "c1", "--set", "state.token=pw:123$aBcZ") // the Redis password of secrets.yaml
-	e.mustRun("--id", "c1", "--get", "state.v")                  // a read records nothing
+	e.mustRun("--id", "c1", "--get", "state.v")                 // a read records nothing
 
 	h := e.entries("--id", "c1")
 	var ops []string
