@@ -9,6 +9,7 @@
 //	tkn-cicdstatemgr gates approve NAME [--option V] [-m MESSAGE] [-n NS]
 //	tkn-cicdstatemgr gates reject NAME [-m MESSAGE] [-n NS]
 //	tkn-cicdstatemgr context get ID [PATH] [-n NS]
+//	tkn-cicdstatemgr context history ID [--path P] [--limit N] [-n NS]
 //
 // Global flags: --kubeconfig, --context, --as, --as-group (impersonation, as
 // kubectl).
@@ -32,6 +33,9 @@ const usage = `tkn-cicdstatemgr: approval gates and contexts of cicdstatemgr, wi
   gates reject NAME [-m MESSAGE]                   record your rejection, with a reason
   context get ID [PATH] [-n NS]                    read a cicd context (PATH default $, the whole document)
                                                    through a get CustomRun in the namespace
+  context history ID [--path P] [--limit N]        the history of a cicd context as JSON, newest first: who
+                                                   changed what, when (entries that changed P, at most N)
+                                                   through a history CustomRun in the namespace
 
 flags: -n/--namespace, -A/--all-namespaces, --kubeconfig, --context, --as USER, --as-group GROUP (repeatable)
 `
@@ -87,6 +91,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			path = rest[1]
 		}
 		return withClients(a, func(c *clients) error { return getContext(ctx, c, rest[0], path, out) })
+	case "context history":
+		return one(rest, "context history ID [--path P] [--limit N]", func(id string) error {
+			return withClients(a, func(c *clients) error { return contextHistory(ctx, c, id, a.get("path"), a.get("limit"), out) })
+		})
 	}
 	return usageError(fmt.Sprintf("unknown command %q", strings.Join(a.pos, " ")))
 }
@@ -106,7 +114,8 @@ type args struct {
 
 var (
 	valueFlags = map[string]string{"n": "namespace", "namespace": "namespace", "kubeconfig": "kubeconfig", "context": "context",
-		"as": "as", "as-group": "as-group", "option": "option", "m": "message", "message": "message"}
+		"as": "as", "as-group": "as-group", "option": "option", "m": "message", "message": "message",
+		"path": "path", "limit": "limit"}
 	boolFlags = map[string]string{"A": "all-namespaces", "all-namespaces": "all-namespaces", "h": "help", "help": "help"}
 )
 

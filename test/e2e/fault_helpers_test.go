@@ -244,7 +244,7 @@ func cli(t *testing.T, args ...string) string {
 	os.WriteFile(sec, []byte(fmt.Sprintf("cicdstatemgr:\n  datasources:\n    redis: {username: %s, password: %q}\n", redisUser, redisPassword)), 0o600)
 	bin := filepath.Join(root, ".cache", "bin", "cicdstatemgr")
 	full := append([]string{"--config", cfg, "--secrets", sec}, args...)
-	if len(args) > 0 && (args[0] == "decide" || args[0] == "migrate") {
+	if len(args) > 0 && (args[0] == "decide" || args[0] == "migrate" || args[0] == "history") {
 		full = append([]string{args[0], "--config", cfg, "--secrets", sec}, args[1:]...)
 	}
 	cmd := exec.Command(bin, full...)
