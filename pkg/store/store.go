@@ -10,6 +10,14 @@
 //	                                 field per top-level key ("t:<key>") except state, one
 //	                                 field per key of state ("s:<key>"), and the key order
 //	                                 ("order"); each value compact JSON (see layout.go)
+//	<prefix>:{<ns>/<id>}:history     the history of the context: a list of JSON entries
+//	                                 (history.Entry), newest first, appended in the
+//	                                 MULTI/EXEC of each write made with WithHistory,
+//	                                 trimmed to its bound, with the document's TTL
+//	                                 (history.go; docs/history.md)
+//	<prefix>:{ns:<namespace>}:contexts  the index of a namespace's contexts: a sorted
+//	                                 set of ids scored by their last write (Unix ms),
+//	                                 written after each committed write (Contexts)
 //	<prefix>:{<ns>/<id>}:op:<opKey>  the result of an operation that wrote the document
 //	                                 and must apply once (Put, Update, UpdatePaths);
 //	                                 expires after Options.DoneTTL
