@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"io"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -20,5 +23,19 @@ func TestParseArgs(t *testing.T) {
 	}
 	if _, err := parseArgs([]string{"gates", "approve", "x", "-m"}); err == nil {
 		t.Fatal("a flag without its value was accepted")
+	}
+}
+
+// TestParseHistoryArgs: context history takes --path and --limit.
+func TestParseHistoryArgs(t *testing.T) {
+	a, err := parseArgs([]string{"context", "history", "app-1", "--path", "state.version", "--limit=3", "-n", "team-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a.pos, []string{"context", "history", "app-1"}) || a.get("path") != "state.version" || a.get("limit") != "3" || a.get("namespace") != "team-a" {
+		t.Fatalf("parsed %+v", a)
+	}
+	if err := run(context.Background(), []string{"context", "history"}, io.Discard); err == nil || !strings.Contains(err.Error(), "context history ID") {
+		t.Fatalf("context history without an id: %v", err)
 	}
 }
