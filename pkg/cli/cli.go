@@ -209,7 +209,7 @@ func run(ctx context.Context, o Options, stdout, stderr io.Writer, log *slog.Log
 		return err
 	}
 	if out.Waiting != "" {
-		if err := waitForDecision(ctx, eng, st, *req, out.Waiting, stderr); err != nil {
+		if err := waitForDecision(engine.WithConfig(ctx, cfg), eng, st, *req, out.Waiting, stderr); err != nil {
 			return err
 		}
 	}

@@ -618,14 +618,15 @@ func FormatValue(v any) string {
 // once per opKey: state.choices.<pipeline>.<event> = {choice, chosenBy,
 // [userId,] via, at}. Its history entry (op "decision") names the approver
 // (the verified Slack user id, the Kubernetes user of an ApprovalGate, the
-// CLI's --by) and how they decided.
+// CLI's --by) and how they decided; its values are redacted with the
+// configuration of ctx (WithConfig).
 func (e *Engine) RecordDecision(ctx context.Context, ref, opKey string, p gate.Gate, d gate.Decision) error {
 	ns, _, _ := strings.Cut(ref, "/")
 	who := history.Who{Namespace: ns, Approver: d.ChosenBy, Via: d.Via}
 	if d.UserID != "" {
 		who.Approver = d.UserID
 	}
-	ctx = e.recording(ctx, ref, OpDecision, who, nil)
+	ctx = e.recording(ctx, ref, OpDecision, who, configFrom(ctx))
 	_, _, err := e.Store.Update(ctx, ref, opKey, func(doc *document.Map) (bool, []byte, error) {
 		rec := document.NewMap()
 		rec.Set("choice", d.Choice)

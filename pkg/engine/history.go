@@ -43,6 +43,19 @@ func (e *Engine) recording(ctx context.Context, ref, op string, who history.Who,
 	return store.WithHistory(ctx, m)
 }
 
+type configKey struct{}
+
+// WithConfig gives the writes made with ctx that carry no configuration of
+// their own (RecordDecision) the history bounds and the redaction of cfg.
+func WithConfig(ctx context.Context, cfg *config.Config) context.Context {
+	return context.WithValue(ctx, configKey{}, cfg)
+}
+
+func configFrom(ctx context.Context) *config.Config {
+	cfg, _ := ctx.Value(configKey{}).(*config.Config)
+	return cfg
+}
+
 // redactor is cfg.Redact with the secret values listed once per op, not once
 // per value.
 func redactor(cfg *config.Config) func(string) string {

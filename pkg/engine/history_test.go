@@ -85,8 +85,8 @@ func TestHistoryRecordsEveryWrite(t *testing.T) {
 	if _, err := e.Do(ctx, engine.Request{Namespace: "ns", Op: engine.OpGet, ID: "app", Config: cfg, Gets: []engine.GetSpec{{Name: "v", Expr: "state.version"}}}); err != nil {
 		t.Fatal(err)
 	}
-	d := gate.Decision{Choice: "approve", ChosenBy: "U123", UserID: "U123", Via: "slack", At: time.Now()}
-	if err := e.RecordDecision(ctx, "ns/app", "uid-3/choice", gate.Gate{Pipeline: "build", Event: "approval"}, d); err != nil {
+	d := gate.Decision{Choice: "approve", ChosenBy: "U123", UserID: "U123", Via: "slack", At: time.Now(), Reason: "pasted " + historySecret}
+	if err := e.RecordDecision(engine.WithConfig(ctx, cfg), "ns/app", "uid-3/choice", gate.Gate{Pipeline: "build", Event: "approval"}, d); err != nil {
 		t.Fatal(err)
 	}
 
@@ -100,6 +100,9 @@ func TestHistoryRecordsEveryWrite(t *testing.T) {
 	}
 	if h[0].Who != (history.Who{Namespace: "ns", Approver: "U123", Via: "slack"}) || h[0].Changes[0].Path != "state.choices" {
 		t.Fatalf("decision entry: %+v", h[0])
+	}
+	if c := h[0].Changes[0].New; strings.Contains(c, historySecret) || !strings.Contains(c, `"reason":"pasted [REDACTED]"`) {
+		t.Fatalf("the decision's reason is not redacted: %s", c)
 	}
 	if h[1].Who != cli || h[1].Changes[0] != (history.Change{Path: "state.token", New: `"token=[REDACTED]"`}) {
 		t.Fatalf("CLI set entry: %+v", h[1])

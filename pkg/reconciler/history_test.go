@@ -27,7 +27,7 @@ func runResult(run *v1beta1.CustomRun, name string) (string, bool) {
 }
 
 // TestOpHistory: a CustomRun's set is recorded as its own (namespace, name,
-// PipelineRun, pipeline task); op history returns the entries as JSON,
+// PipelineRun, pipeline task), once however often it is reconciled; op history returns the entries as JSON,
 // newest first, filtered by path and limit; bad params fail the run with
 // InvalidParams and still write the history result (empty).
 func TestOpHistory(t *testing.T) {
@@ -49,6 +49,14 @@ spec:
 		`[{name: op, value: set}, {name: id, value: ctx-1}, {name: set, value: [state.k=w, state.other=x]}]`)
 	if !set.IsSuccessful() {
 		t.Fatalf("set: %+v", set.Status)
+	}
+	// the same CustomRun reconciled again (a requeue, a restart) replays its
+	// recorded outcome and records nothing more
+	for i := 0; i < 2; i++ {
+		if again := reconcile("u1", `tekton.dev/pipelineRun: build-7, tekton.dev/pipelineTask: bump`,
+			`[{name: op, value: set}, {name: id, value: ctx-1}, {name: set, value: [state.k=w, state.other=x]}]`); !again.IsSuccessful() {
+			t.Fatalf("repeated set: %+v", again.Status)
+		}
 	}
 	run := reconcile("u2", ``, `[{name: op, value: history}, {name: id, value: ctx-1}]`)
 	checkStatus(t, run, wantStatus{status: corev1.ConditionTrue, reason: ReasonSucceeded, results: map[string]string{"id": "ctx-1"}}, nil)

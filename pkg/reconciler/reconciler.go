@@ -135,6 +135,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	if err != nil {
 		return r.transient(ctx, run, p, engine.Errorf(ReasonConfigError, "%v", err))
 	}
+	ctx = engine.WithConfig(ctx, cfg) // a gate's decision is recorded with its redaction
 	if err := p.checkBudgets(cfg.Budgets()); err != nil {
 		r.Metrics.countBudget(err)
 		return r.fail(run, p, err)
