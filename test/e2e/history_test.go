@@ -207,3 +207,43 @@ func TestHistoryOfAContext(t *testing.T) {
 	}
 	t.Logf("refused as expected: %s", c.Message)
 }
+
+// TestHistoryConcurrentWriters: CustomRuns appending to the same list at
+// once (their writes race and are retried) get one entry each, and the
+// entries chain: each one's old value is the previous one's new value, so
+// no write was lost and none recorded twice.
+func TestHistoryConcurrentWriters(t *testing.T) {
+	const n = 24
+	ns := namespace(t, "history-race")
+	id := "race"
+	initContext(t, ns, id)
+	runs, _ := setBatch("add", id, n, 2*time.Minute)
+	if err := <-createRuns(ns, runs, 0); err != nil {
+		t.Fatal(err)
+	}
+	done := waitDone(t, ns, "add", n, 3*time.Minute)
+	names := map[string]bool{}
+	for i := range done {
+		if !done[i].IsSuccessful() {
+			t.Fatalf("%s did not succeed: %s", done[i].Name, summarize(done))
+		}
+		names[done[i].Name] = true
+	}
+	cr, h, text := historyRun(t, ns, "read", id)
+	if !cr.IsSuccessful() || len(h) != n+1 || h[n].Op != "init" {
+		t.Fatalf("%d entries, want %d sets and the init: %s", len(h), n, text)
+	}
+	for i, e := range h[:n] {
+		if e.Op != "set" || len(e.Changes) != 1 || e.Changes[0].Path != "state.items" || !names[e.Who.CustomRun] {
+			t.Fatalf("entry %d: %+v", i, e)
+		}
+		delete(names, e.Who.CustomRun) // one entry per run
+		if prev := h[i+1]; i+1 < n && e.Changes[0].Old != prev.Changes[0].New {
+			t.Fatalf("entries %d and %d do not chain: old %s, previous new %s", i, i+1, e.Changes[0].Old, prev.Changes[0].New)
+		}
+	}
+	var items []string
+	if err := json.Unmarshal([]byte(h[0].Changes[0].New), &items); err != nil || len(items) != n || len(names) != 0 {
+		t.Fatalf("the last write holds %d items (%v), runs without an entry: %v", len(items), err, names)
+	}
+}
