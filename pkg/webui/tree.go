@@ -41,19 +41,30 @@ type node struct {
 	Children []*node
 	// Hidden counts the entries of a map or list left out (node budget or depth).
 	Hidden int
+	// Open: a map or list shown unfolded. The top-level keys but state are
+	// folded (configuration: pipelines, app configs, macros), so the state
+	// comes first to the eye; a click on a <details> unfolds, no script.
+	Open bool
 }
+
+// Size is the number of entries of a map or list.
+func (n *node) Size() int { return len(n.Children) + n.Hidden }
 
 // treeOf is the tree of doc, at most budget nodes.
 func treeOf(doc *document.Map, budget int) (root *node, shown int) {
 	t := &treeBuilder{left: budget}
 	root = t.build("$", doc, 0)
+	root.Open = true
+	for _, c := range root.Children {
+		c.Open = c.Key == "state"
+	}
 	return root, budget - t.left
 }
 
 type treeBuilder struct{ left int }
 
 func (t *treeBuilder) build(key string, v any, depth int) *node {
-	n := &node{Key: key}
+	n := &node{Key: key, Open: true}
 	switch x := v.(type) {
 	case *document.Map:
 		n.Kind = "map"

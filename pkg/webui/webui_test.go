@@ -309,7 +309,7 @@ func TestContextPageEscapesState(t *testing.T) {
 		t.Fatalf("%d\n%s", code, body)
 	}
 	for _, want := range []string{
-		`<span class="key">version</span> <span class="value">3.0.0</span>`,
+		`<span class="key">version</span> <span class="value">3.0.0</span>`, `<details open><summary><span class="key">state</span>`,
 		`&lt;script&gt;window.__pwned=1&lt;/script&gt;`,
 		`&#34; onmouseover=&#34;window.__pwned=2`,
 		`<span class="op">set</span>`, `CustomRun team-a/bump (PipelineRun release-1, task bump)`,
@@ -319,6 +319,14 @@ func TestContextPageEscapesState(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("the context page lacks %s", want)
 		}
+	}
+	// A context id is user data too: in the namespace's list it is text, and
+	// its link is percent-encoded.
+	f.store.docs[`team-a/x"><script>alert(1)</script>?&`] = document.NewMap()
+	code, list := f.get(t, aliceToken, "/ns/team-a/")
+	if code != http.StatusOK || strings.Contains(list, "<script>") ||
+		!strings.Contains(list, `href="/ns/team-a/contexts/x%22%3E%3Cscript%3Ealert%281%29%3C%2Fscript%3E%3F&amp;">x&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;?&amp;</a>`) {
+		t.Errorf("a hostile context id in the list: %d\n%s", code, list)
 	}
 	for _, bad := range []string{"<script>", `" onmouseover="`, "<b>3.0.0</b>", "<i>green</i>"} {
 		if strings.Contains(body, bad) {
