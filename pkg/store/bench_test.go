@@ -3,9 +3,11 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/history"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
@@ -33,7 +35,7 @@ func benchStore(b *testing.B, size int) *store.Store {
 	st := newStore(b, opts(b, srv))
 	doc := benchDoc(size)
 	raw, _ := document.MarshalJSON(doc, document.JSONStyle{})
-	if _, _, err := st.Put(context.Background(), "bench", doc, store.PutOptions{}); err != nil {
+	if _, _, err := st.Put(context.Background(), "ns/bench", doc, store.PutOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(raw)))
@@ -72,9 +74,17 @@ func BenchmarkUpdate1MB(b *testing.B) { benchUpdate(b, 1<<20) }
 func BenchmarkGet1KB(b *testing.B)    { benchGet(b, 1<<10) }
 func BenchmarkGet1MB(b *testing.B)    { benchGet(b, 1<<20) }
 
-func benchUpdatePaths(b *testing.B, size int) {
+func benchUpdatePaths(b *testing.B, size int) { benchUpdatePathsWith(b, context.Background(), size) }
+
+// withHistory records each write in the context's history, redacting values
+// as the engine does (docs/history.md).
+func withHistory() context.Context {
+	return store.WithHistory(context.Background(), store.HistoryMeta{Op: "set", Who: history.Who{Namespace: "ns", CustomRun: "run-1"},
+		Redact: func(s string) string { return strings.ReplaceAll(s, "not-in-the-values", "[REDACTED]") }})
+}
+
+func benchUpdatePathsWith(b *testing.B, ctx context.Context, size int) {
 	st := benchStore(b, size)
-	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		_, _, err := st.UpdatePaths(ctx, "ns/bench", "", []string{"state.counter"}, func(d *document.Map) (bool, []byte, error) {
 			s, _ := d.GetMap("state")
@@ -100,5 +110,10 @@ func benchGetPaths(b *testing.B, size int) {
 
 func BenchmarkUpdatePaths1KB(b *testing.B) { benchUpdatePaths(b, 1<<10) }
 func BenchmarkUpdatePaths1MB(b *testing.B) { benchUpdatePaths(b, 1<<20) }
+
+// The same writes recorded in the history: the ratio to the two above is
+// the cost of the history (docs/history.md, "Cost").
+func BenchmarkUpdatePathsHistory1KB(b *testing.B) { benchUpdatePathsWith(b, withHistory(), 1<<10) }
+func BenchmarkUpdatePathsHistory1MB(b *testing.B) { benchUpdatePathsWith(b, withHistory(), 1<<20) }
 func BenchmarkGetPaths1KB(b *testing.B)    { benchGetPaths(b, 1<<10) }
 func BenchmarkGetPaths1MB(b *testing.B)    { benchGetPaths(b, 1<<20) }
