@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	"gopkg.in/yaml.v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/history"
@@ -245,5 +249,82 @@ func TestHistoryConcurrentWriters(t *testing.T) {
 	var items []string
 	if err := json.Unmarshal([]byte(h[0].Changes[0].New), &items); err != nil || len(items) != n || len(names) != 0 {
 		t.Fatalf("the last write holds %d items (%v), runs without an entry: %v", len(items), err, names)
+	}
+}
+
+// withHistoryLength sets config.yaml's budgets.historyLength for the test
+// (the controller reloads it without a restart); the original config.yaml is
+// put back after.
+func withHistoryLength(t *testing.T, n int) {
+	t.Helper()
+	ctx := context.Background()
+	cms := kube.CoreV1().ConfigMaps("cicdstatemgr")
+	cm, err := cms.Get(ctx, "config-cicdstatemgr", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	original := cm.Data["config.yaml"]
+	var doc map[string]map[string]any
+	if err := yaml.Unmarshal([]byte(original), &doc); err != nil {
+		t.Fatal(err)
+	}
+	budgets, _ := doc["cicdstatemgr"]["budgets"].(map[string]any)
+	if budgets == nil {
+		budgets = map[string]any{}
+	}
+	budgets["historyLength"] = n
+	doc["cicdstatemgr"]["budgets"] = budgets
+	text, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(text string) error {
+		cm, err := cms.Get(ctx, "config-cicdstatemgr", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cm.Data["config.yaml"] = text
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	}
+	if err := set(string(text)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := set(original); err != nil {
+			t.Errorf("restoring config.yaml: %v", err)
+		}
+	})
+}
+
+// TestHistoryBoundTrimsOldest: with budgets.historyLength 5 the history
+// keeps the five newest entries: the init and the first sets are trimmed.
+func TestHistoryBoundTrimsOldest(t *testing.T) {
+	ns := namespace(t, "history-bound")
+	id := "bound"
+	initContext(t, ns, id)
+	withHistoryLength(t, 5)
+	// The controller picks the configuration up within moments; every set
+	// after that trims the history to five entries.
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 1; ; i++ {
+		cr := runOne(t, ns, customRun(fmt.Sprintf("set-%03d", i), "set", time.Minute,
+			strParam("op", "set"), strParam("id", id), arrParam("set", fmt.Sprintf("state.n=%d", i))), time.Minute)
+		if !cr.IsSuccessful() {
+			t.Fatalf("set %d failed: %+v", i, cr.Status.GetCondition(apis.ConditionSucceeded))
+		}
+		_, h, text := historyRun(t, ns, fmt.Sprintf("read-%03d", i), id)
+		if len(h) == 5 && i >= 5 {
+			for k, e := range h {
+				want := fmt.Sprintf(`"%d"`, i-k)
+				if e.Op != "set" || e.Changes[0].Path != "state.n" || e.Changes[0].New != want {
+					t.Fatalf("entry %d: %+v, want the set of %s (the five newest, newest first)", k, e, want)
+				}
+			}
+			return
+		}
+		if len(h) > 5 && time.Now().After(deadline) {
+			t.Fatalf("after %d sets the history holds %d entries, want 5 (budgets.historyLength): %s", i, len(h), text)
+		}
 	}
 }
