@@ -115,5 +115,5 @@ func BenchmarkUpdatePaths1MB(b *testing.B) { benchUpdatePaths(b, 1<<20) }
 // the cost of the history (docs/history.md, "Cost").
 func BenchmarkUpdatePathsHistory1KB(b *testing.B) { benchUpdatePathsWith(b, withHistory(), 1<<10) }
 func BenchmarkUpdatePathsHistory1MB(b *testing.B) { benchUpdatePathsWith(b, withHistory(), 1<<20) }
-func BenchmarkGetPaths1KB(b *testing.B)    { benchGetPaths(b, 1<<10) }
-func BenchmarkGetPaths1MB(b *testing.B)    { benchGetPaths(b, 1<<20) }
+func BenchmarkGetPaths1KB(b *testing.B)           { benchGetPaths(b, 1<<10) }
+func BenchmarkGetPaths1MB(b *testing.B)           { benchGetPaths(b, 1<<20) }
