@@ -110,10 +110,10 @@ func benchGetPaths(b *testing.B, size int) {
 
 func BenchmarkUpdatePaths1KB(b *testing.B) { benchUpdatePaths(b, 1<<10) }
 func BenchmarkUpdatePaths1MB(b *testing.B) { benchUpdatePaths(b, 1<<20) }
+func BenchmarkGetPaths1KB(b *testing.B)    { benchGetPaths(b, 1<<10) }
+func BenchmarkGetPaths1MB(b *testing.B)    { benchGetPaths(b, 1<<20) }
 
-// The same writes recorded in the history: the ratio to the two above is
+// The writes of BenchmarkUpdatePaths recorded in the history: the ratio is
 // the cost of the history (docs/history.md, "Cost").
 func BenchmarkUpdatePathsHistory1KB(b *testing.B) { benchUpdatePathsWith(b, withHistory(), 1<<10) }
 func BenchmarkUpdatePathsHistory1MB(b *testing.B) { benchUpdatePathsWith(b, withHistory(), 1<<20) }
-func BenchmarkGetPaths1KB(b *testing.B)           { benchGetPaths(b, 1<<10) }
-func BenchmarkGetPaths1MB(b *testing.B)           { benchGetPaths(b, 1<<20) }
