@@ -56,8 +56,9 @@ type HistoryMeta struct {
 	// (config.Config.Redact); nil stores values as they are.
 	Redact func(string) string
 	// Written, if set, is called with the entry once the transaction that
-	// wrote it has committed (not for a write that changed nothing, nor for a
-	// replayed op).
+	// wrote it has committed (EXEC; also when too few replicas acknowledged
+	// it afterwards and the write returns ErrUnavailable: it is on the
+	// primary). Not for a write that changed nothing, nor for a replayed op.
 	Written func(history.Entry)
 	// MaxEntries bounds the history (oldest trimmed first); 0 or less:
 	// DefaultHistoryLength (config budgets.historyLength).

@@ -281,10 +281,10 @@ func (s *Store) Put(ctx context.Context, ref string, doc *document.Map, o PutOpt
 	}
 	for delays := txBackoff(); ; {
 		var prev []byte
-		var found bool
+		var found, applied bool
 		var hist *historyWrite
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			hist = nil
+			applied, hist = false, nil
 			if opKey != "" {
 				b, err := tx.Get(ctx, opKey).Bytes()
 				if err == nil {
@@ -317,13 +317,16 @@ func (s *Store) Put(ctx context.Context, ref string, doc *document.Map, o PutOpt
 			}); err != nil {
 				return err
 			}
+			applied = true
 			return s.durable(ctx, tx)
 		}, watched...)
+		if applied { // even when too few replicas acknowledged it: it is on the primary
+			s.committed(ctx, ref, hist)
+		}
 		switch {
 		case err == nil && found:
 			return prev, true, nil
 		case err == nil:
-			s.committed(ctx, ref, hist)
 			if opKey == "" {
 				return nil, false, nil
 			}
@@ -408,10 +411,10 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 	meta := historyMeta(ctx)
 	for delays := txBackoff(); ; {
 		var res []byte
-		var replay, wrote bool
+		var replay, wrote, applied bool
 		var hist *historyWrite
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			wrote, hist = false, nil
+			wrote, applied, hist = false, false, nil
 			var opCmd *redis.StringCmd
 			var docCmd *redis.MapStringStringCmd
 			var ttlCmd *redis.DurationCmd
@@ -510,12 +513,13 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 			}); err != nil {
 				return err
 			}
+			applied = true
 			return s.durable(ctx, tx)
 		}, keys...)
+		if applied && wrote { // even when too few replicas acknowledged it: it is on the primary
+			s.committed(ctx, ref, hist)
+		}
 		if err == nil {
-			if wrote && !replay {
-				s.committed(ctx, ref, hist)
-			}
 			return res, replay, nil
 		}
 		if err := s.retryOrFail(ctx, err, &delays, key); err != nil {

@@ -269,10 +269,10 @@ func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []stri
 	meta := historyMeta(ctx)
 	for delays := txBackoff(); ; {
 		var res []byte
-		var replay, wrote bool
+		var replay, wrote, applied bool
 		var hist *historyWrite
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			wrote, hist = false, nil
+			wrote, applied, hist = false, false, nil
 			var opCmd *redis.StringCmd
 			var docCmd *redis.SliceCmd
 			var ttlCmd *redis.DurationCmd
@@ -348,13 +348,14 @@ func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []stri
 			}); err != nil {
 				return err
 			}
+			applied = true
 			return s.durable(ctx, tx)
 		}, keys...)
+		if applied && wrote { // even when too few replicas acknowledged it: it is on the primary
+			s.committed(ctx, ref, hist)
+		}
 		switch {
 		case err == nil:
-			if wrote && !replay {
-				s.committed(ctx, ref, hist)
-			}
 			return res, replay, nil
 		case errors.Is(err, errNeedFull):
 			return s.Update(ctx, ref, opKey, fn)
