@@ -50,7 +50,9 @@ func (r *report) scaleSection(w func(string, ...any)) {
 				w("\nHeap in use, %s, after the deletion (`go tool pprof -top -sample_index=inuse_space`, flat): %s.\n", t.who, strings.Join(t.m.top, "; "))
 			}
 		}
-		w("\nOur profile: `%s` (`go tool pprof -top %s`).\n", c.heapFile, c.heapFile)
+		if c.heapFile != "" {
+			w("\nOur profile: `%s` (`go tool pprof -top %s`).\n", c.heapFile, c.heapFile)
+		}
 	}
 	if h := s.hot; h != nil {
 		hs, ss := summarize(h.hot.lat), summarize(h.spread.lat)

@@ -76,7 +76,8 @@ func main() {
 		cfg.Burst = 100
 	}
 	controller.DefaultThreadsPerController = *threads
-	ctx := signals.NewContext()
+	// as cicdstatemgr's controller (cmd/controller): no knative probe server on :8080
+	ctx := sharedmain.WithHealthProbesDisabled(signals.NewContext())
 	if *disableHA {
 		ctx = sharedmain.WithHADisabled(ctx)
 	}

@@ -108,7 +108,10 @@ func main() {
 		src.StoreOptions = func(o *store.Options) { o.Addr = *redisAddr }
 	}
 
-	ctx := signals.NewContext()
+	// Our /healthz and /readyz are on --probe-addr; knative's own probe server binds
+	// :8080 whatever PROBES_PORT says, and when that port is taken (another knative
+	// controller on the same host) its failure also shuts the profiling server down.
+	ctx := sharedmain.WithHealthProbesDisabled(signals.NewContext())
 	if *disableHA {
 		ctx = sharedmain.WithHADisabled(ctx)
 	}
