@@ -77,7 +77,8 @@ func (r *report) scaleSection(w func(string, ...any)) {
 	if len(s.replicas) > 0 {
 		w("\n## Throughput with one and two controller replicas (100 in flight, op set)\n\n")
 		w("Both with knative leader election (10 bucket Leases, config/303-config-leader-election.yaml), as config/ deploys them; "+
-			"each right after the baseline at 100 in flight. *Buckets*: how many bucket Leases each replica held after the phase. "+
+			"each right after the baseline at 100 in flight, in the order one, two, one replica (the two phases of one replica merged). "+
+			"*Buckets*: how many bucket Leases each replica held after each phase (\"10\": one replica held all ten, the other was a hot standby). "+
 			"On %d shared cores a second replica cannot add throughput (the API server and etcd are the limit, see the throughput "+
 			"table): this row shows that it costs none (\"no worse\"), not scaling.\n\n", runtime.NumCPU())
 		w("| replicas | buckets | runs | runs/s | baseline runs/s | ÷ baseline | p50 | p99 |\n|--:|---|--:|--:|--:|--:|--:|--:|\n")
