@@ -420,7 +420,16 @@ func TestReplicasGateDecidedThroughTheOther(t *testing.T) {
 			t.Errorf("result %s = %q, want %q", k, got[k], v)
 		}
 	}
-	if held := countHeld(bucketHolders(t)); held[id1] != leaseBuckets {
-		t.Errorf("replica 1 holds %d of %d buckets after the takeover", held[id1], leaseBuckets)
+	// the run's bucket moved; the others expire within a retry period or two of it
+	for {
+		held := countHeld(bucketHolders(t))
+		if held[id1] == leaseBuckets {
+			t.Logf("replica 1 held every bucket %s after the kill", time.Since(killedAt).Round(time.Second))
+			break
+		}
+		if time.Since(killedAt) > 2*leaseDuration {
+			t.Fatalf("replica 1 holds %d of %d buckets %s after the kill", held[id1], leaseBuckets, time.Since(killedAt).Round(time.Second))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
