@@ -122,10 +122,21 @@ const observabilityCM = "config-observability"
 func (c *cluster) enableProfiling(ctx context.Context) error {
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: observabilityCM, Namespace: "cicdstatemgr"},
 		Data: map[string]string{"runtime-profiling": "enabled"}}
-	_, err := c.kube.CoreV1().ConfigMaps(cm.Namespace).Create(ctx, cm, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		_, err = c.kube.CoreV1().ConfigMaps(cm.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
+	cms := c.kube.CoreV1().ConfigMaps(cm.Namespace)
+	_, err := cms.Create(ctx, cm, metav1.CreateOptions{})
+	if !apierrors.IsAlreadyExists(err) {
+		return err
 	}
+	// the stack's own (config/304-config-observability.yaml): keep its other keys
+	cur, err := cms.Get(ctx, observabilityCM, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if cur.Data == nil {
+		cur.Data = map[string]string{}
+	}
+	cur.Data["runtime-profiling"] = "enabled"
+	_, err = cms.Update(ctx, cur, metav1.UpdateOptions{})
 	return err
 }
 
