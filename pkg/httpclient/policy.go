@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/observability"
 )
 
 // AllowedHostsKey is the config.yaml key (under cicdstatemgr) of the hosts
@@ -399,7 +401,7 @@ func (p *Policy) httpClient(timeout time.Duration) *http.Client {
 		DisableKeepAlives:     true,
 		MaxIdleConns:          1,
 	}
-	return &http.Client{Transport: tr, CheckRedirect: p.checkRedirect}
+	return &http.Client{Transport: observability.Transport(tr), CheckRedirect: p.checkRedirect}
 }
 
 func (p *Policy) checkRedirect(req *http.Request, via []*http.Request) error {

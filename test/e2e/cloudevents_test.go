@@ -228,3 +228,26 @@ func TestCloudEventsDeadSinkCostsOpsNothing(t *testing.T) {
 		t.Fatalf("%v events counted sent to a dead sink", sent-sent0)
 	}
 }
+
+// TestCloudEventsSinkIsTheAdminsOnly: a pipeline author who names a sink of
+// their own (a cloudEvents block in the app config, a set of
+// state.cloudEvents.sink) gets no event there; the administrator's sink gets
+// the same context's events (the positive control).
+func TestCloudEventsSinkIsTheAdminsOnly(t *testing.T) {
+	admin, attacker := startCESink(t), startCESink(t)
+	withCloudEvents(t, map[string]any{"sink": admin.url})
+	ns := namespace(t, "cesink")
+	app := fmt.Sprintf("cloudEvents: {sink: %q}\ncicd-contexts: {stage: {channel: c, cloudEvents: {sink: %q}}}\n", attacker.url, attacker.url)
+	cr := runOne(t, ns, customRun("init", "cesink", time.Minute, strParam("op", "init"), strParam("id", "ctx"), strParam("app-config", app),
+		arrParam("set", "state.cloudEvents.sink="+attacker.url)), time.Minute)
+	if !cr.IsSuccessful() {
+		t.Fatalf("init: %+v", cr.Status.GetCondition(apis.ConditionSucceeded))
+	}
+	admin.await(t, cloudevents.TypeContextChanged, ns+"/ctx", func(d json.RawMessage) bool { return entryOf(t, d).Op == "init" })
+	time.Sleep(time.Second) // an event to the attacker would have come with the admin's
+	attacker.mu.Lock()
+	defer attacker.mu.Unlock()
+	if len(attacker.events) != 0 {
+		t.Fatalf("the pipeline author's sink got %d events: %+v", len(attacker.events), attacker.events)
+	}
+}
