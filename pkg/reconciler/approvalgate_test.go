@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"encoding/json"
 
 	"fmt"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
 // gateReconciler is a Reconciler with ApprovalGates over a fake dynamic
@@ -188,6 +190,35 @@ func TestApprovalGateObjectTimeouts(t *testing.T) {
 	bad.Name = "run-3"
 	ev = r.ReconcileKind(context.Background(), bad)
 	checkStatus(t, bad, wantStatus{status: corev1.ConditionFalse, reason: "InvalidParams", message: "on-timeout"}, ev)
+}
+
+// TestTimedOutGateDecisionIsRedacted: the decision a timeout records goes
+// into the context's history with the configuration's redaction, like every
+// other write (the secret here is the on-timeout option itself).
+func TestTimedOutGateDecisionIsRedacted(t *testing.T) {
+	ep := newEndpoint(t)
+	app := strings.Replace(eventsApp, "value: b}", "value: secret-choice}", 1)
+	src, _ := eventsSourceWith(t, ep.srv.URL, app, "cicdstatemgr:\n  slack: {token: secret-choice}\n")
+	clk := testclock.NewFakeClock(now)
+	r, _ := gateReconciler(t, src, clk)
+	run := gateRun(t, "uid-red", "  - {name: on-timeout, value: secret-choice}\n")
+	r.ReconcileKind(context.Background(), run)
+	clk.Step(2 * time.Minute)
+	ev := r.ReconcileKind(context.Background(), run)
+	checkStatus(t, run, wantStatus{status: corev1.ConditionTrue, reason: ReasonSucceeded, results: map[string]string{"chosen-by": "timeout"}}, ev)
+	st := src.eng.Store.(*store.Store)
+	entries, err := st.History(context.Background(), store.Ref("ns", "ctx-1"), 1)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("history: %v %v", entries, err)
+	}
+	e := entries[0]
+	if e.Op != "decision" || e.Who.Approver != "timeout" {
+		t.Fatalf("newest entry is %s by %+v, want the timeout's decision", e.Op, e.Who)
+	}
+	b, _ := json.Marshal(e)
+	if strings.Contains(string(b), "secret-choice") || !strings.Contains(string(b), "[REDACTED]") {
+		t.Errorf("the decision's history entry is not redacted: %s", b)
+	}
 }
 
 // TestSlackVoteOnTheObject: a click by a Slack approver is recorded in the

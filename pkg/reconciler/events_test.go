@@ -62,6 +62,13 @@ func newEndpoint(t *testing.T) *endpoint {
 
 func eventsSource(t *testing.T, url string) (staticSource, *gate.Store) {
 	t.Helper()
+	return eventsSourceWith(t, url, eventsApp, "cicdstatemgr:\n  slack: {token: tok}\n")
+}
+
+// eventsSourceWith is eventsSource with the context's app config and
+// secrets.yaml's text.
+func eventsSourceWith(t *testing.T, url, app, secrets string) (staticSource, *gate.Store) {
+	t.Helper()
 	st, err := store.New(store.Options{Addr: redisSrv.Addr, Username: redisSrv.Username, Password: redisSrv.Password,
 		KeyPrefix: "ev-" + strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())})
 	if err != nil {
@@ -74,7 +81,7 @@ func eventsSource(t *testing.T, url string) (staticSource, *gate.Store) {
   templates:
     notify: '{"text": "{{ notify.message }}"}'
     manual-choice: '{"text": "{{ manualChoice.title }}"}'
-`, url)), []byte("cicdstatemgr:\n  slack: {token: tok}\n"))
+`, url)), []byte(secrets))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +90,7 @@ func eventsSource(t *testing.T, url string) (staticSource, *gate.Store) {
 	runner := handlers.NewRunner(st, r, nil, handlers.WithGates(choices),
 		handlers.WithHTTPClient(&httpclient.Client{Attempts: 2, Backoff: time.Millisecond}))
 	eng := &engine.Engine{Store: st, Templates: r, Handlers: runner, Gates: choices}
-	if _, err := eng.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "ctx-1", Config: cfg, AppConfig: []byte(eventsApp),
+	if _, err := eng.Do(context.Background(), engine.Request{Namespace: "ns", Op: engine.OpInit, ID: "ctx-1", Config: cfg, AppConfig: []byte(app),
 		Sets: []document.Assignment{{Path: "state.k", Value: "v"}}}); err != nil {
 		t.Fatal(err)
 	}

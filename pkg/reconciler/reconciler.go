@@ -111,7 +111,11 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	if run.IsCancelled() || run.HasTimedOut(r.Clock) {
 		r.stopOp(run.UID)
 		// a gate's outcome committed first, or its on-timeout option, ends
-		// a timed-out run instead
+		// a timed-out run instead; its decision is recorded with the
+		// redaction and history bounds of the configuration in force
+		if _, cfg, err := r.Source.Current(); err == nil {
+			ctx = engine.WithConfig(ctx, cfg)
+		}
 		if ev := r.closeGate(ctx, run); ev != nil {
 			return ev
 		}
