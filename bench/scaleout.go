@@ -154,16 +154,25 @@ func profileMem(ctx context.Context, pid int, port, save string) (procMem, error
 	if err != nil {
 		return m, fmt.Errorf("heap profile on :%s (is %s enabled?): %w", port, observabilityCM, err)
 	}
-	ms := map[string]int64{}
+	// "# HeapInuse = 123", and "# Stack = 123 / 456" (in use / from the OS)
+	ms := map[string][]int64{}
 	for _, l := range strings.Split(text, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimPrefix(l, "# "), " = "); ok {
-			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-				ms[k] = n
+			for _, f := range strings.Split(v, " / ") {
+				if n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64); err == nil {
+					ms[k] = append(ms[k], n)
+				}
 			}
 		}
 	}
-	m.heapInuse, m.heapIdle, m.heapReleased, m.stack = ms["HeapInuse"], ms["HeapIdle"], ms["HeapReleased"], ms["Stack"]
-	m.other = ms["Sys"] - ms["HeapSys"] - m.stack
+	first := func(k string, i int) int64 {
+		if len(ms[k]) > i {
+			return ms[k][i]
+		}
+		return 0
+	}
+	m.heapInuse, m.heapIdle, m.heapReleased, m.stack = first("HeapInuse", 0), first("HeapIdle", 0), first("HeapReleased", 0), first("Stack", 0)
+	m.other = first("Sys", 0) - first("HeapSys", 0) - first("Stack", 1)
 	if save == "" {
 		return m, nil
 	}
