@@ -41,7 +41,7 @@ func (r *Reconciler) awaitDecision(ctx context.Context, run *v1beta1.CustomRun, 
 	if eng.Gates == nil {
 		return r.fail(run, p, engine.Errorf(engine.ReasonInvalidConfig, "the op opened an approval gate but no choice store is configured"))
 	}
-	_, seen := r.gates.Swap(out.Waiting, types.NamespacedName{Namespace: run.Namespace, Name: run.Name})
+	r.gates.Store(out.Waiting, types.NamespacedName{Namespace: run.Namespace, Name: run.Name})
 	pending, decision, err := eng.Gates.Get(ctx, out.Waiting)
 	if err != nil {
 		return r.transient(ctx, run, p, engine.AsError(err, engine.ReasonStoreUnavailable))
@@ -69,7 +69,8 @@ func (r *Reconciler) awaitDecision(ctx context.Context, run *v1beta1.CustomRun, 
 		}
 	}
 	if decision == nil {
-		if !seen { // the first reconcile of this process to find it waiting
+		// once per gate and process: the first reconcile to find it waiting
+		if _, sent := r.announced.LoadOrStore(out.Waiting, true); !sent {
 			r.emitGate(cloudevents.TypeGateWaiting, run, p, pending, nil, "")
 		}
 		run.Status.MarkCustomRunRunning(ReasonWaitingForDecision, "%s", waitingMessage(p.id, run, pending))
@@ -236,6 +237,9 @@ func (r *Reconciler) WakeGate(key string) (types.NamespacedName, bool) {
 // emitGate sends a gate event about p (pkg/cloudevents): subject the context
 // namespace/id, data what the gate asks and its outcome (d, else closed).
 func (r *Reconciler) emitGate(typ string, run *v1beta1.CustomRun, p *params, pending gate.Gate, d *gate.Decision, closed string) {
+	if typ == cloudevents.TypeGateDecided {
+		r.announced.Delete(pending.Key)
+	}
 	ns, id := p.context(run.Namespace)
 	r.CloudEvents.Emit(typ, store.Ref(ns, id), cloudevents.GateData(ns, id, run.Name, pending, d, closed))
 }

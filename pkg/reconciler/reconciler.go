@@ -75,6 +75,8 @@ type Reconciler struct {
 
 	attempts sync.Map // CustomRun UID -> int, transient failures so far
 	gates    sync.Map // gate key -> types.NamespacedName of the waiting CustomRun
+	// announced holds the keys of gates whose gate.waiting CloudEvent was sent
+	announced sync.Map
 
 	// enqueue asks for a reconcile of a CustomRun (set by NewController; nil
 	// in table tests, where the requeue delay stands in for it).
