@@ -16,7 +16,7 @@ export GOFLAGS="${GOFLAGS:-} -mod=mod"
 
 # The packages of each phase. bench/ runs with `make bench`; test/e2e only in e2e.
 unit_pkgs() { go list ./... | grep -v -e /test/e2e -e /bench; }
-RACE_PKGS=(./pkg/document/... ./pkg/tmpl/... ./pkg/store/... ./pkg/engine/... ./pkg/handlers/... ./pkg/gate/...)
+RACE_PKGS=(./pkg/document/... ./pkg/tmpl/... ./pkg/store/... ./pkg/engine/... ./pkg/handlers/... ./pkg/gate/... ./pkg/cloudevents/...)
 E2E_PKGS=(./test/e2e/...)
 GOTEST=(go test -count=1)
 
