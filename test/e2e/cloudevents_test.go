@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-	"gopkg.in/yaml.v3"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/cloudevents"
@@ -89,40 +86,11 @@ func (s *ceSink) await(t *testing.T, typ, subject string, ok func(json.RawMessag
 // reports the sink configured; the original config.yaml is put back after.
 func withCloudEvents(t *testing.T, block map[string]any) {
 	t.Helper()
-	ctx := context.Background()
-	cms := kube.CoreV1().ConfigMaps("cicdstatemgr")
-	cm, err := cms.Get(ctx, "config-cicdstatemgr", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	original := cm.Data["config.yaml"]
-	var doc map[string]map[string]any
-	if err := yaml.Unmarshal([]byte(original), &doc); err != nil {
-		t.Fatal(err)
-	}
-	doc["cicdstatemgr"]["cloudEvents"] = block
-	text, err := yaml.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := func(text string) error {
-		cm, err := cms.Get(ctx, "config-cicdstatemgr", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		cm.Data["config.yaml"] = text
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-		return err
-	}
-	if err := set(string(text)); err != nil {
-		t.Fatal(err)
-	}
+	// registered first, so it runs after withConfigYAML's restore
 	t.Cleanup(func() {
-		if err := set(original); err != nil {
-			t.Errorf("restoring config.yaml: %v", err)
-		}
 		waitFor(t, 30*time.Second, "the sink unconfigured", func() bool { return metric(t, "cicdstatemgr_cloudevents_sink_configured") == 0 })
 	})
+	withConfigYAML(t, func(c map[string]any) { c["cloudEvents"] = block })
 	waitFor(t, 30*time.Second, "the sink configured", func() bool { return metric(t, "cicdstatemgr_cloudevents_sink_configured") == 1 })
 }
 

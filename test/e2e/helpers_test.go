@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	"gopkg.in/yaml.v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
 )
@@ -175,4 +176,44 @@ func waitCustomRunReason(t *testing.T, ns, selector, reason string, timeout time
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// withConfigYAML changes config-cicdstatemgr's config.yaml for the test
+// (change edits the cicdstatemgr block; the controller reloads it without a
+// restart) and puts the original text back when the test ends.
+func withConfigYAML(t *testing.T, change func(block map[string]any)) {
+	t.Helper()
+	ctx := context.Background()
+	cms := kube.CoreV1().ConfigMaps("cicdstatemgr")
+	cm, err := cms.Get(ctx, "config-cicdstatemgr", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	original := cm.Data["config.yaml"]
+	var doc map[string]map[string]any
+	if err := yaml.Unmarshal([]byte(original), &doc); err != nil {
+		t.Fatal(err)
+	}
+	change(doc["cicdstatemgr"])
+	text, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(text string) error {
+		cm, err := cms.Get(ctx, "config-cicdstatemgr", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cm.Data["config.yaml"] = text
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	}
+	if err := set(string(text)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := set(original); err != nil {
+			t.Errorf("restoring config.yaml: %v", err)
+		}
+	})
 }

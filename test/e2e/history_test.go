@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -9,8 +8,6 @@ import (
 	"time"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
-	"gopkg.in/yaml.v3"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/history"
@@ -257,43 +254,13 @@ func TestHistoryConcurrentWriters(t *testing.T) {
 // put back after.
 func withHistoryLength(t *testing.T, n int) {
 	t.Helper()
-	ctx := context.Background()
-	cms := kube.CoreV1().ConfigMaps("cicdstatemgr")
-	cm, err := cms.Get(ctx, "config-cicdstatemgr", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	original := cm.Data["config.yaml"]
-	var doc map[string]map[string]any
-	if err := yaml.Unmarshal([]byte(original), &doc); err != nil {
-		t.Fatal(err)
-	}
-	budgets, _ := doc["cicdstatemgr"]["budgets"].(map[string]any)
-	if budgets == nil {
-		budgets = map[string]any{}
-	}
-	budgets["historyLength"] = n
-	doc["cicdstatemgr"]["budgets"] = budgets
-	text, err := yaml.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := func(text string) error {
-		cm, err := cms.Get(ctx, "config-cicdstatemgr", metav1.GetOptions{})
-		if err != nil {
-			return err
+	withConfigYAML(t, func(c map[string]any) {
+		budgets, _ := c["budgets"].(map[string]any)
+		if budgets == nil {
+			budgets = map[string]any{}
 		}
-		cm.Data["config.yaml"] = text
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-		return err
-	}
-	if err := set(string(text)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := set(original); err != nil {
-			t.Errorf("restoring config.yaml: %v", err)
-		}
+		budgets["historyLength"] = n
+		c["budgets"] = budgets
 	})
 }
 
