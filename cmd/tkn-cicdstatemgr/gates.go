@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -206,17 +205,7 @@ func decide(ctx context.Context, c *clients, name, action, option, message strin
 		return err
 	}
 	d := v1alpha1.Decision{By: me, Via: v1alpha1.ViaKubernetes, Action: action, Option: option, Message: message, At: &metav1.Time{Time: time.Now().UTC().Truncate(time.Second)}}
-	var ops []map[string]any
-	switch i := indexOf(g.Spec.Decisions, me); {
-	case i >= 0:
-		p := fmt.Sprintf("/spec/decisions/%d", i)
-		ops = []map[string]any{{"op": "test", "path": p + "/by", "value": me}, {"op": "replace", "path": p, "value": d}}
-	case len(g.Spec.Decisions) == 0:
-		ops = []map[string]any{{"op": "add", "path": "/spec/decisions", "value": []v1alpha1.Decision{d}}}
-	default:
-		ops = []map[string]any{{"op": "add", "path": "/spec/decisions/-", "value": d}}
-	}
-	b, err := json.Marshal(ops)
+	b, err := v1alpha1.DecisionPatch(g.Spec.Decisions, d)
 	if err != nil {
 		return err
 	}
@@ -229,13 +218,4 @@ func decide(ctx context.Context, c *clients, name, action, option, message strin
 	}
 	fmt.Fprintf(out, "%s/%s: %s as %s\n", g.Namespace, g.Name, what, me)
 	return nil
-}
-
-func indexOf(ds []v1alpha1.Decision, by string) int {
-	for i, d := range ds {
-		if d.By == by {
-			return i
-		}
-	}
-	return -1
 }

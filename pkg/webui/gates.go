@@ -2,7 +2,6 @@ package webui
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -170,19 +169,7 @@ func decide(ctx context.Context, c dynamic.Interface, v *Viewer, ns, name string
 	me := v.Name()
 	entry := v1alpha1.Decision{By: me, Via: v1alpha1.ViaKubernetes, Action: d.Action, Option: d.Option,
 		Message: d.Message, At: &metav1.Time{Time: time.Now().UTC().Truncate(time.Second)}}
-	var ops []map[string]any
-	switch i := indexOf(g.Spec.Decisions, me); {
-	case i >= 0:
-		p := fmt.Sprintf("/spec/decisions/%d", i)
-		ops = []map[string]any{{"op": "test", "path": p + "/by", "value": me}, {"op": "replace", "path": p, "value": entry}}
-	case len(g.Spec.Decisions) == 0:
-		// (a concurrent first decision would be replaced: the policy refuses
-		// that, "a recorded decision cannot be removed")
-		ops = []map[string]any{{"op": "add", "path": "/spec/decisions", "value": []v1alpha1.Decision{entry}}}
-	default:
-		ops = []map[string]any{{"op": "add", "path": "/spec/decisions/-", "value": entry}}
-	}
-	b, err := json.Marshal(ops)
+	b, err := v1alpha1.DecisionPatch(g.Spec.Decisions, entry)
 	if err != nil {
 		return g, err
 	}
@@ -190,15 +177,6 @@ func decide(ctx context.Context, c dynamic.Interface, v *Viewer, ns, name string
 		return g, err
 	}
 	return g, nil
-}
-
-func indexOf(ds []v1alpha1.Decision, by string) int {
-	for i, d := range ds {
-		if d.By == by {
-			return i
-		}
-	}
-	return -1
 }
 
 // refusal is what the page says about an error of the API server: its own
