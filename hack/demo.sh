@@ -67,11 +67,24 @@ log "== the stored context, read with the CLI (contexts belong to the namespace 
 "$BIN_DIR/cicdstatemgr" --config <(printf 'cicdstatemgr:\n  datasources:\n    redis: {host: 127.0.0.1, port: %s, username: cicdstatemgr, password: "123$aBcZ"}\n' "${REDIS_PORT:-16379}") \
   --namespace "$NS" --id "$ctx" --get state
 
+echo
+log "== its history: who changed what, when (newest first; docs/history.md)"
+"$BIN_DIR/cicdstatemgr" history --config <(printf 'cicdstatemgr:\n  datasources:\n    redis: {host: 127.0.0.1, port: %s, username: cicdstatemgr, password: "123$aBcZ"}\n' "${REDIS_PORT:-16379}") \
+  --namespace "$NS" --id "$ctx" --limit 3
+
+# A viewer of the namespace for the web page (docs/webui.md): a ServiceAccount bound to
+# the cicdstatemgr-viewer ClusterRole, logged in with a token of its own.
+kc -n "$NS" create serviceaccount demo-viewer --dry-run=client -o yaml | kc apply -f - >/dev/null
+kc -n "$NS" create rolebinding demo-viewer --clusterrole=cicdstatemgr-viewer --serviceaccount="$NS:demo-viewer" \
+  --dry-run=client -o yaml | kc apply -f - >/dev/null
+ui_url="$(sed -n 's/^CICDSTATEMGR_UI_URL=//p' "$CLUSTER_DIR/stack.env")"
+
 cat <<MSG
 
 The demo cluster keeps running:
   export KUBECONFIG=$KUBECONFIG_FILE
   kubectl -n $NS get pipelineruns,customruns
+  the web page: $ui_url/ (log in with the token of: kubectl -n $NS create token demo-viewer)
   logs: $LOG_DIR/cicdstatemgr-controller.log (and etcd, kube-apiserver, tekton-controller)
 Stop it with: make demo-down
 MSG
