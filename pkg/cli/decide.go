@@ -136,17 +136,23 @@ func decide(ctx context.Context, o decideOptions) (gate.Decision, error) {
 
 // openStore opens the Redis store that config.yaml and secrets.yaml name.
 func openStore(configPath, secretsPath string) (*store.Store, error) {
+	_, st, err := loadStore(configPath, secretsPath)
+	return st, err
+}
+
+// loadStore loads the configuration and opens the store it names.
+func loadStore(configPath, secretsPath string) (*config.Config, *store.Store, error) {
 	cfg, err := config.Load(configPath, secretsPath)
 	if err != nil {
-		return nil, engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
+		return nil, nil, engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
 	}
 	rc, err := cfg.Redis()
 	if err != nil {
-		return nil, engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
+		return nil, nil, engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
 	}
 	st, err := store.New(storeOptions(rc))
 	if err != nil {
-		return nil, engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
+		return nil, nil, engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
 	}
-	return st, nil
+	return cfg, st, nil
 }

@@ -11,10 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/history"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
 
@@ -74,17 +72,9 @@ func readHistory(ctx context.Context, o historyOptions) (string, error) {
 	if o.ID == "" {
 		return "", engine.Errorf(engine.ReasonInvalidParams, "--id <id> is required for history (or set %s)", EnvContextDataID)
 	}
-	cfg, err := config.Load(o.Config, o.Secrets)
+	cfg, st, err := loadStore(o.Config, o.Secrets)
 	if err != nil {
-		return "", engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
-	}
-	rc, err := cfg.Redis()
-	if err != nil {
-		return "", engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
-	}
-	st, err := store.New(storeOptions(rc))
-	if err != nil {
-		return "", engine.Errorf(engine.ReasonInvalidConfig, "%v", err)
+		return "", err
 	}
 	defer st.Close()
 	eng := &engine.Engine{Store: st, Templates: tmpl.New(tmpl.Options{})}
