@@ -111,6 +111,40 @@ func countHeld(holders map[string]string) map[string]int {
 	return n
 }
 
+// handLease gives the bucket Lease name to the identity to, fresh (a new
+// transition), as a leader election that to won would.
+func handLease(t *testing.T, name, to string) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		le, err := kube.CoordinationV1().Leases(systemNS).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		now := metav1.NewMicroTime(time.Now())
+		le.Spec.HolderIdentity, le.Spec.AcquireTime, le.Spec.RenewTime = &to, &now, &now
+		tr := int32(1)
+		if le.Spec.LeaseTransitions != nil {
+			tr += *le.Spec.LeaseTransitions
+		}
+		le.Spec.LeaseTransitions = &tr
+		_, err = kube.CoordinationV1().Leases(systemNS).Update(context.Background(), le, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("handing Lease %s to %s: %v", name, to, err)
+	}
+}
+
+// replicaLogged says whether replica i logged a line with what about lease.
+func replicaLogged(i int, what, lease string) bool {
+	for _, line := range strings.Split(replicaLog(i), "\n") {
+		if strings.Contains(line, what) && strings.Contains(line, lease) {
+			return true
+		}
+	}
+	return false
+}
+
 // handover gives every other bucket Lease (by name) to the identity to,
 // fresh, and waits until the replica of from logged that it stopped leading
 // them and the replica of to that it started, and the Leases show half of
@@ -128,38 +162,13 @@ func handover(t *testing.T, holders map[string]string, from, to string) {
 			continue
 		}
 		moved = append(moved, n)
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			le, err := kube.CoordinationV1().Leases(systemNS).Get(context.Background(), n, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			now := metav1.NewMicroTime(time.Now())
-			le.Spec.HolderIdentity, le.Spec.AcquireTime, le.Spec.RenewTime = &to, &now, &now
-			tr := int32(1)
-			if le.Spec.LeaseTransitions != nil {
-				tr += *le.Spec.LeaseTransitions
-			}
-			le.Spec.LeaseTransitions = &tr
-			_, err = kube.CoordinationV1().Leases(systemNS).Update(context.Background(), le, metav1.UpdateOptions{})
-			return err
-		})
-		if err != nil {
-			t.Fatalf("handing Lease %s to %s: %v", n, to, err)
-		}
-	}
-	logged := func(i int, what, lease string) bool {
-		for _, line := range strings.Split(replicaLog(i), "\n") {
-			if strings.Contains(line, what) && strings.Contains(line, lease) {
-				return true
-			}
-		}
-		return false
+		handLease(t, n, to)
 	}
 	deadline := time.Now().Add(renewDeadline + 3*leaseRetry + 5*time.Second)
 	for {
 		ok := true
 		for _, n := range moved {
-			ok = ok && logged(1, "has stopped leading", n) && logged(2, "has started leading", n)
+			ok = ok && replicaLogged(1, "has stopped leading", n) && replicaLogged(2, "has started leading", n)
 		}
 		held := countHeld(bucketHolders(t))
 		if ok && held[to] == len(moved) && held[from] == leaseBuckets-len(moved) {
@@ -319,34 +328,14 @@ func gatherBuckets(t *testing.T, to string, toReplica int) {
 			continue
 		}
 		moved = append(moved, name)
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			le, err := kube.CoordinationV1().Leases(systemNS).Get(context.Background(), name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			now := metav1.NewMicroTime(time.Now())
-			le.Spec.HolderIdentity, le.Spec.AcquireTime, le.Spec.RenewTime = &to, &now, &now
-			_, err = kube.CoordinationV1().Leases(systemNS).Update(context.Background(), le, metav1.UpdateOptions{})
-			return err
-		})
-		if err != nil {
-			t.Fatalf("handing Lease %s to %s: %v", name, to, err)
-		}
+		handLease(t, name, to)
 	}
 	deadline := time.Now().Add(renewDeadline + 3*leaseRetry + 5*time.Second)
-	logged := func(i int, what, lease string) bool {
-		for _, line := range strings.Split(replicaLog(i), "\n") {
-			if strings.Contains(line, what) && strings.Contains(line, lease) {
-				return true
-			}
-		}
-		return false
-	}
 	for {
 		ok := countHeld(bucketHolders(t))[to] == leaseBuckets
 		for _, n := range moved {
 			// the other replica (3 - toReplica) must have let go of it too
-			ok = ok && logged(toReplica, "has started leading", n) && logged(3-toReplica, "has stopped leading", n)
+			ok = ok && replicaLogged(toReplica, "has started leading", n) && replicaLogged(3-toReplica, "has stopped leading", n)
 		}
 		if ok {
 			t.Logf("replica %d holds all %d buckets (%d handed over)", toReplica, leaseBuckets, len(moved))
