@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -36,12 +37,8 @@ type sinkEvent struct {
 
 func startCESink(t *testing.T) *ceSink {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &ceSink{url: "http://" + ln.Addr().String() + "/events"}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := &ceSink{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ev, err := cehttp.NewEventFromHTTPRequest(r)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -51,9 +48,9 @@ func startCESink(t *testing.T) *ceSink {
 		s.events = append(s.events, sinkEvent{Type: ev.Type(), Subject: ev.Subject(), Source: ev.Source(), Data: ev.Data()})
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	}))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL + "/events"
 	return s
 }
 
