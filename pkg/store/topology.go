@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // Topology is how the store reaches Redis.
@@ -126,16 +127,16 @@ func describeAddr(o *Options, topo Topology) string {
 	return o.Addr
 }
 
-// newClient makes the go-redis client of the topology. Every client fails fast on an
-// unreachable Redis (one dial per attempt, one retry); the failover and cluster clients
-// find the new primary themselves on the next attempt (the store's callers retry a
-// transient error).
 // DefaultPoolSize is the number of Redis connections of a store (per node):
 // fixed, not go-redis' 10 per CPU, so that a controller given one CPU keeps
 // room for budgets.eventsInFlight handle-events (each holds a connection
 // while its handlers call endpoints) and every other op.
 const DefaultPoolSize = 32
 
+// newClient makes the go-redis client of the topology. Every client fails fast on an
+// unreachable Redis (one dial per attempt, one retry); the failover and cluster clients
+// find the new primary themselves on the next attempt (the store's callers retry a
+// transient error).
 func newClient(o *Options, topo Topology, tlsConf *tls.Config) redis.UniversalClient {
 	u := &redis.UniversalOptions{
 		Addrs:                 []string{o.Addr},
@@ -156,6 +157,11 @@ func newClient(o *Options, topo Topology, tlsConf *tls.Config) redis.UniversalCl
 		MaxRetryBackoff:       100 * time.Millisecond,
 		DisableIdentity:       true,
 		PoolSize:              DefaultPoolSize,
+		// go-redis would otherwise send CLIENT MAINT_NOTIFICATIONS on every new
+		// connection (Redis Enterprise's maintenance push notifications), one more
+		// round trip that open source Redis refuses: the CLI makes one connection
+		// per run and pays it each time. The failover client ignores the field.
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	}
 	switch topo {
 	case Sentinel:
