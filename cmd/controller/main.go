@@ -34,6 +34,7 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/handlers"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpserver"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/observability"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/reconciler"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
@@ -41,6 +42,9 @@ import (
 )
 
 func main() {
+	// spans of the engine's ops, their Redis commands and HTTP calls
+	// (docs/observability.md); before any store or HTTP client is made
+	observability.Install()
 	threads := flag.Int("threads", 8, "reconcile workers (CustomRuns processed in parallel)")
 	httpAddr := flag.String("http-addr", ":8090", "address of the Slack endpoints (/slack/interactions, /slack/commands), the only port to expose to Slack")
 	probeAddr := flag.String("probe-addr", ":8091", "address of /healthz, /readyz and /metrics (for the kubelet and Prometheus; expose it to no one else)")

@@ -18,7 +18,6 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/gate"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/history"
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/observability"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/tmpl"
 )
@@ -210,11 +209,21 @@ func (o *Outcome) Result(name string) (string, bool) {
 	return "", false
 }
 
-// Do runs one operation, in a span (pkg/observability) under the caller's.
+// TraceOp, when set, starts the span of one op under the caller's and returns
+// the function that ends it with the op's error: the controller sets its
+// tracing there at start (pkg/observability.Install), so that the CLI, which
+// never sets it, links no tracing library (its start-up is measured against a
+// Go hello world: README, Benchmarks). Set it before the first op.
+var TraceOp func(ctx context.Context, op Op, namespace, id string) (context.Context, func(error))
+
+// Do runs one operation, in a span under the caller's when TraceOp is set.
 func (e *Engine) Do(ctx context.Context, req Request) (*Outcome, error) {
-	ctx, span := observability.StartOp(ctx, string(req.Op), req.Namespace, req.ID)
+	if TraceOp == nil {
+		return e.do(ctx, req)
+	}
+	ctx, end := TraceOp(ctx, req.Op, req.Namespace, req.ID)
 	out, err := e.do(ctx, req)
-	observability.End(span, err)
+	end(err)
 	return out, err
 }
 

@@ -18,7 +18,7 @@ func TestBackoffWaits(t *testing.T) {
 			base = DefaultBackoff
 		}
 		for trial := 0; trial < 200; trial++ {
-			delays, ceiling := c.backoff(8)
+			delays, ceiling := c.backoff()
 			for n := 1; n < 8; n++ {
 				d := min(base<<(n-1), ceiling)
 				if got := delays.Step(); got < d/2 || got > d {

@@ -15,16 +15,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/observability"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"github.com/cicdstatemgr/cicdstatemgr/internal/delay"
 )
 
 // Version is the version in the default User-Agent (set with
@@ -94,8 +95,26 @@ type Client struct {
 	Hosts *HostLimiter
 }
 
-// defaultHTTP's calls are spans of the op that makes them (pkg/observability).
-var defaultHTTP = &http.Client{Transport: observability.Transport(http.DefaultTransport.(*http.Transport).Clone())}
+// WrapTransport, when set, wraps the transport of the default client and of
+// every Policy's client: the controller sets its tracing there at start
+// (pkg/observability.Install), so that the CLI, which never sets it, links no
+// tracing library (its start-up is measured against a Go hello world: README,
+// Benchmarks). Set it before the first request.
+var WrapTransport func(http.RoundTripper) http.RoundTripper
+
+// wrap is rt under WrapTransport, if set.
+func wrap(rt http.RoundTripper) http.RoundTripper {
+	if WrapTransport == nil {
+		return rt
+	}
+	return WrapTransport(rt)
+}
+
+// defaultHTTP is the client of a Client without HTTP, made at its first
+// request (after WrapTransport is set, and never by a run that sends none).
+var defaultHTTP = sync.OnceValue(func() *http.Client {
+	return &http.Client{Transport: wrap(http.DefaultTransport.(*http.Transport).Clone())}
+})
 
 // New returns a client with the defaults.
 func New() *Client { return &Client{} }
@@ -188,7 +207,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	if attempts <= 0 {
 		attempts = DefaultAttempts
 	}
-	delays, ceiling := c.backoff(attempts)
+	delays, ceiling := c.backoff()
 	for attempt := 1; ; attempt++ {
 		resp, retryAfter, err := c.once(ctx, hc, method, u, req)
 		if err == nil && resp.Status >= 200 && resp.Status < 300 {
@@ -271,7 +290,7 @@ func (c *Client) timeout() time.Duration {
 func (c *Client) httpClient() *http.Client {
 	hc := c.HTTP
 	if hc == nil {
-		hc = defaultHTTP
+		hc = defaultHTTP()
 	}
 	cp := *hc
 	cp.CheckRedirect = sameHostRedirect
@@ -313,13 +332,12 @@ func retryAfter(res *http.Response) time.Duration {
 
 // backoff returns the waits between the attempts of one Do and their
 // ceiling. Wait n is drawn from [d/2, d) with d = Backoff doubled n-1 times,
-// at most MaxBackoff (defaults 250ms and 5s): wait.Backoff's Jitter only adds
-// to Duration (Duration plus up to Jitter times Duration), so Duration and Cap
-// are half of d and Jitter 1 adds the other half at random. The jitter spreads
-// the retries of handlers that failed together; with DefaultAttempts the
-// waits add up to less than a second, and the 5s ceiling bounds a slower
-// custom configuration (Attempts, Backoff) and a Retry-After reply.
-func (c *Client) backoff(attempts int) (wait.Backoff, time.Duration) {
+// at most MaxBackoff (defaults 250ms and 5s): jittered.Step draws it. The
+// jitter spreads the retries of handlers that failed together; with
+// DefaultAttempts the waits add up to less than a second, and the 5s ceiling
+// bounds a slower custom configuration (Attempts, Backoff) and a Retry-After
+// reply.
+func (c *Client) backoff() (*jittered, time.Duration) {
 	base, ceiling := c.Backoff, c.MaxBackoff
 	if base <= 0 {
 		base = DefaultBackoff
@@ -327,13 +345,16 @@ func (c *Client) backoff(attempts int) (wait.Backoff, time.Duration) {
 	if ceiling <= 0 {
 		ceiling = DefaultMaxBackoff
 	}
-	return wait.Backoff{
-		Duration: min(base, ceiling) / 2,
-		Factor:   2,
-		Jitter:   1,
-		Cap:      ceiling / 2,
-		Steps:    attempts, // more than the waits of one Do
-	}, ceiling
+	return &jittered{halves: delay.New(base/2, ceiling/2)}, ceiling
+}
+
+// jittered is a wait doubling up to a ceiling, each drawn from its upper half.
+type jittered struct{ halves delay.Doubling }
+
+// Step returns the next wait: half of d plus up to another half at random.
+func (j *jittered) Step() time.Duration {
+	h := j.halves.Step()
+	return h + rand.N(h+1)
 }
 
 // sleep waits d, or longer when the server asked to Retry-After (at most

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/observability"
 )
 
 // AllowedHostsKey is the config.yaml key (under cicdstatemgr) of the hosts
@@ -401,7 +399,7 @@ func (p *Policy) httpClient(timeout time.Duration) *http.Client {
 		DisableKeepAlives:     true,
 		MaxIdleConns:          1,
 	}
-	return &http.Client{Transport: observability.Transport(tr), CheckRedirect: p.checkRedirect}
+	return &http.Client{Transport: wrap(tr), CheckRedirect: p.checkRedirect}
 }
 
 func (p *Policy) checkRedirect(req *http.Request, via []*http.Request) error {

@@ -6,18 +6,25 @@
 // config-observability's, read by knative's sharedmain at start-up as for
 // Tekton's controllers (tracing-protocol, tracing-endpoint,
 // tracing-sampling-rate; docs/observability.md). This package only starts
-// spans on the global tracer provider sharedmain installs; with none (the
-// CLI, tests), spans cost next to nothing and go nowhere.
+// spans on the global tracer provider sharedmain installs; with none (tests),
+// spans cost next to nothing and go nowhere. Install hooks it into the engine,
+// the store and the HTTP client, which do not import it: the CLI links none
+// of it.
 package observability
 
 import (
 	"context"
 
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
+
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/engine"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/httpclient"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
 // TracerName names the controller's tracer (the instrumentation scope).
@@ -91,4 +98,18 @@ type currentTracer struct {
 
 func (t currentTracer) Start(ctx context.Context, span string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	return otel.GetTracerProvider().Tracer(t.name, t.opts...).Start(ctx, span, opts...)
+}
+
+// Install traces the controller's ops from now on: each engine op is a span
+// (under the reconcile's), and the Redis commands of every store made
+// afterwards and the HTTP calls of pkg/httpclient are spans under the op. The
+// controller calls it first thing; the CLI never does, and so links neither
+// OpenTelemetry nor this package (README, Benchmarks).
+func Install() {
+	engine.TraceOp = func(ctx context.Context, op engine.Op, namespace, id string) (context.Context, func(error)) {
+		ctx, span := StartOp(ctx, string(op), namespace, id)
+		return ctx, func(err error) { End(span, err) }
+	}
+	store.Hooks = []redis.Hook{RedisHook()}
+	httpclient.WrapTransport = Transport
 }

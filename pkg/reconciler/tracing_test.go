@@ -22,6 +22,10 @@ import (
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/observability"
 )
 
+// The controller's tracing, as cmd/controller installs it at start: before
+// any test makes a store.
+func init() { observability.Install() }
+
 // recordSpans installs an in-memory span recorder as the global tracer
 // provider (where sharedmain puts config-observability's) for one test.
 func recordSpans(t *testing.T) *tracetest.SpanRecorder {

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/cicdstatemgr/cicdstatemgr/internal/delay"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 )
 
@@ -559,15 +558,14 @@ func (s *Store) updateHistory(meta *HistoryMeta, ref, key string, h map[string]s
 // race means another writer has just committed, so the first retries come within a
 // millisecond or two; the 25ms bound keeps the writers of a contended document
 // retrying often, and drawing from zero spreads them so that they do not collide
-// again. wait.Backoff's own Jitter only lengthens a step (Duration plus up to
-// Jitter times Duration), so backoff draws the wait itself.
-func txBackoff() wait.Backoff {
-	return wait.Backoff{Duration: 500 * time.Microsecond, Factor: 2, Cap: 25 * time.Millisecond, Steps: math.MaxInt32}
+// again.
+func txBackoff() delay.Doubling {
+	return delay.New(500*time.Microsecond, 25*time.Millisecond)
 }
 
 // backoff sleeps a random duration in [0, delays.Step()] (full jitter), or returns
 // ctx's error.
-func backoff(ctx context.Context, delays *wait.Backoff) error {
+func backoff(ctx context.Context, delays *delay.Doubling) error {
 	countTxRetry() // every caller backs off after a lost race (redis.TxFailedErr)
 	if err := ctx.Err(); err != nil {
 		return err
@@ -900,7 +898,7 @@ func (s *Store) txKeys(ref, opKey string) (key, opK string, keys []string, err e
 // retryOrFail decides what a failed optimistic attempt means: nil after a
 // backoff when another writer won the race (try again), otherwise the error
 // to return (fn's own error as is, a Redis fault wrapped).
-func (s *Store) retryOrFail(ctx context.Context, err error, delays *wait.Backoff, key string) error {
+func (s *Store) retryOrFail(ctx context.Context, err error, delays *delay.Doubling, key string) error {
 	var fe fnError
 	switch {
 	case errors.As(err, &fe):

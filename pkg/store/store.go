@@ -63,7 +63,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cicdstatemgr/cicdstatemgr/pkg/observability"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -131,6 +130,13 @@ type Options struct {
 	MinReplicaAcks    *int
 	ReplicaAckTimeout time.Duration
 }
+
+// Hooks are added to the go-redis client of every Store made afterwards: the
+// controller sets its tracing there at start (pkg/observability.Install), so
+// that the CLI, which never sets them, links no tracing library (its start-up
+// is measured against a Go hello world: README, Benchmarks). Set them before
+// any Store is made, never concurrently with New.
+var Hooks []redis.Hook
 
 // Store is a Redis-backed document store. It is safe for concurrent use.
 type Store struct {
@@ -226,7 +232,9 @@ func New(o Options) (*Store, error) {
 		s.secret2 = o.SentinelPassword
 	}
 	s.rdb = newClient(&o, topo, tlsConf)
-	s.rdb.AddHook(observability.RedisHook()) // spans of the commands of a traced op
+	for _, h := range Hooks {
+		s.rdb.AddHook(h)
+	}
 	return s, nil
 }
 
