@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // MarshalPyYAML renders a document value the way PyYAML's
@@ -210,26 +211,29 @@ func simpleKeyOK(k string) bool {
 // pyResolvers are PyYAML's implicit resolvers (resolver.py): a plain scalar
 // matching one of them reads back as a bool, float, int, merge, null,
 // timestamp, value or yaml tag instead of a string (the empty string reads
-// back as null). Python's "$" also matches before a final newline.
-var pyResolvers = regexp.MustCompile(`^(?:` +
-	`yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF` +
-	`|[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?` +
-	`|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?` +
-	`|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*` +
-	`|[-+]?\.(?:inf|Inf|INF)` +
-	`|\.(?:nan|NaN|NAN)` +
-	`|[-+]?0b[0-1_]+` +
-	`|[-+]?0[0-7_]+` +
-	`|[-+]?(?:0|[1-9][0-9_]*)` +
-	`|[-+]?0x[0-9a-fA-F_]+` +
-	`|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+` +
-	`|<<` +
-	`|~|null|Null|NULL` +
-	`|[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]` +
-	`|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?` +
-	`|=` +
-	`|!|&|\*` +
-	`)\n?$`)
+// back as null). Python's "$" also matches before a final newline. Compiled at
+// its first use (only writing YAML needs it).
+var pyResolvers = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:` +
+		`yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF` +
+		`|[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?` +
+		`|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?` +
+		`|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*` +
+		`|[-+]?\.(?:inf|Inf|INF)` +
+		`|\.(?:nan|NaN|NAN)` +
+		`|[-+]?0b[0-1_]+` +
+		`|[-+]?0[0-7_]+` +
+		`|[-+]?(?:0|[1-9][0-9_]*)` +
+		`|[-+]?0x[0-9a-fA-F_]+` +
+		`|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+` +
+		`|<<` +
+		`|~|null|Null|NULL` +
+		`|[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]` +
+		`|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?` +
+		`|=` +
+		`|!|&|\*` +
+		`)\n?$`)
+})
 
 type scalarAnalysis struct {
 	text                            []rune
@@ -355,7 +359,7 @@ func (e *pyEmitter) scalar(text string, isString, root, simpleKey bool) {
 	e.increaseIndent(true, false)
 	defer e.popIndent()
 	a := analyzeScalar([]rune(text))
-	implicitPlain := !isString || (text != "" && !pyResolvers.MatchString(text))
+	implicitPlain := !isString || (text != "" && !pyResolvers().MatchString(text))
 	split := !simpleKey
 	if implicitPlain && !(simpleKey && (a.empty || a.multiline)) &&
 		((e.flowLevel > 0 && a.allowFlowPlain) || (e.flowLevel == 0 && a.allowBlockPlain)) {

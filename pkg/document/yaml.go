@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -288,12 +289,42 @@ func scalar(n *yaml.Node) (any, error) {
 // follows YAML 1.1: yes/no/on/off are booleans, 012 is octal, 1:20 is base
 // 60, while 1e3, 0o17, 08 and 0X1F are strings (yaml.v3 reads them as
 // numbers).
+//
+// The booleans and nulls are plain sets of words; the number patterns are
+// compiled at their first use, and only for a scalar that starts as a number
+// can: the CLI's start-up is measured against a Go hello world (README,
+// Benchmarks), and most runs read no number-like scalar.
 var (
-	pyBoolRE  = regexp.MustCompile(`^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$`)
-	pyFloatRE = regexp.MustCompile(`^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`)
-	pyIntRE   = regexp.MustCompile(`^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$`)
-	pyNullRE  = regexp.MustCompile(`^(?:~|null|Null|NULL|)$`)
+	pyFloatRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`)
+	})
+	pyIntRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$`)
+	})
 )
+
+func pyBool(v string) bool {
+	switch v {
+	case "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE",
+		"false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF":
+		return true
+	}
+	return false
+}
+
+func pyNull(v string) bool {
+	switch v {
+	case "~", "null", "Null", "NULL", "":
+		return true
+	}
+	return false
+}
+
+// numberStart says whether v starts as every float and int of pyFloatRE and
+// pyIntRE does: with a sign, a digit or a dot.
+func numberStart(v string) bool {
+	return v != "" && strings.IndexByte("+-.0123456789", v[0]) >= 0
+}
 
 // plainScalar reads an untagged plain scalar as PyYAML's SafeLoader does.
 // Timestamps stay strings (documents are JSON); NaN and infinities are
@@ -301,7 +332,7 @@ var (
 func plainScalar(n *yaml.Node) (any, error) {
 	v := n.Value
 	switch {
-	case pyBoolRE.MatchString(v):
+	case pyBool(v):
 		switch v[0] {
 		case 'y', 'Y', 't', 'T':
 			return true, nil
@@ -309,11 +340,11 @@ func plainScalar(n *yaml.Node) (any, error) {
 			return v == "on" || v == "On" || v == "ON", nil
 		}
 		return false, nil
-	case pyFloatRE.MatchString(v):
+	case numberStart(v) && pyFloatRE().MatchString(v):
 		return pyParseFloat(n)
-	case pyIntRE.MatchString(v):
+	case numberStart(v) && pyIntRE().MatchString(v):
 		return pyParseInt(v), nil
-	case pyNullRE.MatchString(v):
+	case pyNull(v):
 		return nil, nil
 	}
 	return v, nil
@@ -467,7 +498,7 @@ func toNode(v any) *yaml.Node {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: s}
 	case string:
 		n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: t}
-		if pyResolvers.MatchString(t) {
+		if pyResolvers().MatchString(t) {
 			// yaml.v3 leaves some of these plain (yes, on, 1:20, <<), which
 			// a YAML 1.1 reader (PyYAML, and ParseYAML for yes/no/on/off)
 			// would not read back as a string.

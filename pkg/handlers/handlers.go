@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
@@ -341,7 +340,16 @@ func asList(v any) []any {
 	return l
 }
 
-var identifier = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+// isIdentifier says whether s is an identifier: ^[a-zA-Z_][a-zA-Z0-9_]*$.
+func isIdentifier(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // generateChoices runs the block's choice-generators: for each entry of the
 // map at `foreach` (a path into the in-memory document), the entry is put in
@@ -399,7 +407,7 @@ func (r *Runner) generateChoices(b *blockRun, tctx, choices *document.Map) error
 				iter = strings.TrimSpace(s)
 			}
 		}
-		if !identifier.MatchString(iter) {
+		if !isIdentifier(iter) {
 			return failf(engine.ReasonInvalidAppConfig, "%s.iterator %q is not a valid template variable name", where, iter)
 		}
 		for _, itemName := range im.Keys() {

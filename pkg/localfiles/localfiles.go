@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -49,9 +48,36 @@ func Render(f config.LocalFile, id string, doc *document.Map) ([]byte, error) {
 	return nil, fmt.Errorf("unknown local file kind %q", f.Kind)
 }
 
-var unsafeName = regexp.MustCompile(`[^0-9A-Za-z._-]+`)
+// safeFileName replaces each run of characters other than [0-9A-Za-z._-] in
+// id with one "_".
+func safeFileName(id string) string {
+	return replaceRuns(id, func(c byte) bool { return isAlnum(c) || c == '.' || c == '_' || c == '-' })
+}
 
-func safeFileName(id string) string { return unsafeName.ReplaceAllString(id, "_") }
+// replaceRuns replaces each run of bytes that keep refuses with one "_", as
+// regexp's ReplaceAllString(`[^...]+`, "_") would for an ASCII class: the
+// bytes of a multi-byte character (all >= 0x80) are refused together. Not a
+// regexp: compiling one at start would cost every run of the CLI, whose
+// start-up is measured against a Go hello world (README, Benchmarks).
+func replaceRuns(s string, keep func(byte) bool) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	inRun := false
+	for i := 0; i < len(s); i++ {
+		if keep(s[i]) {
+			b.WriteByte(s[i])
+			inRun = false
+		} else if !inRun {
+			b.WriteByte('_')
+			inRun = true
+		}
+	}
+	return b.String()
+}
+
+func isAlnum(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
 
 func writeAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
@@ -76,8 +102,6 @@ func writeAtomic(path string, data []byte) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
-
-var nonVarChars = regexp.MustCompile(`[^0-9a-zA-Z_]+`)
 
 // Shell flattens the document into CICD_<path> variables joined by "__"
 // (list items by index), leaving out excluded key names at any depth and
@@ -105,7 +129,7 @@ func Shell(doc *document.Map, exclude []string) string {
 			}
 		case nil:
 		default:
-			name := "CICD_" + nonVarChars.ReplaceAllString(prefix, "_")
+			name := "CICD_" + replaceRuns(prefix, func(c byte) bool { return isAlnum(c) || c == '_' })
 			b.WriteString(name)
 			b.WriteByte('=')
 			b.WriteString(ShellQuote(scalarText(t)))

@@ -32,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -184,7 +183,16 @@ func IsTemplate(s string) bool {
 	return strings.Contains(s, "{{") || strings.Contains(s, "{%") || strings.Contains(s, "{#")
 }
 
-var identifier = regexp.MustCompile(`^[a-zA-Z0-9_]+$`)
+// isWord says whether s matches ^[a-zA-Z0-9_]+$.
+func isWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // Render is RenderContext without a deadline.
 func (e *Env) Render(src string, ctx *document.Map) (string, error) {
@@ -217,7 +225,7 @@ func (e *Env) RenderContext(rctx context.Context, src string, ctx *document.Map)
 	// the top level is a new map, pongo2's context.
 	pctx := make(pongo2.Context, ctx.Len())
 	ctx.Range(func(k string, v any) bool {
-		if identifier.MatchString(k) {
+		if isWord(k) {
 			pctx[k] = v
 		}
 		return true
