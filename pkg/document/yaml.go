@@ -7,10 +7,8 @@ import (
 	"io"
 	"math"
 	"math/big"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -290,20 +288,14 @@ func scalar(n *yaml.Node) (any, error) {
 // 60, while 1e3, 0o17, 08 and 0X1F are strings (yaml.v3 reads them as
 // numbers).
 //
-// The booleans and nulls are plain sets of words; the number patterns are
-// compiled at their first use, and only for a scalar that starts as a number
-// can: the CLI's start-up is measured against a Go hello world (README,
-// Benchmarks), and most runs read no number-like scalar.
-var (
-	pyFloatRE = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`)
-	})
-	pyIntRE = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$`)
-	})
-)
+// They are hand-written matchers of resolver.py's regexps (quoted above each
+// one; resolvers_internal_test.go fuzzes them against the regexps): compiling
+// the regexps would cost every run of the CLI, which reads its config.yaml
+// first and whose start-up is measured against a Go hello world (README,
+// Benchmarks).
 
-func pyBool(v string) bool {
+// isPyBool: ^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$
+func isPyBool(v string) bool {
 	switch v {
 	case "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE",
 		"false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF":
@@ -312,7 +304,8 @@ func pyBool(v string) bool {
 	return false
 }
 
-func pyNull(v string) bool {
+// isPyNull: ^(?:~|null|Null|NULL|)$
+func isPyNull(v string) bool {
 	switch v {
 	case "~", "null", "Null", "NULL", "":
 		return true
@@ -320,10 +313,130 @@ func pyNull(v string) bool {
 	return false
 }
 
-// numberStart says whether v starts as every float and int of pyFloatRE and
-// pyIntRE does: with a sign, a digit or a dot.
-func numberStart(v string) bool {
-	return v != "" && strings.IndexByte("+-.0123456789", v[0]) >= 0
+// isPyFloat:
+//
+//	^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+//	|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+//	|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+//	|[-+]?\.(?:inf|Inf|INF)
+//	|\.(?:nan|NaN|NAN))$
+func isPyFloat(v string) bool {
+	switch v {
+	case ".nan", ".NaN", ".NAN":
+		return true
+	}
+	s := trimSign(v)
+	switch s {
+	case ".inf", ".Inf", ".INF":
+		return true
+	}
+	if strings.HasPrefix(s, ".") { // the second form, unsigned
+		return s == v && len(s) > 1 && isDigit(s[1]) && pyExponent(skipDigits(s[2:], true))
+	}
+	if s == "" || !isDigit(s[0]) {
+		return false
+	}
+	rest := skipDigits(s[1:], true)
+	if rest, ok := strings.CutPrefix(rest, "."); ok { // the first form
+		return pyExponent(skipDigits(rest, true))
+	}
+	rest, ok := skipSexagesimal(rest) // the third
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, ".")
+	return ok && skipDigits(rest, true) == ""
+}
+
+// isPyInt:
+//
+//	^(?:[-+]?0b[0-1_]+
+//	|[-+]?0[0-7_]+
+//	|[-+]?(?:0|[1-9][0-9_]*)
+//	|[-+]?0x[0-9a-fA-F_]+
+//	|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$
+func isPyInt(v string) bool {
+	s := trimSign(v)
+	switch {
+	case s == "":
+		return false
+	case strings.HasPrefix(s, "0b"):
+		return len(s) > 2 && allOf(s[2:], func(c byte) bool { return c == '0' || c == '1' || c == '_' })
+	case strings.HasPrefix(s, "0x"):
+		return len(s) > 2 && allOf(s[2:], func(c byte) bool {
+			return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' || c == '_'
+		})
+	case s[0] == '0':
+		return s == "0" || allOf(s[1:], func(c byte) bool { return '0' <= c && c <= '7' || c == '_' })
+	case !isDigit(s[0]):
+		return false
+	}
+	rest := skipDigits(s[1:], true)
+	if rest == "" {
+		return true
+	}
+	rest, ok := skipSexagesimal(rest)
+	return ok && rest == ""
+}
+
+// trimSign drops one leading '+' or '-'.
+func trimSign(v string) string {
+	if v != "" && (v[0] == '+' || v[0] == '-') {
+		return v[1:]
+	}
+	return v
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// skipDigits drops the leading [0-9] (and '_' when underscore) of s.
+func skipDigits(s string, underscore bool) string {
+	i := 0
+	for i < len(s) && (isDigit(s[i]) || underscore && s[i] == '_') {
+		i++
+	}
+	return s[i:]
+}
+
+func allOf(s string, ok func(byte) bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// pyExponent says whether s is empty or an exponent: (?:[eE][-+][0-9]+)?$.
+func pyExponent(s string) bool {
+	if s == "" {
+		return true
+	}
+	return len(s) > 2 && (s[0] == 'e' || s[0] == 'E') && (s[1] == '-' || s[1] == '+') &&
+		skipDigits(s[2:], false) == ""
+}
+
+// skipSexagesimal drops (?::[0-5]?[0-9])+ from the start of s: ok is false
+// when s does not start with one such group. Two digits after a ':' are one
+// group only if the first is 0-5; the regexps' one-digit reading of them
+// would leave a digit where they need ':', '.' or the end.
+func skipSexagesimal(s string) (rest string, ok bool) {
+	for strings.HasPrefix(s, ":") {
+		s = s[1:]
+		switch {
+		case len(s) > 1 && isDigit(s[0]) && isDigit(s[1]):
+			if s[0] > '5' {
+				return s, false
+			}
+			s = s[2:]
+		case s != "" && isDigit(s[0]):
+			s = s[1:]
+		default:
+			return s, false
+		}
+		ok = true
+	}
+	return s, ok
 }
 
 // plainScalar reads an untagged plain scalar as PyYAML's SafeLoader does.
@@ -332,7 +445,7 @@ func numberStart(v string) bool {
 func plainScalar(n *yaml.Node) (any, error) {
 	v := n.Value
 	switch {
-	case pyBool(v):
+	case isPyBool(v):
 		switch v[0] {
 		case 'y', 'Y', 't', 'T':
 			return true, nil
@@ -340,11 +453,11 @@ func plainScalar(n *yaml.Node) (any, error) {
 			return v == "on" || v == "On" || v == "ON", nil
 		}
 		return false, nil
-	case numberStart(v) && pyFloatRE().MatchString(v):
+	case isPyFloat(v):
 		return pyParseFloat(n)
-	case numberStart(v) && pyIntRE().MatchString(v):
+	case isPyInt(v):
 		return pyParseInt(v), nil
-	case pyNull(v):
+	case isPyNull(v):
 		return nil, nil
 	}
 	return v, nil
