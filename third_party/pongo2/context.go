@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 )
 
-var reIdentifiers = regexp.MustCompile("^[a-zA-Z0-9_]+$")
+// cicdstatemgr patch 9: compiled at first use, not at package init
+var reIdentifiers = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("^[a-zA-Z0-9_]+$") })
 
 var autoescape = true
 
@@ -30,7 +32,7 @@ type Context map[string]any
 
 func (c Context) checkForValidIdentifiers() *Error {
 	for k, v := range c {
-		if !reIdentifiers.MatchString(k) {
+		if !reIdentifiers().MatchString(k) {
 			return &Error{
 				Sender:    "checkForValidIdentifiers",
 				OrigError: fmt.Errorf("context-key '%s' (value: '%+v') is not a valid identifier", k, v),

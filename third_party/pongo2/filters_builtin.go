@@ -34,6 +34,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -655,14 +656,17 @@ func filterUrlencode(in *Value, param *Value) (*Value, *Error) {
 }
 
 // TODO: This regexp could do some work
+// cicdstatemgr patch 9: compiled at first use, not at package init
 var (
-	filterUrlizeURLRegexp   = regexp.MustCompile(`((((http|https)://)|www\.|((^|[ ])[0-9A-Za-z_\-]+(\.com|\.net|\.org|\.info|\.biz|\.de))))(?U:.*)([ ]+|$)`)
-	filterUrlizeEmailRegexp = regexp.MustCompile(`(\w+@\w+\.\w{2,4})`)
+	filterUrlizeURLRegexp = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`((((http|https)://)|www\.|((^|[ ])[0-9A-Za-z_\-]+(\.com|\.net|\.org|\.info|\.biz|\.de))))(?U:.*)([ ]+|$)`)
+	})
+	filterUrlizeEmailRegexp = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(\w+@\w+\.\w{2,4})`) })
 )
 
 func filterUrlizeHelper(input string, autoescape bool, trunc int) (string, error) {
 	var soutErr error
-	sout := filterUrlizeURLRegexp.ReplaceAllStringFunc(input, func(raw_url string) string {
+	sout := filterUrlizeURLRegexp().ReplaceAllStringFunc(input, func(raw_url string) string {
 		var prefix string
 		var suffix string
 		if strings.HasPrefix(raw_url, " ") {
@@ -706,7 +710,7 @@ func filterUrlizeHelper(input string, autoescape bool, trunc int) (string, error
 		return "", soutErr
 	}
 
-	sout = filterUrlizeEmailRegexp.ReplaceAllStringFunc(sout, func(mail string) string {
+	sout = filterUrlizeEmailRegexp().ReplaceAllStringFunc(sout, func(mail string) string {
 		title := mail
 
 		if trunc > 3 && len(title) > trunc {
@@ -756,13 +760,14 @@ func filterStringformat(in *Value, param *Value) (*Value, *Error) {
 	return AsValue(fmt.Sprintf(param.String(), in.Interface())), nil
 }
 
-var reStriptags = regexp.MustCompile("<[^>]*?>")
+// cicdstatemgr patch 9: compiled at first use, not at package init
+var reStriptags = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("<[^>]*?>") })
 
 func filterStriptags(in *Value, param *Value) (*Value, *Error) {
 	s := in.String()
 
 	// Strip all tags
-	s = reStriptags.ReplaceAllString(s, "")
+	s = reStriptags().ReplaceAllString(s, "")
 
 	return AsValue(strings.TrimSpace(s)), nil
 }
