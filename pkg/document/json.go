@@ -52,7 +52,7 @@ func MustJSON(v any, style JSONStyle) string {
 // ErrTooDeep: a value nested deeper than the readers of this package accept
 // (ParseJSON and the YAML parser: 1000 levels). The writer refuses it, so
 // that nothing is stored that cannot be read back.
-var ErrTooDeep = fmt.Errorf("value nested deeper than %d levels", maxDepth)
+var ErrTooDeep = errors.New("value nested deeper than " + strconv.Itoa(maxDepth) + " levels")
 
 func writeJSON(buf *bytes.Buffer, v any, st JSONStyle, level int) error {
 	if level > maxDepth {

@@ -55,6 +55,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -332,7 +333,10 @@ func checkKey(key string) error {
 // (one hash slot, so it runs on a Redis Cluster too); Register writes the indexes
 // afterwards, each with a command of its own.
 // KEYS: record. ARGV: pending JSON, ttl ms, slack channel, slack ts.
-var registerScript = redis.NewScript(`
+// Like every script of the package, it is made (its SHA1 computed) at first
+// use, not at package init, which every CLI run would pay (README, Benchmarks).
+var registerScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'pending', ARGV[1]) == 0 then
   return 0
 end
@@ -342,6 +346,7 @@ if ARGV[3] ~= '' and ARGV[4] ~= '' then
 end
 return 1
 `)
+})
 
 // Register records p unless a gate with p.Key exists already, in which case it
 // returns that one unchanged (same options). It fills CreatedAt when empty and points
@@ -382,7 +387,7 @@ func (s *Store) Register(ctx context.Context, p Gate) (Gate, error) {
 		return Gate{}, fmt.Errorf("gate: encoding %q: %w", p.Key, err)
 	}
 	k := s.RecordKey(p.Key)
-	created, err := registerScript.Run(ctx, s.rdb, []string{k},
+	created, err := registerScript().Run(ctx, s.rdb, []string{k},
 		string(b), s.ttl().Milliseconds(), slackCh, slackTS).Int()
 	if err != nil {
 		return Gate{}, s.wrap(err, "REGISTER", k)
@@ -430,7 +435,8 @@ func (s *Store) index(ctx context.Context, p Gate, onlyMissing bool) error {
 // one hash slot); AttachSlackMessage moves the index afterwards.
 // KEYS: record. ARGV: channel, ts, default ttl ms.
 // Returns {0} when there is no record, else {1, old channel, old ts, ttl ms}.
-var attachScript = redis.NewScript(`
+var attachScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {0}
 end
@@ -443,15 +449,18 @@ end
 redis.call('HSET', KEYS[1], 'slackChannel', ARGV[1], 'slackTS', ARGV[2])
 return {1, oc, ot, ttl}
 `)
+})
 
 // dropIndexScript deletes an index that still points at the gate. KEYS: index.
 // ARGV: gate key.
-var dropIndexScript = redis.NewScript(`
+var dropIndexScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
 `)
+})
 
 // AttachSlackMessage records that the gate key was posted as the Slack message
 // channel/ts, so a click on it finds the gate. A previous message's index is dropped.
@@ -463,7 +472,7 @@ func (s *Store) AttachSlackMessage(ctx context.Context, key, channel, ts string)
 		return fmt.Errorf("%w: a Slack message needs a channel and a ts", ErrInvalid)
 	}
 	k := s.RecordKey(key)
-	res, err := attachScript.Run(ctx, s.rdb, []string{k}, channel, ts, s.ttl().Milliseconds()).Slice()
+	res, err := attachScript().Run(ctx, s.rdb, []string{k}, channel, ts, s.ttl().Milliseconds()).Slice()
 	if err != nil {
 		return s.wrap(err, "ATTACH", k)
 	}
@@ -481,7 +490,7 @@ func (s *Store) AttachSlackMessage(ctx context.Context, key, channel, ts string)
 	}
 	if oldCh != "" && oldTS != "" {
 		if old := s.slackIndex(oldCh, oldTS); old != idx {
-			if err := dropIndexScript.Run(ctx, s.rdb, []string{old}, key).Err(); err != nil {
+			if err := dropIndexScript().Run(ctx, s.rdb, []string{old}, key).Err(); err != nil {
 				return s.wrap(err, "DROP INDEX", old)
 			}
 		}
@@ -553,7 +562,8 @@ func (s *Store) resolve(ctx context.Context, l Lookup) (string, error) {
 // KEYS: record. ARGV: decision JSON, channel, key.
 // Returns {status, payload}: 0 not found, 1 already decided (first decision),
 // 2 cancelled (cancelledAt), 3 decided now.
-var decideScript = redis.NewScript(`
+var decideScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {0, ''}
 end
@@ -569,6 +579,7 @@ redis.call('HSET', KEYS[1], 'decision', ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return {3, ARGV[1]}
 `)
+})
 
 // Decide records d as the answer to the gate l names. Exactly one decision wins:
 // after the first, Decide returns that first decision with ErrAlreadyDecided and
@@ -608,7 +619,7 @@ func (s *Store) Decide(ctx context.Context, l Lookup, d Decision) (Gate, Decisio
 		return p, Decision{}, fmt.Errorf("gate: encoding the decision: %w", err)
 	}
 	k := s.RecordKey(key)
-	res, err := decideScript.Run(ctx, s.rdb, []string{k}, string(b), s.Channel(), key).Slice()
+	res, err := decideScript().Run(ctx, s.rdb, []string{k}, string(b), s.Channel(), key).Slice()
 	if err != nil {
 		return p, Decision{}, s.wrap(err, "DECIDE", k)
 	}
@@ -695,7 +706,7 @@ func (s *Store) Commit(ctx context.Context, key string, d Decision) (Decision, e
 		return Decision{}, fmt.Errorf("gate: encoding the decision: %w", err)
 	}
 	k := s.RecordKey(key)
-	res, err := decideScript.Run(ctx, s.rdb, []string{k}, string(b), s.Channel(), key).Slice()
+	res, err := decideScript().Run(ctx, s.rdb, []string{k}, string(b), s.Channel(), key).Slice()
 	if err != nil {
 		return Decision{}, s.wrap(err, "DECIDE", k)
 	}
@@ -728,7 +739,8 @@ func alreadyDecided(d Decision) error {
 }
 
 // cancelScript marks an undecided record cancelled. KEYS: record. ARGV: time.
-var cancelScript = redis.NewScript(`
+var cancelScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
@@ -738,6 +750,7 @@ end
 redis.call('HSETNX', KEYS[1], 'cancelledAt', ARGV[1])
 return 2
 `)
+})
 
 // Cancel says nobody waits for the gate key any more (its CustomRun was cancelled or
 // timed out): later decisions get ErrCancelled. Cancelling an unknown, decided or
@@ -747,7 +760,7 @@ func (s *Store) Cancel(ctx context.Context, key string) error {
 		return err
 	}
 	k := s.RecordKey(key)
-	err := cancelScript.Run(ctx, s.rdb, []string{k}, s.now().UTC().Format(time.RFC3339Nano)).Err()
+	err := cancelScript().Run(ctx, s.rdb, []string{k}, s.now().UTC().Format(time.RFC3339Nano)).Err()
 	return s.wrap(err, "CANCEL", k)
 }
 

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -368,7 +369,8 @@ func (s *Store) History(ctx context.Context, ref string, limit int) ([]history.E
 // pruneScript removes members of an index whose score is still the one read
 // (a context written again since it was found gone has a newer score and
 // stays). KEYS: the index. ARGV: member, score, member, score...
-var pruneScript = redis.NewScript(`
+var pruneScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 local n = 0
 for i = 1, #ARGV, 2 do
   local cur = redis.call('ZSCORE', KEYS[1], ARGV[i])
@@ -378,6 +380,7 @@ for i = 1, #ARGV, 2 do
 end
 return n
 `)
+})
 
 // ContextSummary is one context of a namespace: its id and when it was last
 // written.
@@ -436,7 +439,7 @@ func (s *Store) Contexts(ctx context.Context, namespace string, limit int) ([]Co
 	if len(gone) > 0 {
 		// Best effort, like the index itself: a failed prune is done again by
 		// the next Contexts.
-		_ = pruneScript.Run(ctx, s.rdb, []string{k}, gone...).Err()
+		_ = pruneScript().Run(ctx, s.rdb, []string{k}, gone...).Err()
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -600,12 +601,16 @@ func (s *Store) OpResult(ctx context.Context, opKey string) ([]byte, bool, error
 }
 
 // dropIfScript deletes a key that still holds a value. KEYS: key. ARGV: value.
-var dropIfScript = redis.NewScript(`
+// Like every script of the package, it is made (its SHA1 computed) at first
+// use, not at package init, which every CLI run would pay (README, Benchmarks).
+var dropIfScript = sync.OnceValue(func() *redis.Script {
+	return redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
 `)
+})
 
 // SetOpResult records result for opKey (kept for DoneTTL), overwriting any record.
 // It does not WAIT for replicas: the journal writes an outcome before the op's own
@@ -646,7 +651,7 @@ func (s *Store) SetOpResultNX(ctx context.Context, opKey string, result []byte) 
 				// Not durable, so not stored: take the record back (if it is still
 				// this call's), so that the retry of the op records again instead of
 				// finding a record it cannot tell from someone else's.
-				_ = dropIfScript.Run(ctx, tx, []string{k}, result).Err()
+				_ = dropIfScript().Run(ctx, tx, []string{k}, result).Err()
 				ok = false
 				return err
 			}
