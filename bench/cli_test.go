@@ -56,7 +56,10 @@ func buildCLI(b *testing.B) string {
 			return
 		}
 		cliBin = filepath.Join(buildDir, "cicdstatemgr")
-		out, err := exec.Command("go", "build", "-o", cliBin, "github.com/cicdstatemgr/cicdstatemgr/cmd/cicdstatemgr").CombinedOutput()
+		// static, as `make build` makes it
+		build := exec.Command("go", "build", "-o", cliBin, "github.com/cicdstatemgr/cicdstatemgr/cmd/cicdstatemgr")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := build.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/cicdstatemgr: %v\n%s", err, out)
 			return

@@ -39,7 +39,8 @@ kc() { "$(kubectl_bin)" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 build_ours() {
   log "building cicdstatemgr and its controller into $BIN_DIR"
   mkdir -p "$BIN_DIR"
-  (cd "$ROOT" && go build -o "$CLI_BIN" ./cmd/cicdstatemgr && go build -o "$CONTROLLER_BIN" ./cmd/controller)
+  # the CLI static, as `make build` makes it (no dynamic loader at each start)
+  (cd "$ROOT" && CGO_ENABLED=0 go build -o "$CLI_BIN" ./cmd/cicdstatemgr && go build -o "$CONTROLLER_BIN" ./cmd/controller)
 }
 
 # the topology of the stack that runs (start_redis records it) wins over the default, so that

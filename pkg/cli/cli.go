@@ -183,7 +183,11 @@ func run(ctx context.Context, o Options, stdout, stderr io.Writer, log *slog.Log
 		return nil // no operation asked for, as the original
 	}
 	req.Config = cfg
-	req.Who = cliWho()
+	if req.Op != engine.OpGet {
+		// who wrote, for the context's history; a get writes nothing and
+		// skips the user lookup (/etc/passwd)
+		req.Who = cliWho()
+	}
 	rc, err := cfg.Redis()
 	if err != nil {
 		return engine.Errorf(engine.ReasonInvalidConfig, "%v", err)

@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 	}
 	cliBinary = filepath.Join(dir, "cicdstatemgr")
 	build := exec.Command("go", "build", "-o", cliBinary, "github.com/cicdstatemgr/cicdstatemgr/cmd/cicdstatemgr")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as `make build` makes it
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the CLI:", err)
