@@ -93,6 +93,14 @@ create_cluster() {
   log "Redis Cluster ok on ${addrs[*]}"
 }
 
+# redis_nodes: host:port of every node, comma-separated (tests reach each node: SAVE, CONFIG).
+redis_nodes() {
+  local port addrs=()
+  for port in "${REDIS_NODES[@]}"; do addrs+=("127.0.0.1:$port"); done
+  local IFS=,
+  echo "${addrs[*]}"
+}
+
 # redis_datasource: config.yaml's datasources.redis for the topology (a flow mapping).
 redis_datasource() {
   if [[ "$REDIS_TOPOLOGY" == cluster ]]; then
@@ -327,6 +335,7 @@ CICDSTATEMGR_STACK_DIR=$CLUSTER_DIR
 CICDSTATEMGR_REDIS_ADDR=127.0.0.1:${REDIS_NODES[0]}
 CICDSTATEMGR_REDIS_TOPOLOGY=$REDIS_TOPOLOGY
 CICDSTATEMGR_REDIS_DATASOURCE=$(redis_datasource)
+CICDSTATEMGR_REDIS_NODES=$(redis_nodes)
 CICDSTATEMGR_CONTROLLER_URL=http://127.0.0.1:$CONTROLLER_HTTP_PORT
 CICDSTATEMGR_PROBES_URL=http://127.0.0.1:$CONTROLLER_PROBES_PORT
 CICDSTATEMGR_UI_URL=http://127.0.0.1:$CONTROLLER_UI_PORT

@@ -90,7 +90,14 @@ func runOne(t *testing.T, ns string, cr *v1beta1.CustomRun, timeout time.Duratio
 // initContext creates the context id with an empty state.items list.
 func initContext(t *testing.T, ns, id string) {
 	t.Helper()
-	cr := runOne(t, ns, customRun("init", "init", time.Minute,
+	initContextBy(t, ns, id, "init")
+}
+
+// initContextBy is initContext by the CustomRun named run (one per context of
+// a namespace).
+func initContextBy(t *testing.T, ns, id, run string) {
+	t.Helper()
+	cr := runOne(t, ns, customRun(run, "init", time.Minute,
 		strParam("op", "init"), strParam("id", id),
 		strParam("app-config", "cicd-contexts: {stage: {channel: faults}}"),
 		arrParam("set-yaml", "state.items=[]")), time.Minute)
@@ -103,15 +110,40 @@ func initContext(t *testing.T, ns, id string) {
 // setBatch is n `set` CustomRuns, run i appending "v<i>" to state.items of
 // the context id. It returns the value of each run by name.
 func setBatch(batch, id string, n int, timeout time.Duration) ([]*v1beta1.CustomRun, map[string]string) {
+	runs, values, _ := setBatchOver(batch, []string{id}, n, timeout)
+	return runs, values
+}
+
+// setBatchOver is setBatch over several contexts: run i appends "v<i>" to
+// state.items of ids[i % len(ids)]. It also returns the context of each run
+// by name.
+func setBatchOver(batch string, ids []string, n int, timeout time.Duration) ([]*v1beta1.CustomRun, map[string]string, map[string]string) {
 	runs := make([]*v1beta1.CustomRun, n)
-	values := map[string]string{}
+	values, contexts := map[string]string{}, map[string]string{}
 	for i := range runs {
-		name, value := fmt.Sprintf("%s-%03d", batch, i+1), fmt.Sprintf("v%03d", i+1)
+		name, value, id := fmt.Sprintf("%s-%03d", batch, i+1), fmt.Sprintf("v%03d", i+1), ids[i%len(ids)]
 		runs[i] = customRun(name, batch, timeout, strParam("op", "set"), strParam("id", id),
 			arrParam("set", "state.items[]="+value))
-		values[name] = value
+		values[name], contexts[name] = value, id
 	}
-	return runs, values
+	return runs, values, contexts
+}
+
+// runsOn is the runs (and their values) whose context is id.
+func runsOn(id string, runs []v1beta1.CustomRun, values, contexts map[string]string) ([]v1beta1.CustomRun, map[string]string) {
+	var mine []v1beta1.CustomRun
+	vals := map[string]string{}
+	for i := range runs {
+		if contexts[runs[i].Name] == id {
+			mine = append(mine, runs[i])
+		}
+	}
+	for name, v := range values {
+		if contexts[name] == id {
+			vals[name] = v
+		}
+	}
+	return mine, vals
 }
 
 // createAll creates the objects concurrently (8 at a time, the client's QPS
@@ -345,6 +377,14 @@ func mustBeDown(t *testing.T, addr string) {
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
 		t.Fatalf("%s still accepts connections after the fault", addr)
+	}
+}
+
+// redisMustBeDown is mustBeDown for every node of the stack's Redis.
+func redisMustBeDown(t *testing.T) {
+	t.Helper()
+	for _, n := range redisNodes {
+		mustBeDown(t, n)
 	}
 }
 

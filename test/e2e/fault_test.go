@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -172,7 +170,7 @@ func TestFaultRedisStoppedDuring200Runs(t *testing.T) {
 		if err := stack("stop-redis"); err != nil {
 			t.Fatal(err)
 		}
-		mustBeDown(t, redisAdr)
+		redisMustBeDown(t)
 	}, func() {
 		time.Sleep(3 * time.Second)
 		if err := stack("start-redis"); err != nil {
@@ -189,71 +187,72 @@ func TestFaultRedisStoppedDuring200Runs(t *testing.T) {
 
 // TestFaultRedisKilledDuring200Runs: Redis is SIGKILLed (no shutdown save)
 // while 200 set runs append to one context, and started again 2 s later
-// from its last RDB snapshot (taken every second).
+// from its last RDB snapshot (taken every second). On a Redis Cluster every
+// primary is killed and the runs go round-robin to one context per primary,
+// so that what follows holds on each node, against that node's snapshot.
 //
 // What this can guarantee, and asserts: every run ends (none fails, as the
 // outage is far shorter than the timeout); no value is in the list twice,
 // even for runs whose write was in flight when Redis died (the write and its
-// exactly-once record are one MULTI/EXEC, so the snapshot holds both or
-// neither); no foreign value. A Succeeded run's value may be missing only
-// if the run completed after the last snapshot Redis wrote before it died
-// (the mtime of dump.rdb; a snapshot's data is from its fork, at most a
-// second earlier, and completion times have second precision): that is the
-// last second of writes an RDB-only Redis loses on a crash. Any other
-// missing value fails the test.
+// exactly-once record are one MULTI/EXEC in the context's hash slot, so the
+// snapshot of the node holding it has both or neither); no foreign value. A
+// Succeeded run's value may be missing only if the run completed after the
+// last snapshot its node wrote before it died (the mtime of the node's RDB
+// file; a snapshot's data is from its fork, at most a second earlier, and
+// completion times have second precision): that is the last second of writes
+// an RDB-only Redis loses on a crash. Any other missing value fails the test.
 func TestFaultRedisKilledDuring200Runs(t *testing.T) {
 	ns := namespace(t, "rediskill")
-	id := ns + "-ctx"
-	initContext(t, ns, id)
-	// the context itself must survive the crash: snapshot it now
-	rdb := redis.NewClient(&redis.Options{Addr: redisAdr, Username: redisUser, Password: redisPassword})
-	// SAVE is refused while a background save (Redis's own save policy)
-	// runs: wait for it to end and save again
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		err := rdb.Save(context.Background()).Err()
-		if err == nil {
-			break
-		}
-		if !strings.Contains(err.Error(), "Background save already in progress") || time.Now().After(deadline) {
-			t.Fatalf("SAVE: %v", err)
-		}
+	ids := contextPerNode(t, ns)
+	var order []string
+	for i, n := range redisNodes {
+		initContextBy(t, ns, ids[n], fmt.Sprintf("init-%d", i))
+		order = append(order, ids[n])
 	}
-	rdb.Close()
+	// the contexts themselves must survive the crash: snapshot them now
+	snapshots := map[string]string{}
+	for _, n := range redisNodes {
+		snapshots[n] = saveSnapshot(t, n)
+	}
 	t.Cleanup(func() { stack("start-redis") })
-	dump := filepath.Join(stackEnv["CLUSTER_DIR"], "redis", "dump.rdb")
-	var snapshot time.Time
-	runs, values := setBatch("add", id, batchSize, runTimeout)
+	taken := map[string]time.Time{}
+	runs, values, contexts := setBatchOver("add", order, batchSize, runTimeout)
 	final := faultMidway(t, ns, "add", runs, 25*time.Millisecond, 120, func() {
 		if err := stack("kill-redis"); err != nil {
 			t.Fatal(err)
 		}
-		mustBeDown(t, redisAdr)
-		fi, err := os.Stat(dump)
-		if err != nil {
-			t.Fatalf("no RDB snapshot after the kill: %v", err)
+		redisMustBeDown(t)
+		for n, path := range snapshots {
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatalf("no RDB snapshot of %s after the kill: %v", n, err)
+			}
+			taken[n] = fi.ModTime()
 		}
-		snapshot = fi.ModTime()
 	}, func() {
 		time.Sleep(2 * time.Second)
 		if err := stack("start-redis"); err != nil {
 			t.Fatal(err)
 		}
 	})
-	list := items(t, ns, id)
-	horizon := snapshot.Add(-time.Second).Truncate(time.Second)
-	lost := checkBatch(t, final, values, list, func(cr *v1beta1.CustomRun) bool {
-		return cr.Status.CompletionTime != nil && !cr.Status.CompletionTime.Time.Before(horizon)
-	})
-	before := 0
-	for i := range final {
-		if c := final[i].Status.CompletionTime; c != nil && c.Time.Before(horizon) {
-			before++
+	for _, n := range redisNodes {
+		mine, vals := runsOn(ids[n], final, values, contexts)
+		list := items(t, ns, ids[n])
+		horizon := taken[n].Add(-time.Second).Truncate(time.Second)
+		lost := checkBatch(t, mine, vals, list, func(cr *v1beta1.CustomRun) bool {
+			return cr.Status.CompletionTime != nil && !cr.Status.CompletionTime.Time.Before(horizon)
+		})
+		before := 0
+		for i := range mine {
+			if c := mine[i].Status.CompletionTime; c != nil && c.Time.Before(horizon) {
+				before++
+			}
 		}
-	}
-	t.Logf("last snapshot before the kill %s: %d runs completed before %s (their values must be kept), %d succeeded runs completed later and were lost with the last second; %d values in state.items; %d runs completed from the record of an earlier attempt",
-		snapshot.Format("15:04:05.000"), before, horizon.Format("15:04:05"), lost, len(list), replayed(final))
-	if len(list)+lost != batchSize {
-		t.Errorf("%d values + %d lost != %d runs", len(list), lost, batchSize)
+		t.Logf("node %s, context %s: last snapshot before the kill %s: %d runs completed before %s (their values must be kept), %d succeeded runs completed later and were lost with the last second; %d values in state.items; %d runs completed from the record of an earlier attempt",
+			n, ids[n], taken[n].Format("15:04:05.000"), before, horizon.Format("15:04:05"), lost, len(list), replayed(mine))
+		if len(list)+lost != len(mine) {
+			t.Errorf("context %s on %s: %d values + %d lost != %d runs", ids[n], n, len(list), lost, len(mine))
+		}
 	}
 }
 
@@ -285,31 +284,36 @@ func TestFaultControllerKilledDuring200Runs(t *testing.T) {
 	t.Logf("%d values in state.items; %d runs completed from the record of an earlier attempt", len(list), replayed(final))
 }
 
-// TestFaultSlowRedis: the controller talks to Redis through a proxy that
-// holds every Redis reply for 50 ms. 30 set runs on one context and a get
-// are slower (each op needs at least two replies in sequence, so its mean
-// duration is at least 100 ms) but correct.
+// TestFaultSlowRedis: the controller talks to Redis through proxies that
+// hold every Redis reply for 50 ms, one in front of each node: on a Redis
+// Cluster the nodes announce their proxy's port (announceProxies), so that
+// the slot map and redirections lead the controller through them too. 30 set
+// runs on one context and a get are slower (each op needs at least two
+// replies in sequence, so its mean duration is at least 100 ms) but correct.
 func TestFaultSlowRedis(t *testing.T) {
 	const (
 		n     = 30
 		delay = 50 * time.Millisecond
 	)
-	proxy, err := faultproxy.Start("127.0.0.1:0", redisAdr, delay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proxy.Close() })
+	proxies := slowProxies(t, delay)
 	t.Cleanup(func() {
-		// back to the controller the other tests expect
+		// back to the controller the other tests expect (after the stack's
+		// configuration is back: cleanups run last registered first)
 		stack("stop-controller")
 		if err := stack("start-controller"); err != nil {
 			t.Errorf("restarting the controller: %v", err)
 		}
 	})
+	if stackIsCluster() {
+		announceProxies(t, proxies)
+	}
+	// a fresh controller on the proxies' addresses: no connection made before
+	// is left to bypass them
 	if err := stack("stop-controller"); err != nil {
 		t.Fatal(err)
 	}
-	if err := stackWith(map[string]string{"CONTROLLER_ARGS": "--redis-addr=" + proxy.Addr()}, "start-controller"); err != nil {
+	pointControllerAt(t, proxiedDatasource(proxies), "")
+	if err := stack("start-controller"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -346,11 +350,18 @@ func TestFaultSlowRedis(t *testing.T) {
 		}
 	}
 
-	stats := proxy.Stats()
+	var stats faultproxy.Stats
+	for _, p := range proxies {
+		st := p.Stats()
+		stats.Conns += st.Conns
+		stats.DelayedReads += st.DelayedReads
+		stats.BytesUpstream += st.BytesUpstream
+		stats.BytesToClient += st.BytesToClient
+	}
 	count := metric(t, `cicdstatemgr_op_duration_seconds_count{op="set"}`)
 	sum := metric(t, `cicdstatemgr_op_duration_seconds_sum{op="set"}`)
 	if stats.DelayedReads < 2*n {
-		t.Errorf("the proxy held only %d replies for %d ops: is the controller using it? %+v", stats.DelayedReads, n, stats)
+		t.Errorf("the proxies held only %d replies for %d ops: is the controller using them? %+v", stats.DelayedReads, n, stats)
 	}
 	if count < n {
 		t.Fatalf("the controller measured %v set ops, want at least %d", count, n)
@@ -359,6 +370,6 @@ func TestFaultSlowRedis(t *testing.T) {
 	if mean < 2*delay {
 		t.Errorf("mean set op took %s through a proxy adding %s per reply: want at least %s", mean, delay, 2*delay)
 	}
-	t.Logf("%d set runs through the slow proxy done in %s; mean set op %s over %v ops; proxy: %+v",
-		n, elapsed.Round(time.Millisecond), mean.Round(time.Millisecond), count, stats)
+	t.Logf("%d set runs through %d slow proxies done in %s; mean set op %s over %v ops; proxies: %+v",
+		n, len(proxies), elapsed.Round(time.Millisecond), mean.Round(time.Millisecond), count, stats)
 }

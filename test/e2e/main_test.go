@@ -48,6 +48,9 @@ var (
 	// redisDatasource is config.yaml's datasources.redis of the stack's topology
 	// (hack/stack.sh REDIS_TOPOLOGY), for the CLI.
 	redisDatasource string
+	// redisNodes are the addresses of every node of the stack's Redis (the one
+	// Redis, or each primary of the Cluster).
+	redisNodes []string
 	// ctrlURL is the controller's Slack listener; probeURL its listener of
 	// /healthz, /readyz and /metrics.
 	ctrlURL  string
@@ -87,6 +90,10 @@ func run(m *testing.M) int {
 	kube = kubernetes.NewForConfigOrDie(cfg)
 	redisAdr, ctrlURL, probeURL = env["CICDSTATEMGR_REDIS_ADDR"], env["CICDSTATEMGR_CONTROLLER_URL"], env["CICDSTATEMGR_PROBES_URL"]
 	redisDatasource = env["CICDSTATEMGR_REDIS_DATASOURCE"]
+	redisNodes = strings.Split(env["CICDSTATEMGR_REDIS_NODES"], ",")
+	if env["CICDSTATEMGR_REDIS_NODES"] == "" { // a stack.env written before the variable existed
+		redisNodes = []string{redisAdr}
+	}
 	if env["KUBECTL"] != "" {
 		kubectlPath = env["KUBECTL"]
 	}

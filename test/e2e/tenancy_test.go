@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	"knative.dev/pkg/apis"
 )
@@ -157,7 +156,7 @@ func TestContextsBelongToTheirNamespace(t *testing.T) {
 func TestMigrateContextsOfThePreviousVersion(t *testing.T) {
 	ns := namespace(t, "migrated")
 	id := fmt.Sprintf("legacy-%d", time.Now().UnixNano())
-	rdb := redis.NewClient(&redis.Options{Addr: redisAdr, Username: redisUser, Password: redisPassword})
+	rdb := stackRedis()
 	defer rdb.Close()
 	ctx := context.Background()
 	// The previous version's layout: <prefix>:ctx:<id>, a hash of JSON fields.
