@@ -203,15 +203,16 @@ func TestFaultRedisStoppedDuring200Runs(t *testing.T) {
 // an RDB-only Redis loses on a crash. Any other missing value fails the test.
 func TestFaultRedisKilledDuring200Runs(t *testing.T) {
 	ns := namespace(t, "rediskill")
-	ids := contextPerNode(t, ns)
+	nodes := primaries(t)
+	ids := contextPerPrimary(t, ns, nodes)
 	var order []string
-	for i, n := range redisNodes {
+	for i, n := range nodes {
 		initContextBy(t, ns, ids[n], fmt.Sprintf("init-%d", i))
 		order = append(order, ids[n])
 	}
 	// the contexts themselves must survive the crash: snapshot them now
 	snapshots := map[string]string{}
-	for _, n := range redisNodes {
+	for _, n := range nodes {
 		snapshots[n] = saveSnapshot(t, n)
 	}
 	t.Cleanup(func() { stack("start-redis") })
@@ -235,7 +236,7 @@ func TestFaultRedisKilledDuring200Runs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	for _, n := range redisNodes {
+	for _, n := range nodes {
 		mine, vals := runsOn(ids[n], final, values, contexts)
 		list := items(t, ns, ids[n])
 		horizon := taken[n].Add(-time.Second).Truncate(time.Second)

@@ -38,13 +38,37 @@ func stackRedis() redis.UniversalClient {
 	return nodeClient(redisNodes[0])
 }
 
-// contextPerNode returns, for each node of the stack's Redis, the id of a
-// context of namespace ns whose keys that node holds ("<ns>-ctx" on the single
-// Redis), so that a test writing to each of them exercises every node.
-func contextPerNode(t *testing.T, ns string) map[string]string {
+// primaries are the addresses of the nodes of the stack's Redis that answer
+// ROLE as a primary: the one Redis, each primary of the Cluster, the primary of
+// the Sentinel set (whichever node that is after a failover).
+func primaries(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, n := range redisNodes {
+		c := nodeClient(n)
+		role, err := c.Do(context.Background(), "ROLE").Slice()
+		c.Close()
+		if err != nil {
+			t.Fatalf("ROLE of %s: %v", n, err)
+		}
+		if len(role) > 0 && role[0] == "master" {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no node of %v is a primary", redisNodes)
+	}
+	return out
+}
+
+// contextPerPrimary returns, for each primary of the stack's Redis (primaries),
+// the id of a context of namespace ns whose keys that primary holds ("<ns>-ctx"
+// when there is one primary), so that a test writing to each of them
+// exercises every primary.
+func contextPerPrimary(t *testing.T, ns string, primaries []string) map[string]string {
 	t.Helper()
 	if !stackIsCluster() {
-		return map[string]string{redisNodes[0]: ns + "-ctx"}
+		return map[string]string{primaries[0]: ns + "-ctx"}
 	}
 	st, err := store.New(store.Options{ClusterAddrs: redisNodes, Username: redisUser, Password: redisPassword})
 	if err != nil {
@@ -54,9 +78,9 @@ func contextPerNode(t *testing.T, ns string) map[string]string {
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: redisNodes, Username: redisUser, Password: redisPassword})
 	defer cc.Close()
 	ids := map[string]string{}
-	for i := 0; len(ids) < len(redisNodes); i++ {
+	for i := 0; len(ids) < len(primaries); i++ {
 		if i == 1000 {
-			t.Fatalf("1000 context ids cover only %d of the %d primaries %v", len(ids), len(redisNodes), ids)
+			t.Fatalf("1000 context ids cover only %d of the %d primaries %v", len(ids), len(primaries), ids)
 		}
 		id := fmt.Sprintf("%s-ctx-%d", ns, i)
 		// the document's hash tag puts all of the context's keys in its slot

@@ -201,7 +201,7 @@ func TestClusterTopologyOfTheStack(t *testing.T) {
 	}
 	addrs, isCluster := strings.CutPrefix(redisDatasource, "{cluster: {addresses: [")
 	if !isCluster {
-		t.Logf("the stack runs a single Redis (%s); REDIS_TOPOLOGY=cluster runs this suite on a Redis Cluster", redisDatasource)
+		t.Logf("the stack's Redis is not a Cluster (%s); REDIS_TOPOLOGY=cluster runs this suite on a Redis Cluster", redisDatasource)
 		return
 	}
 	nodes := strings.Split(strings.NewReplacer(`"`, "", " ", "", "]}}", "").Replace(addrs), ",")
