@@ -13,7 +13,8 @@
 # stopped; any other redis on the machine is left alone.
 #
 # Environment: REDIS_USER, REDIS_PASSWORD override the ACL user; REDIS_EXTRA_CONF adds lines
-# to redis.conf (hack/stack.sh: cluster-enabled); REDIS_PERSIST=yes keeps
+# to redis.conf (hack/stack.sh: cluster-enabled, replicaof, sentinel monitor); REDIS_SENTINEL=yes
+# runs it as a sentinel (redis-server --sentinel, as Debian's redis-sentinel is); REDIS_PERSIST=yes keeps
 # the data in an RDB snapshot in dir (written every second or two, and at shutdown), so a stop and
 # start loses nothing. (Not an append-only file: Redis 7.0 cannot replay MULTI/EXEC from
 # an AOF when the default user is off.)
@@ -111,7 +112,9 @@ ${REDIS_EXTRA_CONF:-}
 EOF
   )
   rm -f "$dir/redis.pid"
-  redis-server "$dir/redis.conf" || die "redis-server failed to start; see $dir/redis.log"
+  local mode=()
+  [[ "${REDIS_SENTINEL:-no}" == yes ]] && mode=(--sentinel)
+  redis-server "$dir/redis.conf" "${mode[@]}" || die "redis-server failed to start; see $dir/redis.log"
   local start=$SECONDS
   until pid="$(our_pid "$dir")" && port_open "$port"; do
     if ((SECONDS - start >= 15)); then

@@ -10,7 +10,8 @@
 #   hack/stack.sh stop-controller [--kill] [I]   stop every replica, or replica I only
 #   hack/stack.sh start-redis | stop-redis
 #   hack/stack.sh kill-redis            SIGKILL our Redis (no shutdown save: the last second may be lost)
-#                                       (with REDIS_TOPOLOGY=cluster these three act on every node)
+#                                       (with REDIS_TOPOLOGY=cluster these three act on every node,
+#                                       with sentinel on the primary and the replica; down stops the sentinels)
 #   hack/stack.sh env                   print the variables tests and users need
 #
 # Env: CLUSTER_DIR (default .cache/cluster), REDIS_PORT (16379), CONTROLLER_HTTP_PORT (18090:
@@ -19,7 +20,10 @@
 # CONTROLLER_REPLICAS (1: no leader election; 2+: knative leader election with buckets, see
 # start_controller), REDIS_TOPOLOGY (single: one Redis on REDIS_PORT; cluster: a Redis Cluster
 # of 3 primaries on REDIS_CLUSTER_PORT (REDIS_PORT+100) and the next two ports,
-# config-cicdstatemgr's datasources.redis.cluster pointing at them), plus the port variables of hack/lib.sh.
+# config-cicdstatemgr's datasources.redis.cluster pointing at them; sentinel: a primary on
+# REDIS_SENTINEL_PORT (REDIS_PORT+200), its replica on the next port and 3 sentinels on that
+# port +10 to +12, config-cicdstatemgr's datasources.redis.sentinel pointing at the sentinels),
+# plus the port variables of hack/lib.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REDIS_PORT="${REDIS_PORT:-16379}"
@@ -47,37 +51,120 @@ build_ours() {
 # stop-redis, kill-redis and down act on what was started
 REDIS_TOPOLOGY="${REDIS_TOPOLOGY:-$(cat "$CLUSTER_DIR/redis-topology" 2>/dev/null || echo single)}"
 REDIS_CLUSTER_PORT="${REDIS_CLUSTER_PORT:-$((REDIS_PORT + 100))}"
+REDIS_SENTINEL_PORT="${REDIS_SENTINEL_PORT:-$((REDIS_PORT + 200))}"
+SENTINEL_MASTER=cicdstatemgr
+SENTINELS=()
 case "$REDIS_TOPOLOGY" in
 single) REDIS_NODES=("$REDIS_PORT") ;;
 cluster) REDIS_NODES=("$REDIS_CLUSTER_PORT" "$((REDIS_CLUSTER_PORT + 1))" "$((REDIS_CLUSTER_PORT + 2))") ;;
-*) die "REDIS_TOPOLOGY must be single or cluster, not '$REDIS_TOPOLOGY'" ;;
+sentinel)
+  REDIS_NODES=("$REDIS_SENTINEL_PORT" "$((REDIS_SENTINEL_PORT + 1))")
+  SENTINELS=("$((REDIS_SENTINEL_PORT + 10))" "$((REDIS_SENTINEL_PORT + 11))" "$((REDIS_SENTINEL_PORT + 12))")
+  ;;
+*) die "REDIS_TOPOLOGY must be single, cluster or sentinel, not '$REDIS_TOPOLOGY'" ;;
 esac
+REDIS_CLI=(redis-cli --user cicdstatemgr --pass '123$aBcZ' --no-auth-warning)
 
 # node_dir PORT: the directory of a Redis node (the single Redis keeps $REDIS_DIR).
 node_dir() { if [[ "$REDIS_TOPOLOGY" == single ]]; then echo "$REDIS_DIR"; else echo "$REDIS_DIR/node-$1"; fi; }
 
 start_redis() {
   local port extra=""
+  mkdir -p "$CLUSTER_DIR" "$LOG_DIR"
+  echo "$REDIS_TOPOLOGY" >"$CLUSTER_DIR/redis-topology"
+  if [[ "$REDIS_TOPOLOGY" == sentinel ]]; then
+    start_sentinel_set
+    return 0
+  fi
   [[ "$REDIS_TOPOLOGY" == cluster ]] && extra=$'cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 2000'
   for port in "${REDIS_NODES[@]}"; do
     REDIS_PERSIST=yes REDIS_EXTRA_CONF="$extra" bash "$ROOT/hack/redis.sh" start "$port" "$(node_dir "$port")"
   done
-  mkdir -p "$CLUSTER_DIR" "$LOG_DIR"
-  echo "$REDIS_TOPOLOGY" >"$CLUSTER_DIR/redis-topology"
   [[ "$REDIS_TOPOLOGY" == cluster ]] && create_cluster
   return 0
 }
 stop_redis() {
   local port
+  # the sentinels remember which node is the primary; keep it for the next start too
+  [[ "$REDIS_TOPOLOGY" == sentinel ]] && record_primary
   # all nodes at once: one after the other, a Cluster would stay half up for seconds
   for port in "${REDIS_NODES[@]}"; do bash "$ROOT/hack/redis.sh" stop "$port" "$(node_dir "$port")" & done
+  wait
+}
+
+# Sentinel: a primary and a replica (REDIS_NODES) and 3 sentinels (SENTINELS, quorum 2) that
+# promote the replica when the primary does not answer for 2 s. Each data node may be
+# either (a failover swaps them): a node (re)starts as the replica of the primary the
+# sentinels name, or, when no sentinel runs, of the primary recorded at the last stop.
+start_sentinel_set() {
+  local primary port repl
+  primary="$(current_primary)"
+  repl=$'masteruser cicdstatemgr\nmasterauth "123$aBcZ"'
+  # the primary first: a replica started alone could be promoted in its place
+  for port in "$primary" "${REDIS_NODES[@]}"; do
+    local extra="$repl"
+    [[ "$port" != "$primary" ]] && extra+=$'\n'"replicaof 127.0.0.1 $primary"
+    REDIS_PERSIST=yes REDIS_EXTRA_CONF="$extra" bash "$ROOT/hack/redis.sh" start "$port" "$(node_dir "$port")"
+  done
+  local conf
+  conf="sentinel monitor $SENTINEL_MASTER 127.0.0.1 $primary 2
+sentinel down-after-milliseconds $SENTINEL_MASTER 2000
+sentinel failover-timeout $SENTINEL_MASTER 10000
+sentinel auth-user $SENTINEL_MASTER cicdstatemgr
+sentinel auth-pass $SENTINEL_MASTER 123\$aBcZ
+sentinel sentinel-user cicdstatemgr
+sentinel sentinel-pass 123\$aBcZ"
+  for port in "${SENTINELS[@]}"; do
+    REDIS_SENTINEL=yes REDIS_EXTRA_CONF="$conf" bash "$ROOT/hack/redis.sh" start "$port" "$REDIS_DIR/sentinel-$port"
+  done
+  wait_sentinels
+}
+
+# current_primary: the port of the primary as the first sentinel that answers names it, else
+# the one recorded at the last stop, else the first data node.
+current_primary() {
+  local port addr
+  for port in "${SENTINELS[@]}"; do
+    if addr="$("${REDIS_CLI[@]}" -p "$port" sentinel get-master-addr-by-name "$SENTINEL_MASTER" 2>/dev/null)" &&
+      [[ "$(sed -n 2p <<<"$addr")" =~ ^[0-9]+$ ]]; then
+      sed -n 2p <<<"$addr"
+      return 0
+    fi
+  done
+  cat "$REDIS_DIR/sentinel-primary" 2>/dev/null || echo "${REDIS_NODES[0]}"
+}
+
+record_primary() {
+  local primary
+  primary="$(current_primary)"
+  mkdir -p "$REDIS_DIR"
+  echo "$primary" >"$REDIS_DIR/sentinel-primary"
+}
+
+# wait_sentinels: until every sentinel knows the replica and the two other sentinels (so
+# that a majority can authorize a failover).
+wait_sentinels() {
+  local port info start=$SECONDS
+  for port in "${SENTINELS[@]}"; do
+    until info="$("${REDIS_CLI[@]}" -p "$port" sentinel master "$SENTINEL_MASTER" 2>/dev/null)" &&
+      [[ "$(grep -A1 -x num-slaves <<<"$info" | tail -1)" == 1 && "$(grep -A1 -x num-other-sentinels <<<"$info" | tail -1)" == 2 ]]; do
+      ((SECONDS - start < 60)) || die "sentinel :$port does not know the replica and the other sentinels after 60s"
+      sleep 0.5
+    done
+  done
+  log "Redis Sentinel ok: primary :$(current_primary), sentinels ${SENTINELS[*]}"
+}
+
+stop_sentinels() {
+  local port
+  for port in "${SENTINELS[@]}"; do bash "$ROOT/hack/redis.sh" stop "$port" "$REDIS_DIR/sentinel-$port" & done
   wait
 }
 
 # create_cluster: redis-cli --cluster create over REDIS_NODES, once (the nodes keep their
 # cluster in nodes.conf across a stop and start), then wait until every node says ok.
 create_cluster() {
-  local cli=(redis-cli --user cicdstatemgr --pass '123$aBcZ' --no-auth-warning) port addrs=() start=$SECONDS
+  local cli=("${REDIS_CLI[@]}") port addrs=() start=$SECONDS
   for port in "${REDIS_NODES[@]}"; do addrs+=("127.0.0.1:$port"); done
   if ! "${cli[@]}" -p "${REDIS_NODES[0]}" cluster info | grep -q '^cluster_known_nodes:3'; then
     log "creating the Redis Cluster ${addrs[*]}"
@@ -103,14 +190,25 @@ redis_nodes() {
 
 # redis_datasource: config.yaml's datasources.redis for the topology (a flow mapping).
 redis_datasource() {
-  if [[ "$REDIS_TOPOLOGY" == cluster ]]; then
-    local port addrs=()
+  local port addrs=() IFS=,
+  case "$REDIS_TOPOLOGY" in
+  cluster)
     for port in "${REDIS_NODES[@]}"; do addrs+=("\"127.0.0.1:$port\""); done
-    local IFS=,
     echo "{cluster: {addresses: [${addrs[*]}]}}"
-  else
-    echo "{host: 127.0.0.1, port: $REDIS_PORT, isPrimary: true}"
-  fi
+    ;;
+  sentinel)
+    for port in "${SENTINELS[@]}"; do addrs+=("\"127.0.0.1:$port\""); done
+    echo "{sentinel: {masterName: $SENTINEL_MASTER, addresses: [${addrs[*]}]}}"
+    ;;
+  *) echo "{host: 127.0.0.1, port: $REDIS_PORT, isPrimary: true}" ;;
+  esac
+}
+
+# redis_secret_extra: the Secret's lines under datasources.redis beyond the Redis login (the
+# sentinels' own login).
+redis_secret_extra() {
+  [[ "$REDIS_TOPOLOGY" == sentinel ]] && echo '      sentinel: {username: cicdstatemgr, password: "123$aBcZ"}'
+  return 0
 }
 
 # kill_redis: SIGKILL the Redis started by start_redis (and a snapshot child it may have
@@ -173,6 +271,7 @@ cicdstatemgr:
     redis:
       username: cicdstatemgr
       password: "123\$aBcZ"
+$(redis_secret_extra)
   slack:
     token: local-demo-token
     signingSecret: local-signing-secret
@@ -358,6 +457,7 @@ up)
 down)
   stop_controller || true
   stop_redis || true
+  stop_sentinels || true
   rm -f "$CLUSTER_DIR/redis-topology"
   bash "$ROOT/hack/cluster/down.sh" "${@:2}"
   ;;
@@ -368,5 +468,5 @@ stop-redis) stop_redis ;;
 kill-redis) kill_redis ;;
 apply-config) apply_config ;;
 env) cat "$ENV_FILE" ;;
-*) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+*) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
