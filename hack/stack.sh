@@ -180,7 +180,7 @@ create_cluster() {
   log "Redis Cluster ok on ${addrs[*]}"
 }
 
-# redis_nodes: host:port of every node, comma-separated (tests reach each node: SAVE, CONFIG).
+# redis_nodes: host:port of every data node, comma-separated (tests reach each node: SAVE, CONFIG).
 redis_nodes() {
   local port addrs=()
   for port in "${REDIS_NODES[@]}"; do addrs+=("127.0.0.1:$port"); done
@@ -435,6 +435,8 @@ CICDSTATEMGR_REDIS_ADDR=127.0.0.1:${REDIS_NODES[0]}
 CICDSTATEMGR_REDIS_TOPOLOGY=$REDIS_TOPOLOGY
 CICDSTATEMGR_REDIS_DATASOURCE=$(redis_datasource)
 CICDSTATEMGR_REDIS_NODES=$(redis_nodes)
+CICDSTATEMGR_REDIS_SENTINELS=$(IFS=,; echo "${SENTINELS[*]/#/127.0.0.1:}")
+CICDSTATEMGR_REDIS_MASTER_NAME=$([[ "$REDIS_TOPOLOGY" == sentinel ]] && echo "$SENTINEL_MASTER")
 CICDSTATEMGR_CONTROLLER_URL=http://127.0.0.1:$CONTROLLER_HTTP_PORT
 CICDSTATEMGR_PROBES_URL=http://127.0.0.1:$CONTROLLER_PROBES_PORT
 CICDSTATEMGR_UI_URL=http://127.0.0.1:$CONTROLLER_UI_PORT

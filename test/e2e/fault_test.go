@@ -288,7 +288,8 @@ func TestFaultControllerKilledDuring200Runs(t *testing.T) {
 // TestFaultSlowRedis: the controller talks to Redis through proxies that
 // hold every Redis reply for 50 ms, one in front of each node: on a Redis
 // Cluster the nodes announce their proxy's port (announceProxies), so that
-// the slot map and redirections lead the controller through them too. 30 set
+// the slot map and redirections lead the controller through them too, and
+// on Sentinel the sentinels name the proxies (announceProxiesToSentinels). 30 set
 // runs on one context and a get are slower (each op needs at least two
 // replies in sequence, so its mean duration is at least 100 ms) but correct.
 func TestFaultSlowRedis(t *testing.T) {
@@ -305,8 +306,11 @@ func TestFaultSlowRedis(t *testing.T) {
 			t.Errorf("restarting the controller: %v", err)
 		}
 	})
-	if stackIsCluster() {
+	switch {
+	case stackIsCluster():
 		announceProxies(t, proxies)
+	case stackIsSentinel():
+		announceProxiesToSentinels(t, proxies)
 	}
 	// a fresh controller on the proxies' addresses: no connection made before
 	// is left to bypass them

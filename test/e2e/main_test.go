@@ -51,6 +51,10 @@ var (
 	// redisNodes are the addresses of every node of the stack's Redis (the one
 	// Redis, or each primary of the Cluster).
 	redisNodes []string
+	// sentinels and sentinelMaster are the stack's sentinels and the name they
+	// monitor the primary under (REDIS_TOPOLOGY=sentinel; none otherwise).
+	sentinels      []string
+	sentinelMaster string
 	// ctrlURL is the controller's Slack listener; probeURL its listener of
 	// /healthz, /readyz and /metrics.
 	ctrlURL  string
@@ -93,6 +97,9 @@ func run(m *testing.M) int {
 	redisNodes = strings.Split(env["CICDSTATEMGR_REDIS_NODES"], ",")
 	if env["CICDSTATEMGR_REDIS_NODES"] == "" { // a stack.env written before the variable existed
 		redisNodes = []string{redisAdr}
+	}
+	if env["CICDSTATEMGR_REDIS_SENTINELS"] != "" {
+		sentinels, sentinelMaster = strings.Split(env["CICDSTATEMGR_REDIS_SENTINELS"], ","), env["CICDSTATEMGR_REDIS_MASTER_NAME"]
 	}
 	if env["KUBECTL"] != "" {
 		kubectlPath = env["KUBECTL"]

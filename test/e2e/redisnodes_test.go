@@ -145,8 +145,11 @@ func slowProxies(t *testing.T, delay time.Duration) map[string]*faultproxy.Proxy
 }
 
 // proxiedDatasource is config.yaml's datasources.redis of the stack's topology
-// with the proxies for addresses.
+// with the proxies for the nodes' addresses.
 func proxiedDatasource(proxies map[string]*faultproxy.Proxy) string {
+	if stackIsSentinel() { // the sentinels hand out the proxies (announceProxiesToSentinels)
+		return redisDatasource
+	}
 	if !stackIsCluster() {
 		return fmt.Sprintf("{host: 127.0.0.1, port: %d, isPrimary: true}", proxies[redisNodes[0]].Port())
 	}
@@ -254,4 +257,186 @@ func slotMapAddrs(addr string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// stackIsSentinel reports whether the stack runs Redis Sentinel.
+func stackIsSentinel() bool { return len(sentinels) > 0 }
+
+// sentinelClient is a client of the sentinel at addr.
+func sentinelClient(addr string) *redis.SentinelClient {
+	return redis.NewSentinelClient(&redis.Options{Addr: addr, Username: redisUser, Password: redisPassword})
+}
+
+// announceProxiesToSentinels is announceProxies for Redis Sentinel: the
+// sentinels monitor the primary at its proxy's address (SENTINEL REMOVE and
+// MONITOR: a sentinel hands out the address it monitors) and the replica
+// announces its proxy's port (CONFIG SET replica-announce-port), so that a
+// Sentinel client finds every data node behind its proxy. Replication between
+// the nodes stays direct; the sentinels talk to the nodes through the proxies
+// too (slowly, well within their 2 s down-after). When the test ends the
+// sentinels monitor the primary at its own address again.
+func announceProxiesToSentinels(t *testing.T, proxies map[string]*faultproxy.Proxy) {
+	t.Helper()
+	primary := primaries(t)[0]
+	t.Cleanup(func() {
+		if err := sentinelsSee(primary, func(string) int { return 0 }, proxies); err != nil {
+			t.Errorf("pointing the sentinels back at the nodes: %v", err)
+		}
+	})
+	if err := sentinelsSee(primary, func(n string) int { return proxies[n].Port() }, proxies); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sentinelsSee makes every data node other than primary announce port(node)
+// (0: its own), re-monitors the primary at 127.0.0.1:port(primary) (its own
+// port for 0) on every sentinel, and waits until each sentinel names that
+// primary and knows the replicas at their announced addresses and the other
+// sentinels.
+func sentinelsSee(primary string, port func(node string) int, proxies map[string]*faultproxy.Proxy) error {
+	ctx := context.Background()
+	addrOf := func(n string) string {
+		if p := port(n); p != 0 {
+			return "127.0.0.1:" + strconv.Itoa(p)
+		}
+		return n
+	}
+	var replicas []string
+	for n := range proxies {
+		if n == primary {
+			continue
+		}
+		if err := announceReplica(ctx, n, port(n)); err != nil {
+			return err
+		}
+		replicas = append(replicas, addrOf(n))
+	}
+	sort.Strings(replicas)
+	if err := waitReplicasListed(ctx, primary, replicas); err != nil {
+		return err
+	}
+	// a sentinel keeps every replica address it ever saw: a fresh MONITOR
+	// learns only the ones listed now
+	host, p, _ := strings.Cut(addrOf(primary), ":")
+	for _, s := range sentinels {
+		c := sentinelClient(s)
+		err := remonitor(ctx, c, host, p)
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("sentinel %s: %v", s, err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		last := sentinelsAgree(ctx, addrOf(primary), replicas)
+		if last == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after 30s: %v", last)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// announceReplica sets replica-announce-port of the replica at addr and drops
+// its link to the primary: the replica announces its port when it connects, and
+// reconnects at once (a partial resync, nothing copied again).
+func announceReplica(ctx context.Context, addr string, port int) error {
+	c := nodeClient(addr)
+	defer c.Close()
+	if err := c.ConfigSet(ctx, "replica-announce-port", strconv.Itoa(port)).Err(); err != nil {
+		return fmt.Errorf("CONFIG SET replica-announce-port on %s: %v", addr, err)
+	}
+	if err := c.ClientKillByFilter(ctx, "TYPE", "master").Err(); err != nil {
+		return fmt.Errorf("CLIENT KILL TYPE master on %s: %v", addr, err)
+	}
+	return nil
+}
+
+// waitReplicasListed waits until INFO replication of the primary lists exactly
+// the replicas (host:port, sorted) online.
+func waitReplicasListed(ctx context.Context, primary string, replicas []string) error {
+	c := nodeClient(primary)
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := c.Info(ctx, "replication").Result()
+		var got []string
+		for _, l := range strings.Split(info, "\r\n") {
+			if strings.HasPrefix(l, "slave") && strings.Contains(l, "state=online") {
+				f := map[string]string{}
+				for _, kv := range strings.Split(l[strings.Index(l, ":")+1:], ",") {
+					k, v, _ := strings.Cut(kv, "=")
+					f[k] = v
+				}
+				got = append(got, f["ip"]+":"+f["port"])
+			}
+		}
+		sort.Strings(got)
+		if err == nil && strings.Join(got, ",") == strings.Join(replicas, ",") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the primary %s lists the replicas %v online after 10s, want %v (%v)", primary, got, replicas, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// remonitor replaces the sentinel's primary of sentinelMaster with host:port,
+// with the settings hack/stack.sh gives it.
+func remonitor(ctx context.Context, c *redis.SentinelClient, host, port string) error {
+	if err := c.Remove(ctx, sentinelMaster).Err(); err != nil && !strings.Contains(err.Error(), "No such master") {
+		return err
+	}
+	if err := c.Monitor(ctx, sentinelMaster, host, port, "2").Err(); err != nil {
+		return err
+	}
+	for _, kv := range [][2]string{{"down-after-milliseconds", "2000"}, {"failover-timeout", "10000"},
+		{"auth-user", redisUser}, {"auth-pass", redisPassword}} {
+		if err := c.Set(ctx, sentinelMaster, kv[0], kv[1]).Err(); err != nil {
+			return fmt.Errorf("SENTINEL SET %s %s: %v", sentinelMaster, kv[0], err)
+		}
+	}
+	return nil
+}
+
+// sentinelsAgree is nil when every sentinel names primary, knows exactly the
+// replicas (announced addresses) and the other sentinels.
+func sentinelsAgree(ctx context.Context, primary string, replicas []string) error {
+	for _, s := range sentinels {
+		c := sentinelClient(s)
+		err := sentinelAgrees(ctx, c, primary, replicas)
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("sentinel %s: %v", s, err)
+		}
+	}
+	return nil
+}
+
+func sentinelAgrees(ctx context.Context, c *redis.SentinelClient, primary string, replicas []string) error {
+	m, err := c.Master(ctx, sentinelMaster).Result()
+	if err != nil {
+		return err
+	}
+	if got := m["ip"] + ":" + m["port"]; got != primary || m["num-other-sentinels"] != strconv.Itoa(len(sentinels)-1) {
+		return fmt.Errorf("primary %s (want %s), %s other sentinels, flags %s", got, primary, m["num-other-sentinels"], m["flags"])
+	}
+	rs, err := c.Replicas(ctx, sentinelMaster).Result()
+	if err != nil {
+		return err
+	}
+	var got []string
+	for _, r := range rs {
+		if !strings.Contains(r["flags"], "down") && !strings.Contains(r["flags"], "disconnected") {
+			got = append(got, r["ip"]+":"+r["port"])
+		}
+	}
+	sort.Strings(got)
+	if strings.Join(got, ",") != strings.Join(replicas, ",") {
+		return fmt.Errorf("replicas up %v, want %v", got, replicas)
+	}
+	return nil
 }
