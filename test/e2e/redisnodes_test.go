@@ -18,7 +18,8 @@ import (
 
 // The nodes of the stack's Redis, whatever its topology (hack/stack.sh
 // REDIS_TOPOLOGY): the fault tests act on each node (a snapshot, a slow link),
-// so that they mean the same on the single Redis and on a Redis Cluster.
+// so that they mean the same on the single Redis, a Redis Cluster and Redis
+// Sentinel.
 
 // stackIsCluster reports whether the stack runs a Redis Cluster.
 func stackIsCluster() bool { return strings.HasPrefix(redisDatasource, "{cluster:") }
@@ -30,10 +31,15 @@ func nodeClient(addr string) *redis.Client {
 }
 
 // stackRedis is a client of the stack's Redis as a whole, of its topology (a
-// cluster client routes each key to its primary).
+// cluster client routes each key to its primary, a failover client asks the
+// sentinels for the primary).
 func stackRedis() redis.UniversalClient {
-	if stackIsCluster() {
+	switch {
+	case stackIsCluster():
 		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: redisNodes, Username: redisUser, Password: redisPassword})
+	case stackIsSentinel():
+		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: sentinelMaster, SentinelAddrs: sentinels,
+			SentinelUsername: redisUser, SentinelPassword: redisPassword, Username: redisUser, Password: redisPassword})
 	}
 	return nodeClient(redisNodes[0])
 }
