@@ -269,11 +269,15 @@ func cli(t *testing.T, args ...string) string {
 	cfg := filepath.Join(dir, "config.yaml")
 	sec := filepath.Join(dir, "secrets.yaml")
 	ds := fmt.Sprintf("{host: %s, port: %s, isPrimary: true}", host, port)
-	if redisDatasource != "" { // the stack's topology (a Redis Cluster: hack/stack.sh REDIS_TOPOLOGY)
+	if redisDatasource != "" { // the stack's topology (hack/stack.sh REDIS_TOPOLOGY)
 		ds = redisDatasource
 	}
 	os.WriteFile(cfg, []byte("cicdstatemgr:\n  datasources:\n    redis: "+ds+"\n"), 0o600)
-	os.WriteFile(sec, []byte(fmt.Sprintf("cicdstatemgr:\n  datasources:\n    redis: {username: %s, password: %q}\n", redisUser, redisPassword)), 0o600)
+	login := fmt.Sprintf("username: %s, password: %q", redisUser, redisPassword)
+	if stackIsSentinel() { // the sentinels have the same ACL user
+		login += ", sentinel: {" + login + "}"
+	}
+	os.WriteFile(sec, []byte("cicdstatemgr:\n  datasources:\n    redis: {"+login+"}\n"), 0o600)
 	bin := filepath.Join(root, ".cache", "bin", "cicdstatemgr")
 	full := append([]string{"--config", cfg, "--secrets", sec}, args...)
 	if len(args) > 0 && (args[0] == "decide" || args[0] == "migrate" || args[0] == "history") {
