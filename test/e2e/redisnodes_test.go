@@ -150,12 +150,9 @@ func slowProxies(t *testing.T, delay time.Duration) map[string]*faultproxy.Proxy
 	return proxies
 }
 
-// proxiedDatasource is config.yaml's datasources.redis of the stack's topology
-// with the proxies for the nodes' addresses.
+// proxiedDatasource is config.yaml's datasources.redis of the stack's single
+// Redis or Cluster with the proxies for the nodes' addresses.
 func proxiedDatasource(proxies map[string]*faultproxy.Proxy) string {
-	if stackIsSentinel() { // the sentinels hand out the proxies (announceProxiesToSentinels)
-		return redisDatasource
-	}
 	if !stackIsCluster() {
 		return fmt.Sprintf("{host: 127.0.0.1, port: %d, isPrimary: true}", proxies[redisNodes[0]].Port())
 	}
