@@ -261,8 +261,18 @@ func cliGet(t *testing.T, ns, id, path string) string {
 }
 
 // cli runs the CLI binary against the stack's Redis (the same config and
-// secrets as the controller) and returns its stdout.
+// secrets as the controller) and returns its stdout; a failure fails the test.
 func cli(t *testing.T, args ...string) string {
+	t.Helper()
+	out, stderr, err := cliRun(t, args...)
+	if err != nil {
+		t.Fatalf("cicdstatemgr %v: %v\n%s", args, err, stderr)
+	}
+	return out
+}
+
+// cliRun is cli that returns the CLI's failure (with its stderr) instead.
+func cliRun(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	host, port, _ := strings.Cut(redisAdr, ":")
 	dir := t.TempDir()
@@ -285,13 +295,10 @@ func cli(t *testing.T, args ...string) string {
 	}
 	cmd := exec.Command(bin, full...)
 	cmd.Env = append(os.Environ(), "CICDSTATEMGR_CONFIG_PATH=", "CICDSTATEMGR_SECRETS_PATH=")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	var errb strings.Builder
+	cmd.Stderr = &errb
 	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", bin, args, err, stderr.String())
-	}
-	return strings.TrimRight(string(out), "\n")
+	return strings.TrimRight(string(out), "\n"), errb.String(), err
 }
 
 // items reads state.items of the context id of namespace ns with the CLI.

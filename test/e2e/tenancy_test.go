@@ -174,6 +174,18 @@ func TestMigrateContextsOfThePreviousVersion(t *testing.T) {
 	if reason, _ := get("before"); reason != "ContextNotFound" {
 		t.Fatalf("before the migration: %s", reason)
 	}
+	if stackIsCluster() {
+		// the former layout predates Cluster support: migrate refuses clearly
+		// and leaves the old context where it is
+		_, stderr, err := cliRun(t, "migrate", "--namespace", ns, "--id", id)
+		if err == nil || !strings.Contains(stderr, "migrate is not supported on a Redis Cluster") {
+			t.Fatalf("migrate on a Redis Cluster: %v\n%s", err, stderr)
+		}
+		if n := rdb.Exists(ctx, "cicdstatemgr:ctx:"+id).Val(); n != 1 {
+			t.Fatal("the refused migration removed the old key")
+		}
+		return
+	}
 	if out := cli(t, "migrate", "--namespace", ns, "--id", id); out != "moved "+id {
 		t.Fatalf("migrate printed %q", out)
 	}
