@@ -13,7 +13,8 @@
 // replicas (scaleout.go); the CLI's `--get` (from `go test -bench` in this
 // directory, run by hack/bench.sh); set alone and beside hostile CustomRuns
 // (hostile.go). Results go to bench/results.md and bench/latency.png.
-// BENCH_ONLY=hostile, scaleout or cloudevents runs the warm-up and that part only.
+// BENCH_ONLY=hostile, scaleout, cost (the CPU and memory row of scaleout) or
+// cloudevents runs the warm-up and that part only.
 package main
 
 import (
@@ -65,8 +66,8 @@ func main() {
 	flag.Parse()
 	quick := os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0"
 	only := os.Getenv("BENCH_ONLY")
-	if only != "" && only != "hostile" && only != "scaleout" && only != "cloudevents" {
-		log.Fatalf("BENCH_ONLY=%q: the parts that run alone are hostile, scaleout and cloudevents", only)
+	if only != "" && only != "hostile" && only != "scaleout" && only != "cost" && only != "cloudevents" {
+		log.Fatalf("BENCH_ONLY=%q: the parts that run alone are hostile, scaleout, cost and cloudevents", only)
 	}
 	sz := fullSizes
 	if quick {
@@ -138,6 +139,10 @@ func run(ctx context.Context, env *benchEnv, sz sizes, rep *report) error {
 	}
 	if rep.only == "scaleout" {
 		return b.scaleout(ctx, sz, rep)
+	}
+	if rep.only == "cost" { // the first scale-out row alone: CPU and memory
+		rep.scale = &scaleResult{}
+		return b.cost(ctx, sz.rssRuns, rep)
 	}
 	if rep.only == "cloudevents" {
 		return b.deadSink(ctx, sz.hostileRuns, rep)

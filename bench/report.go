@@ -337,7 +337,7 @@ func (r *report) markdown(env *benchEnv) string {
 	if !r.quick {
 		return b.String()
 	}
-	if r.only == "scaleout" {
+	if r.only == "scaleout" || r.only == "cost" {
 		w("\nQuick mode: %d CustomRuns per controller for CPU and memory (5,000 in a full run), %d hot-context rounds, "+
 			"%d runs per replica phase, %d CLI runs.\n", r.sizes.rssRuns, r.sizes.hotRounds, max(r.sizes.throughput, 600), 100)
 		return b.String()

@@ -60,7 +60,13 @@ type costResult struct {
 	fullBase       int64
 	settle         time.Duration
 	heapFile       string
+	cpuOurs        cpuProfile // of the first set batch
+	cpuBase        cpuProfile // of the first Copy batch
 }
+
+// cpuProfileSeconds is the length of the CPU profiles of the first batches:
+// shorter than a batch of 1,000 CustomRuns at ~60/s.
+const cpuProfileSeconds = 10
 
 // hotResult: 50 sets at once on one context against 50 on 50 contexts.
 type hotResult struct {
@@ -183,10 +189,25 @@ func profileMem(ctx context.Context, pid int, port, save string) (procMem, error
 	if err := os.WriteFile(save, []byte(proto), 0o644); err != nil {
 		return m, err
 	}
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=8", save).Output()
+	m.top, err = pprofTop(ctx, save, "-sample_index=inuse_space", "-nodecount=8")
+	return m, err
+}
+
+// pprofTop is the table of `go tool pprof -top` of a saved profile, one
+// "<flat> <function>" per line (with -cum: "<cum> <function>").
+func pprofTop(ctx context.Context, file string, flags ...string) ([]string, error) {
+	args := append(append([]string{"tool", "pprof", "-top"}, flags...), file)
+	out, err := exec.CommandContext(ctx, "go", args...).Output()
 	if err != nil {
-		return m, fmt.Errorf("go tool pprof %s: %w", save, err)
+		return nil, fmt.Errorf("go tool pprof %s: %w", file, err)
 	}
+	col := 0
+	for _, f := range flags {
+		if f == "-cum" {
+			col = 3
+		}
+	}
+	var top []string
 	inTable := false
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(strings.TrimSpace(l), "flat") {
@@ -194,10 +215,37 @@ func profileMem(ctx context.Context, pid int, port, save string) (procMem, error
 			continue
 		}
 		if f := strings.Fields(l); inTable && len(f) >= 6 {
-			m.top = append(m.top, fmt.Sprintf("%s %s", f[0], strings.Join(f[5:], " ")))
+			top = append(top, fmt.Sprintf("%s %s", f[col], strings.Join(f[5:], " ")))
 		}
 	}
-	return m, nil
+	return top, nil
+}
+
+// cpuProfile is a CPU profile of one controller over seconds of its own batch,
+// saved at file, with its top functions by cumulative time.
+type cpuProfile struct {
+	file string
+	top  []string
+	err  error
+}
+
+// profileCPU starts a CPU profile of the process behind port's profiling
+// server (seconds long) and returns a channel that gets it.
+func profileCPU(ctx context.Context, port string, seconds int, save string) <-chan cpuProfile {
+	ch := make(chan cpuProfile, 1)
+	go func() {
+		p := cpuProfile{file: save}
+		var proto string
+		proto, p.err = httpGet(ctx, fmt.Sprintf("http://127.0.0.1:%s/debug/pprof/profile?seconds=%d", port, seconds))
+		if p.err == nil {
+			p.err = os.WriteFile(save, []byte(proto), 0o644)
+		}
+		if p.err == nil {
+			p.top, p.err = pprofTop(ctx, save, "-cum", "-nodecount=25")
+		}
+		ch <- p
+	}()
+	return ch
 }
 
 func httpGet(ctx context.Context, url string) (string, error) {
@@ -245,6 +293,7 @@ func (c *cluster) cost(ctx context.Context, n int, rep *report) error {
 		return err
 	}
 	basePid := c.baseline.Process.Pid
+	ourProfiling := getenv("PROFILING_PORT", "18392")
 	r := &costResult{runs: n, settle: 15 * time.Second,
 		oursPh: &phaseResult{name: "cost", op: opSet, inFlight: 100}, basePh: &phaseResult{name: "cost-base", op: opCopy, inFlight: 100}}
 	rr := &rssResult{runs: n, settle: r.settle, phase: r.oursPh}
@@ -270,15 +319,29 @@ func (c *cluster) cost(ctx context.Context, n int, rep *report) error {
 			pid int
 			cpu *time.Duration
 			ph  *phaseResult
-		}{{o, pid, &r.ours, r.oursPh}, {opCopy, basePid, &r.base, r.basePh}} {
+			port string
+			prof *cpuProfile
+		}{{o, pid, &r.ours, r.oursPh, ourProfiling, &r.cpuOurs}, {opCopy, basePid, &r.base, r.basePh, c.env.baselineProfiling, &r.cpuBase}} {
 			name := fmt.Sprintf("cost-%s-%d", side.o, k)
 			t0, err := procCPU(side.pid)
 			if err != nil {
 				return err
 			}
+			// the first batch of each (a set batch for ours): a CPU profile
+			// of its first seconds, where the controller does nothing else
+			var prof <-chan cpuProfile
+			if k == 0 {
+				prof = profileCPU(ctx, side.port, cpuProfileSeconds, filepath.Join(c.env.clusterDir, "cpu-"+string(side.o)+".pb.gz"))
+			}
 			ph, err := c.runPhase(ctx, name, side.o, 100, m, true)
 			if err != nil {
 				return err
+			}
+			if prof != nil {
+				*side.prof = <-prof
+				if side.prof.err != nil {
+					log.Printf("CPU profile of %s: %v", name, side.prof.err)
+				}
 			}
 			t1, err := procCPU(side.pid)
 			if err != nil {
@@ -311,7 +374,7 @@ func (c *cluster) cost(ctx context.Context, n int, rep *report) error {
 	time.Sleep(r.settle)
 	r.heapFile = filepath.Join(c.env.clusterDir, "heap-ours.pb.gz")
 	// a heap profile that cannot be read leaves its columns empty, not the run failed
-	if r.memOurs, err = profileMem(ctx, pid, getenv("PROFILING_PORT", "18392"), r.heapFile); err != nil {
+	if r.memOurs, err = profileMem(ctx, pid, ourProfiling, r.heapFile); err != nil {
 		log.Printf("our controller's memory: %v", err)
 		r.heapFile = ""
 	}

@@ -53,6 +53,14 @@ func (r *report) scaleSection(w func(string, ...any)) {
 		if c.heapFile != "" {
 			w("\nOur profile: `%s` (`go tool pprof -top %s`).\n", c.heapFile, c.heapFile)
 		}
+		for _, p := range []struct {
+			who string
+			p   cpuProfile
+		}{{"ours (a set batch)", c.cpuOurs}, {"the baseline's (a Copy batch)", c.cpuBase}} {
+			if len(p.p.top) > 0 {
+				w("\nCPU, %s, first %d s (`go tool pprof -top -cum %s`): %s.\n", p.who, cpuProfileSeconds, p.p.file, strings.Join(p.p.top, "; "))
+			}
+		}
 	}
 	if h := s.hot; h != nil {
 		hs, ss := summarize(h.hot.lat), summarize(h.spread.lat)

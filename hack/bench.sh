@@ -16,6 +16,8 @@
 #   BENCH_ONLY=scaleout make bench  only the scale-out rows (bench/scaleout.go: CPU and
 #                               RSS against the baseline's, hot context, one and two
 #                               replicas) and the CLI benchmarks; results as for hostile
+#   BENCH_ONLY=cost make bench  only the CPU and memory row of scaleout (with CPU profiles of
+#                               both controllers); results as for hostile
 #   BENCH_ONLY=cloudevents make bench  only the dead-sink row (bench/cloudevents.go: set
 #                               with no CloudEvents sink, a dead one, none again); as hostile
 #
