@@ -62,11 +62,12 @@ type costResult struct {
 	heapFile       string
 	cpuOurs        cpuProfile // of the first set batch
 	cpuBase        cpuProfile // of the first Copy batch
+	cpuSeconds     int
 }
 
-// cpuProfileSeconds is the length of the CPU profiles of the first batches:
-// shorter than a batch of 1,000 CustomRuns at ~60/s.
-const cpuProfileSeconds = 10
+// profileSeconds is the length of the CPU profile of a batch of n CustomRuns:
+// within it at ~60 runs/s (10 s of a batch of 1,000), at least 2 s.
+func profileSeconds(n int) int { return max(2, min(10, n/80)) }
 
 // hotResult: 50 sets at once on one context against 50 on 50 contexts.
 type hotResult struct {
@@ -331,7 +332,8 @@ func (c *cluster) cost(ctx context.Context, n int, rep *report) error {
 			// of its first seconds, where the controller does nothing else
 			var prof <-chan cpuProfile
 			if k == 0 {
-				prof = profileCPU(ctx, side.port, cpuProfileSeconds, filepath.Join(c.env.clusterDir, "cpu-"+string(side.o)+".pb.gz"))
+				r.cpuSeconds = profileSeconds(m)
+				prof = profileCPU(ctx, side.port, profileSeconds(m), filepath.Join(c.env.clusterDir, "cpu-"+string(side.o)+".pb.gz"))
 			}
 			ph, err := c.runPhase(ctx, name, side.o, 100, m, true)
 			if err != nil {

@@ -58,7 +58,7 @@ func (r *report) scaleSection(w func(string, ...any)) {
 			p   cpuProfile
 		}{{"ours (a set batch)", c.cpuOurs}, {"the baseline's (a Copy batch)", c.cpuBase}} {
 			if len(p.p.top) > 0 {
-				w("\nCPU, %s, first %d s (`go tool pprof -top -cum %s`): %s.\n", p.who, cpuProfileSeconds, p.p.file, strings.Join(p.p.top, "; "))
+				w("\nCPU, %s, first %d s (`go tool pprof -top -cum %s`): %s.\n", p.who, c.cpuSeconds, p.p.file, strings.Join(p.p.top, "; "))
 			}
 		}
 	}

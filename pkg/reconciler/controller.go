@@ -74,6 +74,9 @@ func NewController(o Options) injection.ControllerConstructor {
 			clk = clock.RealClock{}
 		}
 		r := &Reconciler{Clock: clk, Source: o.Source, KubeClient: kubeclient.Get(ctx), Metrics: o.Metrics, CloudEvents: o.CloudEvents}
+		if controller.GetEventRecorder(ctx) == nil { // table tests bring a fake one
+			ctx = controller.WithEventRecorder(ctx, newEventRecorder(ctx, r.KubeClient))
+		}
 		impl := customrunreconciler.NewImpl(ctx, r, func(*controller.Impl) controller.Options {
 			return controller.Options{AgentName: ControllerName}
 		})
