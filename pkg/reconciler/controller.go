@@ -77,6 +77,9 @@ func NewController(o Options) injection.ControllerConstructor {
 		if controller.GetEventRecorder(ctx) == nil { // table tests bring a fake one
 			ctx = controller.WithEventRecorder(ctx, newEventRecorder(ctx, r.KubeClient))
 		}
+		if controller.GetEventRecorder(ctx) == nil { // table tests bring a fake one
+			ctx = controller.WithEventRecorder(ctx, newEventRecorder(ctx, r.KubeClient))
+		}
 		impl := customrunreconciler.NewImpl(ctx, r, func(*controller.Impl) controller.Options {
 			return controller.Options{AgentName: ControllerName}
 		})

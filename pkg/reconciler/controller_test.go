@@ -79,9 +79,13 @@ spec:
 		events = append(events, <-recorder.Events)
 	}
 	joined := strings.Join(events, "\n")
-	for _, want := range []string{"Normal Started op get started", "Normal Succeeded op get on ctx-1 succeeded", "Warning InvalidParams op get needs param"} {
+	for _, want := range []string{"Normal Succeeded op get on ctx-1 succeeded", "Warning InvalidParams op get needs param"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("events lack %q:\n%s", want, joined)
 		}
+	}
+	// one event per CustomRun: no Started event before the outcome's
+	if strings.Contains(joined, "Started") || len(events) != 2 {
+		t.Errorf("want exactly the Succeeded and the InvalidParams events, got:\n%s", joined)
 	}
 }
