@@ -310,23 +310,46 @@ func (d *differ) value(b []byte) (string, int) {
 	return s[:cut], len(s)
 }
 
-// indexWrite scores the context of ref in the index of its namespace (after a
-// committed write) and keeps the index bounded. Best effort: the write is
-// committed whatever happens here, and its next write repairs the index.
+// The index of a namespace's contexts is written with each write of one of
+// them. The index key is in another hash slot than the context's, which one
+// MULTI may hold on a single Redis and with Sentinel (queueIndex: the index
+// is exact, at no extra round trip) but not on a Cluster, where it is written
+// after EXEC (indexWrite: best effort, the next write repairs it).
+
+// indexInTx says whether the index is written in the write's transaction.
+func (s *Store) indexInTx() bool { return s.topology != Cluster }
+
+// queueIndex queues the index write into the transaction p of a write of ref,
+// where the topology allows it.
+func (s *Store) queueIndex(ctx context.Context, p redis.Pipeliner, ref string) {
+	if s.indexInTx() {
+		ns, id, _ := strings.Cut(ref, "/")
+		queueIndexWrite(ctx, p, s.ContextsKey(ns), id)
+	}
+}
+
+// queueIndexWrite scores id in the index k and keeps the index bounded.
+func queueIndexWrite(ctx context.Context, p redis.Pipeliner, k, id string) {
+	p.ZAdd(ctx, k, redis.Z{Score: float64(time.Now().UnixMilli()), Member: id})
+	p.ZRemRangeByRank(ctx, k, 0, -MaxIndexedContexts-1)
+}
+
+// indexWrite scores the context of ref in the index of its namespace after a
+// committed write, on a Cluster.
 func (s *Store) indexWrite(ctx context.Context, ref string) {
 	ns, id, _ := strings.Cut(ref, "/")
-	k := s.ContextsKey(ns)
 	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, k, redis.Z{Score: float64(time.Now().UnixMilli()), Member: id})
-		p.ZRemRangeByRank(ctx, k, 0, -MaxIndexedContexts-1)
+		queueIndexWrite(ctx, p, s.ContextsKey(ns), id)
 		return nil
 	})
 }
 
-// committed is what follows a committed write: the index of the namespace,
-// then the caller's hook.
+// committed is what follows a committed write: the index of the namespace
+// where the transaction did not hold it, then the caller's hook.
 func (s *Store) committed(ctx context.Context, ref string, h *historyWrite) {
-	s.indexWrite(ctx, ref)
+	if !s.indexInTx() {
+		s.indexWrite(ctx, ref)
+	}
 	h.written()
 }
 

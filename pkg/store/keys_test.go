@@ -269,7 +269,10 @@ func TestKeysShareASlotOnRedisCluster(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	st := newStore(t, opts(t, s))
+	// a store of the Cluster topology, as a Redis Cluster is configured
+	o := opts(t, s)
+	o.ClusterAddrs, o.Addr = []string{o.Addr}, ""
+	st := newStore(t, o)
 	// The server enforces slots: a transaction over a document and a standalone
 	// record fails.
 	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {

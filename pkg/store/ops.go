@@ -245,12 +245,14 @@ func (s *Store) Put(ctx context.Context, ref string, doc *document.Map, o PutOpt
 		if s.acks == 0 {
 			_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				write(p)
+				s.queueIndex(ctx, p, ref)
 				return nil
 			})
 		} else {
 			err = s.onConn(ctx, key, func(tx *redis.Tx) error {
 				if _, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 					write(p)
+					s.queueIndex(ctx, p, ref)
 					return nil
 				}); err != nil {
 					return err
@@ -313,6 +315,7 @@ func (s *Store) Put(ctx context.Context, ref string, doc *document.Map, o PutOpt
 					p.Set(ctx, opKey, res, s.ttl)
 				}
 				hist.queue(ctx, p)
+				s.queueIndex(ctx, p, ref)
 				return nil
 			}); err != nil {
 				return err
@@ -509,6 +512,9 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 				}
 				queueFieldWrites(ctx, p, key, writes, dels, opK, r, s.ttl)
 				hist.queue(ctx, p)
+				if wrote {
+					s.queueIndex(ctx, p, ref)
+				}
 				return nil
 			}); err != nil {
 				return err

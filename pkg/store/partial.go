@@ -344,6 +344,9 @@ func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []stri
 			if _, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				queueFieldWrites(ctx, p, key, writes, dels, opK, r, s.ttl)
 				hist.queue(ctx, p)
+				if wrote {
+					s.queueIndex(ctx, p, ref)
+				}
 				return nil
 			}); err != nil {
 				return err
