@@ -16,7 +16,7 @@ import (
 // correlator). Its default, 4096 entries in each of three caches, is sized
 // for long-lived objects; a CustomRun's events all come within its few
 // milliseconds of life, so the entries of finished runs only held memory
-// (docs/design.md, "Controller cost").
+// (README, "Benchmarks").
 const EventCacheSize = 256
 
 // newEventRecorder is the recorder knative's generated reconciler would make
