@@ -134,7 +134,7 @@ func (r *Reconciler) finishGate(ctx context.Context, run *v1beta1.CustomRun, p *
 		run.Status.MarkCustomRunFailed(ReasonGateRejected, "%s", msg)
 		return kreconciler.NewEvent(corev1.EventTypeWarning, ReasonGateRejected, "%s", msg)
 	}
-	return r.succeed(ctx, run, p, out)
+	return r.succeed(run, p, out)
 }
 
 func waitingMessage(id string, run *v1beta1.CustomRun, p gate.Gate) string {
@@ -150,8 +150,8 @@ func waitingMessage(id string, run *v1beta1.CustomRun, p gate.Gate) string {
 // so that a late click is told it no longer counts. The gate's own outcome
 // ends the run instead on a timeout when one was committed first (a quorum
 // reached, a CLI decision) or the on-timeout option applies: the run is done
-// on return then, with the event of a rejection returned (a success records
-// its own). Otherwise it returns nil and the run ends as cancelled or timed
+// on return then, with the event of a rejection returned (a success has
+// none). Otherwise it returns nil and the run ends as cancelled or timed
 // out.
 func (r *Reconciler) closeGate(ctx context.Context, run *v1beta1.CustomRun) kreconciler.Event {
 	eng, _, err := r.Source.Current()

@@ -102,9 +102,8 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	if !run.HasStarted() {
 		run.Status.InitializeConditions()
 		run.Status.StartTime = &metav1.Time{Time: r.Clock.Now()}
-		// No Started event: an op ends within this reconcile as a rule, and its
-		// Succeeded (or failure) event follows at once; one event per CustomRun
-		// halves what the controller writes to the API server for events.
+		// No Started event (nor a Succeeded one, see succeed): an event per op
+		// is an API write per CustomRun.
 		run.Status.MarkCustomRunRunning(ReasonRunning, "Running op %s", paramString(run, ParamOp))
 	}
 	if run.Spec.CustomRef != nil && run.Spec.CustomRef.Name != "" {
@@ -118,8 +117,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		if _, cfg, err := r.Source.Current(); err == nil {
 			ctx = engine.WithConfig(ctx, cfg)
 		}
-		// (a gate that ended the run successfully recorded its event and
-		// returns none)
+		// (a gate that ended the run successfully returns no event)
 		if ev := r.closeGate(ctx, run); ev != nil || run.IsDone() {
 			return ev
 		}
@@ -176,7 +174,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	if out.Waiting != "" {
 		return r.awaitDecision(ctx, run, p, eng, out)
 	}
-	return r.succeed(ctx, run, p, out)
+	return r.succeed(run, p, out)
 }
 
 func isOurs(run *v1beta1.CustomRun) bool {
@@ -275,11 +273,12 @@ func (r *Reconciler) configMapKey(ctx context.Context, namespace, name, key stri
 	return text, nil
 }
 
-// succeed ends the run with its results. Its Succeeded event is recorded
-// here rather than returned: knative's reconciler logs every returned event
-// at info level, one JSON line per CustomRun that was a measurable part of
-// the controller's cost (README, "Benchmarks"); failures still return theirs.
-func (r *Reconciler) succeed(ctx context.Context, run *v1beta1.CustomRun, p *params, out *engine.Outcome) kreconciler.Event {
+// succeed ends the run with its results. It records no event: a successful
+// op is in the CustomRun's status, and an event per op (milliseconds each) was
+// an API write and etcd object per CustomRun, a fifth of the controller's CPU
+// (README, "Benchmarks"). Failures and gate decisions, what a person looks
+// for, have their events.
+func (r *Reconciler) succeed(run *v1beta1.CustomRun, p *params, out *engine.Outcome) kreconciler.Event {
 	r.attempts.Delete(run.UID)
 	run.Status.Results = buildResults(p, out)
 	run.Status.CompletionTime = &metav1.Time{Time: r.Clock.Now()}
@@ -288,9 +287,6 @@ func (r *Reconciler) succeed(ctx context.Context, run *v1beta1.CustomRun, p *par
 		msg += " (recorded by an earlier attempt; nothing applied twice)"
 	}
 	run.Status.MarkCustomRunSucceeded(ReasonSucceeded, "%s", msg)
-	if rec := controller.GetEventRecorder(ctx); rec != nil {
-		rec.Event(run, corev1.EventTypeNormal, ReasonSucceeded, msg)
-	}
 	return nil
 }
 

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -148,12 +150,20 @@ func TestSecretsOutOfReachOfUserText(t *testing.T) {
 		check("status of "+cr.Name, fmt.Sprintf("%+v", c))
 		check("results of "+cr.Name, fmt.Sprintf("%+v", cr.Status.Results))
 	}
-	evs, err := kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(evs.Items) == 0 {
-		t.Fatalf("no events in %s", ns)
+	// the failure's event (a success has none), sent by the controller's
+	// recorder in the background: wait for it
+	var evs *corev1.EventList
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var err error
+		if evs, err = kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if len(evs.Items) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no event in %s for the failed leak-error", ns)
+		}
 	}
 	for _, ev := range evs.Items {
 		check("event "+ev.Reason, ev.Message)
