@@ -321,13 +321,8 @@ func sentinelsSee(primary string, port func(node string) int, proxies map[string
 	// a sentinel keeps every replica address it ever saw: a fresh MONITOR
 	// learns only the ones listed now
 	host, p, _ := strings.Cut(addrOf(primary), ":")
-	for _, s := range sentinels {
-		c := sentinelClient(s)
-		err := remonitor(ctx, c, host, p)
-		c.Close()
-		if err != nil {
-			return fmt.Errorf("sentinel %s: %v", s, err)
-		}
+	if err := eachSentinel(func(c *redis.SentinelClient) error { return remonitor(ctx, c, host, p) }); err != nil {
+		return err
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -408,9 +403,15 @@ func remonitor(ctx context.Context, c *redis.SentinelClient, host, port string) 
 // sentinelsAgree is nil when every sentinel names primary, knows exactly the
 // replicas (announced addresses) and the other sentinels.
 func sentinelsAgree(ctx context.Context, primary string, replicas []string) error {
+	return eachSentinel(func(c *redis.SentinelClient) error { return sentinelAgrees(ctx, c, primary, replicas) })
+}
+
+// eachSentinel runs f with a client of each sentinel of the stack in turn,
+// up to the first error (which names the sentinel).
+func eachSentinel(f func(*redis.SentinelClient) error) error {
 	for _, s := range sentinels {
 		c := sentinelClient(s)
-		err := sentinelAgrees(ctx, c, primary, replicas)
+		err := f(c)
 		c.Close()
 		if err != nil {
 			return fmt.Errorf("sentinel %s: %v", s, err)
