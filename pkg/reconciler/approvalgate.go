@@ -340,6 +340,11 @@ func summary(spec v1alpha1.ApprovalGateSpec, st v1alpha1.ApprovalGateStatus) str
 // deleteOf deletes the gate of a deleted CustomRun: owner references do this
 // where a garbage collector runs; this covers clusters without one.
 func (a *ApprovalGates) deleteOf(ctx context.Context, run *v1beta1.CustomRun) {
+	// only an op with an event can have waited on a gate: the deletion of any
+	// other (most CustomRuns) costs no read of the API
+	if paramString(run, ParamEvent) == "" {
+		return
+	}
 	ag, err := a.get(ctx, run.Namespace, run.Name)
 	if err != nil || ag.Spec.CustomRun.UID != run.UID {
 		return
