@@ -310,19 +310,22 @@ func (d *differ) value(b []byte) (string, int) {
 	return s[:cut], len(s)
 }
 
-// The index of a namespace's contexts is written with each write of one of
-// them. The index key is in another hash slot than the context's, which one
-// MULTI may hold on a single Redis and with Sentinel (queueIndex: the index
-// is exact, at no extra round trip) but not on a Cluster, where it is written
-// after EXEC (indexWrite: best effort, the next write repairs it).
+// oneNode says whether one node holds every key (a single Redis, Sentinel's
+// primary): a transaction may then hold keys of several hash slots, and a
+// WATCH may go in a pipeline. A Cluster client needs the keys of a WATCH
+// first, to choose their node, and refuses a MULTI across slots.
+func (s *Store) oneNode() bool { return s.topology != Cluster }
 
-// indexInTx says whether the index is written in the write's transaction.
-func (s *Store) indexInTx() bool { return s.topology != Cluster }
+// The index of a namespace's contexts is written with each write of one of
+// them. The index key is in another hash slot than the context's: on one node
+// it goes in the write's MULTI (queueIndex: the index is exact, at no extra
+// round trip); on a Cluster it is written after EXEC (indexWrite: best effort,
+// the next write repairs it).
 
 // queueIndex queues the index write into the transaction p of a write of ref,
-// where the topology allows it.
+// on one node.
 func (s *Store) queueIndex(ctx context.Context, p redis.Pipeliner, ref string) {
-	if s.indexInTx() {
+	if s.oneNode() {
 		ns, id, _ := strings.Cut(ref, "/")
 		queueIndexWrite(ctx, p, s.ContextsKey(ns), id)
 	}
@@ -347,7 +350,7 @@ func (s *Store) indexWrite(ctx context.Context, ref string) {
 // committed is what follows a committed write: the index of the namespace
 // where the transaction did not hold it, then the caller's hook.
 func (s *Store) committed(ctx context.Context, ref string, h *historyWrite) {
-	if !s.indexInTx() {
+	if !s.oneNode() {
 		s.indexWrite(ctx, ref)
 	}
 	h.written()

@@ -277,7 +277,7 @@ func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []stri
 			var docCmd *redis.SliceCmd
 			var ttlCmd *redis.DurationCmd
 			var execSent bool
-			defer s.pipelinedWatch(ctx, tx)(&execSent)
+			defer s.endPipelinedWatch(ctx, tx, &execSent)
 			_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 				s.queueWatch(ctx, p, keys)
 				if opK != "" {
@@ -373,25 +373,23 @@ func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []stri
 	}
 }
 
-// The WATCH of a partial update goes in the pipeline of its reads on a single
-// Redis and with Sentinel: Redis runs the commands of a connection in order,
-// so the keys are watched before they are read, as with a WATCH of its own,
-// at one round trip less per write. A Cluster client needs the keys up front
-// to choose the node (watchedFirst), and sends the WATCH alone.
+// The WATCH of a partial update goes in the pipeline of its reads on one node
+// (oneNode): Redis runs the commands of a connection in order, so the keys are
+// watched before they are read, as with a WATCH of its own, at one round trip
+// less per write. On a Cluster go-redis's Watch sends it alone (watchedFirst).
 
 // watchedFirst is the keys to give go-redis's Watch: none where the WATCH is
 // pipelined with the reads.
 func (s *Store) watchedFirst(keys []string) []string {
-	if s.topology == Cluster {
-		return keys
+	if s.oneNode() {
+		return nil
 	}
-	return nil
+	return keys
 }
 
-// queueWatch queues the WATCH of keys into the reads' pipeline p, where it
-// goes there.
+// queueWatch queues the WATCH of keys into the reads' pipeline p, on one node.
 func (s *Store) queueWatch(ctx context.Context, p redis.Pipeliner, keys []string) {
-	if s.topology == Cluster {
+	if !s.oneNode() {
 		return
 	}
 	args := make([]any, 0, len(keys)+1)
@@ -402,15 +400,13 @@ func (s *Store) queueWatch(ctx context.Context, p redis.Pipeliner, keys []string
 	p.Do(ctx, args...)
 }
 
-// pipelinedWatch returns what ends a transaction whose WATCH was pipelined:
-// go-redis does not know of that WATCH, so a transaction that sent no EXEC
-// (a replay, nothing to write, an error) sends UNWATCH itself before its
-// connection goes back to the pool, as go-redis does for its own WATCH.
-func (s *Store) pipelinedWatch(ctx context.Context, tx *redis.Tx) func(execSent *bool) {
-	return func(execSent *bool) {
-		if s.topology != Cluster && !*execSent {
-			_ = tx.Unwatch(ctx).Err()
-		}
+// endPipelinedWatch ends a transaction whose WATCH was pipelined: go-redis
+// does not know of that WATCH, so a transaction that sent no EXEC (a replay,
+// nothing to write, an error) sends UNWATCH itself before its connection goes
+// back to the pool, as go-redis does for its own WATCH.
+func (s *Store) endPipelinedWatch(ctx context.Context, tx *redis.Tx, execSent *bool) {
+	if s.oneNode() && !*execSent {
+		_ = tx.Unwatch(ctx).Err()
 	}
 }
 
