@@ -74,10 +74,8 @@ func NewController(o Options) injection.ControllerConstructor {
 			clk = clock.RealClock{}
 		}
 		r := &Reconciler{Clock: clk, Source: o.Source, KubeClient: kubeclient.Get(ctx), Metrics: o.Metrics, CloudEvents: o.CloudEvents}
-		if controller.GetEventRecorder(ctx) == nil { // table tests bring a fake one
-			ctx = controller.WithEventRecorder(ctx, newEventRecorder(ctx, r.KubeClient))
-		}
-		if controller.GetEventRecorder(ctx) == nil { // table tests bring a fake one
+		// our own event recorder (recorder.go); table tests bring a fake one
+		if controller.GetEventRecorder(ctx) == nil {
 			ctx = controller.WithEventRecorder(ctx, newEventRecorder(ctx, r.KubeClient))
 		}
 		impl := customrunreconciler.NewImpl(ctx, r, func(*controller.Impl) controller.Options {
