@@ -274,7 +274,14 @@ func scalar(n *yaml.Node) (any, error) {
 	case "!!float":
 		var f float64
 		if err := n.Decode(&f); err != nil {
-			return nil, err
+			// an explicit !!float on digits yaml.v3 resolves as an int (a big
+			// int written back by MarshalYAML, or "!!float 12"): a float, as
+			// PyYAML reads it
+			pf, perr := strconv.ParseFloat(n.Value, 64)
+			if perr != nil {
+				return nil, err
+			}
+			f = pf
 		}
 		return finite(f, n)
 	default: // !!str, !!binary, !!timestamp, unknown tags

@@ -106,6 +106,8 @@ func TestParseYAMLPlainScalarsLikePyYAML(t *testing.T) {
 		"2020-01-01": `"2020-01-01"`, "1:60": `"1:60"`, "1.0e400": `"1.0e400"`, "._5": `"._5"`,
 		// quoted or tagged: as written
 		"'08'": `"08"`, `"1:20"`: `"1:20"`, "!!int 12": "12", "!!str 12": `"12"`, "!!float 1": "1",
+		// a big int written back by MarshalYAML (found by FuzzParseYAML)
+		"!!float 12345678901234567000": "12345678901234567000",
 	}
 	for in, want := range cases {
 		m, err := ParseYAMLMap([]byte("k: " + in + "\n"))
