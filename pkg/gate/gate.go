@@ -55,7 +55,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -333,10 +332,7 @@ func checkKey(key string) error {
 // (one hash slot, so it runs on a Redis Cluster too); Register writes the indexes
 // afterwards, each with a command of its own.
 // KEYS: record. ARGV: pending JSON, ttl ms, slack channel, slack ts.
-// Like every script of the package, it is made (its SHA1 computed) at first
-// use, not at package init, which every CLI run would pay (README, Benchmarks).
-var registerScript = sync.OnceValue(func() *redis.Script {
-	return redis.NewScript(`
+var registerScript = store.LazyScript(`
 if redis.call('HSETNX', KEYS[1], 'pending', ARGV[1]) == 0 then
   return 0
 end
@@ -346,7 +342,6 @@ if ARGV[3] ~= '' and ARGV[4] ~= '' then
 end
 return 1
 `)
-})
 
 // Register records p unless a gate with p.Key exists already, in which case it
 // returns that one unchanged (same options). It fills CreatedAt when empty and points
@@ -435,8 +430,7 @@ func (s *Store) index(ctx context.Context, p Gate, onlyMissing bool) error {
 // one hash slot); AttachSlackMessage moves the index afterwards.
 // KEYS: record. ARGV: channel, ts, default ttl ms.
 // Returns {0} when there is no record, else {1, old channel, old ts, ttl ms}.
-var attachScript = sync.OnceValue(func() *redis.Script {
-	return redis.NewScript(`
+var attachScript = store.LazyScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {0}
 end
@@ -449,18 +443,15 @@ end
 redis.call('HSET', KEYS[1], 'slackChannel', ARGV[1], 'slackTS', ARGV[2])
 return {1, oc, ot, ttl}
 `)
-})
 
 // dropIndexScript deletes an index that still points at the gate. KEYS: index.
 // ARGV: gate key.
-var dropIndexScript = sync.OnceValue(func() *redis.Script {
-	return redis.NewScript(`
+var dropIndexScript = store.LazyScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
 `)
-})
 
 // AttachSlackMessage records that the gate key was posted as the Slack message
 // channel/ts, so a click on it finds the gate. A previous message's index is dropped.
@@ -562,8 +553,7 @@ func (s *Store) resolve(ctx context.Context, l Lookup) (string, error) {
 // KEYS: record. ARGV: decision JSON, channel, key.
 // Returns {status, payload}: 0 not found, 1 already decided (first decision),
 // 2 cancelled (cancelledAt), 3 decided now.
-var decideScript = sync.OnceValue(func() *redis.Script {
-	return redis.NewScript(`
+var decideScript = store.LazyScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {0, ''}
 end
@@ -579,7 +569,6 @@ redis.call('HSET', KEYS[1], 'decision', ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return {3, ARGV[1]}
 `)
-})
 
 // Decide records d as the answer to the gate l names. Exactly one decision wins:
 // after the first, Decide returns that first decision with ErrAlreadyDecided and
@@ -739,8 +728,7 @@ func alreadyDecided(d Decision) error {
 }
 
 // cancelScript marks an undecided record cancelled. KEYS: record. ARGV: time.
-var cancelScript = sync.OnceValue(func() *redis.Script {
-	return redis.NewScript(`
+var cancelScript = store.LazyScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
@@ -750,7 +738,6 @@ end
 redis.call('HSETNX', KEYS[1], 'cancelledAt', ARGV[1])
 return 2
 `)
-})
 
 // Cancel says nobody waits for the gate key any more (its CustomRun was cancelled or
 // timed out): later decisions get ErrCancelled. Cancelling an unknown, decided or

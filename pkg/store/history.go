@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -395,8 +394,7 @@ func (s *Store) History(ctx context.Context, ref string, limit int) ([]history.E
 // pruneScript removes members of an index whose score is still the one read
 // (a context written again since it was found gone has a newer score and
 // stays). KEYS: the index. ARGV: member, score, member, score...
-var pruneScript = sync.OnceValue(func() *redis.Script {
-	return redis.NewScript(`
+var pruneScript = LazyScript(`
 local n = 0
 for i = 1, #ARGV, 2 do
   local cur = redis.call('ZSCORE', KEYS[1], ARGV[i])
@@ -406,7 +404,6 @@ for i = 1, #ARGV, 2 do
 end
 return n
 `)
-})
 
 // ContextSummary is one context of a namespace: its id and when it was last
 // written.

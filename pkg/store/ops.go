@@ -606,17 +606,20 @@ func (s *Store) OpResult(ctx context.Context, opKey string) ([]byte, bool, error
 	return b, true, nil
 }
 
+// LazyScript is a Lua script made (its SHA1 computed) at first use, not at
+// package init, which every CLI run would pay (README, Benchmarks). Every
+// script of the store and of the gates is one.
+func LazyScript(src string) func() *redis.Script {
+	return sync.OnceValue(func() *redis.Script { return redis.NewScript(src) })
+}
+
 // dropIfScript deletes a key that still holds a value. KEYS: key. ARGV: value.
-// Like every script of the package, it is made (its SHA1 computed) at first
-// use, not at package init, which every CLI run would pay (README, Benchmarks).
-var dropIfScript = sync.OnceValue(func() *redis.Script {
-	return redis.NewScript(`
+var dropIfScript = LazyScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
 `)
-})
 
 // SetOpResult records result for opKey (kept for DoneTTL), overwriting any record.
 // It does not WAIT for replicas: the journal writes an outcome before the op's own
