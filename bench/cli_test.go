@@ -24,14 +24,26 @@ import (
 //	go test -run '^$' -bench 'CLIGet|ProcessStart' ./bench
 //
 // Target: under 15 ms per --get (the Python original takes ~400 ms).
+//
+// The same run also starts the CLI floors (testdata/clifloor, built into the
+// same temporary directory): programs that get the same value with less and
+// less of what the CLI links, from the project's config and store packages down
+// to a hand-written Redis client on the standard library's net. They measure
+// what a --get could cost if it were a separate, smaller program, for the
+// decision README.md's Benchmarks section describes ("CLI start-up").
 
 var (
 	buildOnce sync.Once
 	cliBin    string
 	helloBin  string
+	floorBins map[string]string // floor name: binary
 	buildErr  error
 	buildDir  string
 )
+
+// cliFloors are the programs of testdata/clifloor, from the heaviest: each is
+// reported as <name>-x-hello.
+var cliFloors = []string{"store", "goredis", "yaml", "net"}
 
 // quietLogger drops go-redis's log of failed dials while the server starts
 // (it would land in the middle of the benchmark lines).
@@ -64,7 +76,10 @@ func buildCLI(b *testing.B) string {
 			buildErr = fmt.Errorf("go build ./cmd/cicdstatemgr: %v\n%s", err, out)
 			return
 		}
-		helloBin, buildErr = buildHello(buildDir)
+		if helloBin, buildErr = buildHello(buildDir); buildErr != nil {
+			return
+		}
+		floorBins, buildErr = buildFloors(buildDir)
 	})
 	if buildErr != nil {
 		b.Fatal(buildErr)
@@ -99,6 +114,8 @@ func BenchmarkCLIGet(b *testing.B) {
 	if _, err := cli("--init-new", "bench-ctx", "--init-app-config-file", "app.yaml", "--set", "state.key1=value1"); err != nil {
 		b.Fatal(err)
 	}
+	floor := floorCommands(srv, dir, "bench-ctx", "state.key1")
+	floorTotal := map[string]time.Duration{}
 	var trueTotal, helloTotal time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -115,6 +132,14 @@ func BenchmarkCLIGet(b *testing.B) {
 			b.Fatalf("hello world: %q %v", out, err)
 		}
 		helloTotal += time.Since(t0)
+		for _, name := range cliFloors {
+			t0 = time.Now()
+			out, err := floor[name]().Output()
+			if err != nil || strings.TrimSpace(string(out)) != "value1" {
+				b.Fatalf("CLI floor %s: %q %v", name, out, err)
+			}
+			floorTotal[name] += time.Since(t0)
+		}
 		b.StartTimer()
 		out, err := cli("--id", "bench-ctx", "--get", "state.key1")
 		if err != nil || strings.TrimSpace(out) != "value1" {
@@ -133,7 +158,52 @@ func BenchmarkCLIGet(b *testing.B) {
 	b.ReportMetric(float64(perHello)/1e6, "hello-ms/op")
 	if perHello > 0 {
 		b.ReportMetric(float64(perOp)/float64(perHello), "x-hello")
+		for _, name := range cliFloors {
+			b.ReportMetric(float64(floorTotal[name])/float64(b.N)/float64(perHello), name+"-x-hello")
+		}
 	}
+}
+
+// buildFloors builds the CLI floors (testdata/clifloor) static, as the CLI.
+func buildFloors(dir string) (map[string]string, error) {
+	bins := map[string]string{}
+	for _, name := range cliFloors {
+		bin := filepath.Join(dir, "floor-"+name)
+		build := exec.Command("go", "build", "-o", bin, "github.com/cicdstatemgr/cicdstatemgr/bench/testdata/clifloor/"+name)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build testdata/clifloor/%s: %v\n%s", name, err, out)
+		}
+		bins[name] = bin
+	}
+	return bins, nil
+}
+
+// floorCommands are the commands of the CLI floors that get path of context id
+// (namespace default) with the config files in dir, as the CLI does: the net
+// floor, which parses no YAML, is given the address and credentials, and the
+// floors with their own Redis client the key and hash fields (docs/design.md,
+// "Redis keys") that the CLI's HMGET reads.
+func floorCommands(srv *redistest.Server, dir, id, path string) map[string]func() *exec.Cmd {
+	key := "cicdstatemgr:{default/" + id + "}:ctx"
+	fields := []string{"order", "t:macros", "t:state", "s:" + strings.TrimPrefix(path, "state.")}
+	args := map[string][]string{
+		"store":   {"default", id, path},
+		"goredis": append([]string{key}, fields...),
+		"yaml":    append([]string{key}, fields...),
+		"net":     append([]string{srv.Addr, srv.Username, srv.Password, key}, fields...),
+	}
+	cmds := map[string]func() *exec.Cmd{}
+	for _, name := range cliFloors {
+		argv := append([]string{"config.yaml", "secrets.yaml"}, args[name]...)
+		bin := floorBins[name]
+		cmds[name] = func() *exec.Cmd {
+			cmd := exec.Command(bin, argv...)
+			cmd.Dir = dir
+			return cmd
+		}
+	}
+	return cmds
 }
 
 // buildHello builds a Go hello world (package main, fmt.Println) in dir: the

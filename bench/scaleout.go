@@ -316,10 +316,10 @@ func (c *cluster) cost(ctx context.Context, n int, rep *report) error {
 			o = opGet
 		}
 		for _, side := range []struct {
-			o   op
-			pid int
-			cpu *time.Duration
-			ph  *phaseResult
+			o    op
+			pid  int
+			cpu  *time.Duration
+			ph   *phaseResult
 			port string
 			prof *cpuProfile
 		}{{o, pid, &r.ours, r.oursPh, ourProfiling, &r.cpuOurs}, {opCopy, basePid, &r.base, r.basePh, c.env.baselineProfiling, &r.cpuBase}} {
