@@ -285,6 +285,9 @@ func (r *report) markdown(env *benchEnv) string {
 			}
 			w("| %s | %d | %.2f | %s | %s | %s |\n", c.name, c.n, v, rt, hello, rh)
 		}
+		if c := r.cliBench("BenchmarkCLIGet"); c != nil {
+			r.cliFloorsSection(w, c)
+		}
 	}
 
 	if h := r.hostile; h != nil && h.before != nil {
@@ -481,4 +484,35 @@ func total(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// cliFloorsDoc says what each CLI floor (bench/testdata/clifloor) links.
+var cliFloorsDoc = []struct{ name, links string }{
+	{"", "`cicdstatemgr --get` (the CLI as built: engine, templates, HTTP, go-redis)"},
+	{"store", "the project's pkg/config and pkg/store, no engine (pkg/config links templates and net/http today)"},
+	{"goredis", "yaml.v3 and go-redis only"},
+	{"yaml", "yaml.v3 and a hand-written Redis client (HELLO, HMGET; no TLS, Sentinel or Cluster)"},
+	{"net", "the hand-written client alone, the config files read but not parsed"},
+}
+
+// cliFloorsSection is the table of the CLI floors measured in the same run as
+// --get: what a separate, smaller --get program could cost.
+func (r *report) cliFloorsSection(w func(string, ...any), c *goBench) {
+	if _, ok := c.metrics["net-x-hello"]; !ok {
+		return
+	}
+	w("\nThe same run starts the CLI floors (`bench/testdata/clifloor`): programs that get the same value " +
+		"with less of what the CLI links, each against the Go hello world.\n\n")
+	w("| program | links | ÷ Go hello |\n|---|---|--:|\n")
+	for _, f := range cliFloorsDoc {
+		metric := f.name + "-x-hello"
+		if f.name == "" {
+			metric = "x-hello"
+		}
+		name := f.name
+		if name == "" {
+			name = "the CLI"
+		}
+		w("| %s | %s | %s |\n", name, f.links, x(c.metrics[metric]))
+	}
 }
