@@ -59,11 +59,14 @@ func StartReconcile(ctx context.Context, namespace, name string) (context.Contex
 	return Start(ctx, SpanReconcile, attribute.String(AttrNamespace, namespace), attribute.String(AttrName, name))
 }
 
+// inSpan says whether ctx carries a span, the condition of StartChild.
+func inSpan(ctx context.Context) bool { return trace.SpanContextFromContext(ctx).IsValid() }
+
 // StartChild starts a span only under a span already in ctx: Redis commands
 // and HTTP calls are traced as parts of an op, never alone (the gate poller's
 // commands would otherwise fill the traces).
 func StartChild(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span, bool) {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
+	if !inSpan(ctx) {
 		return ctx, nil, false
 	}
 	ctx, span := otel.GetTracerProvider().Tracer(TracerName).Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))

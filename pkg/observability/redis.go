@@ -28,11 +28,13 @@ func (redisHook) DialHook(next redis.DialHook) redis.DialHook {
 
 func (redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		ctx, span, ok := StartChild(ctx, "redis "+cmd.Name(), trace.SpanKindClient,
-			attribute.String("db.system.name", "redis"), attribute.String("db.operation.name", cmd.Name()))
-		if !ok {
+		// checked before the span's name and attributes are built: most
+		// commands run outside any trace
+		if !inSpan(ctx) {
 			return next(ctx, cmd)
 		}
+		ctx, span, _ := StartChild(ctx, "redis "+cmd.Name(), trace.SpanKindClient,
+			attribute.String("db.system.name", "redis"), attribute.String("db.operation.name", cmd.Name()))
 		err := next(ctx, cmd)
 		End(span, redisError(err))
 		return err
@@ -41,12 +43,12 @@ func (redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		ctx, span, ok := StartChild(ctx, "redis pipeline", trace.SpanKindClient,
-			attribute.String("db.system.name", "redis"), attribute.String("db.operation.name", pipelineNames(cmds)),
-			attribute.Int("db.operation.batch.size", len(cmds)))
-		if !ok {
+		if !inSpan(ctx) {
 			return next(ctx, cmds)
 		}
+		ctx, span, _ := StartChild(ctx, "redis pipeline", trace.SpanKindClient,
+			attribute.String("db.system.name", "redis"), attribute.String("db.operation.name", pipelineNames(cmds)),
+			attribute.Int("db.operation.batch.size", len(cmds)))
 		err := next(ctx, cmds)
 		End(span, redisError(err))
 		return err
