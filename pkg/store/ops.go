@@ -421,7 +421,10 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 			var opCmd *redis.StringCmd
 			var docCmd *redis.MapStringStringCmd
 			var ttlCmd *redis.DurationCmd
+			var execSent bool
+			defer s.endPipelinedWatch(ctx, tx, &execSent)
 			_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+				s.queueWatch(ctx, p, keys)
 				if opK != "" {
 					opCmd = p.Get(ctx, opK)
 				}
@@ -502,6 +505,7 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 					return err
 				}
 			}
+			execSent = true // EXEC ends the WATCH, whatever it answers
 			if _, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				if rewrite {
 					p.Del(ctx, key)
@@ -521,7 +525,7 @@ func (s *Store) Update(ctx context.Context, ref, opKey string, fn UpdateFunc) (r
 			}
 			applied = true
 			return s.durable(ctx, tx)
-		}, keys...)
+		}, s.watchedFirst(keys)...)
 		if applied && wrote { // even when too few replicas acknowledged it: it is on the primary
 			s.committed(ctx, ref, hist)
 		}

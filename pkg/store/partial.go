@@ -373,10 +373,11 @@ func (s *Store) UpdatePaths(ctx context.Context, ref, opKey string, paths []stri
 	}
 }
 
-// The WATCH of a partial update goes in the pipeline of its reads on one node
-// (oneNode): Redis runs the commands of a connection in order, so the keys are
-// watched before they are read, as with a WATCH of its own, at one round trip
-// less per write. On a Cluster go-redis's Watch sends it alone (watchedFirst).
+// The WATCH of an update (Update and UpdatePaths) goes in the pipeline of its
+// reads on one node (oneNode): Redis runs the commands of a connection in
+// order, so the keys are watched before they are read, as with a WATCH of its
+// own, at one round trip less per write. On a Cluster go-redis's Watch sends it
+// alone (watchedFirst).
 
 // watchedFirst is the keys to give go-redis's Watch: none where the WATCH is
 // pipelined with the reads.
