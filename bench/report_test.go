@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"testing"
 )
@@ -28,3 +31,39 @@ func TestReportShowsCLIFloors(t *testing.T) {
 		}
 	}
 }
+
+// pprofTop reads the table of `go tool pprof -top`, by flat or cumulative
+// value, at most the nodes asked for.
+func TestPprofTopReadsTheTable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "heap.pb.gz")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep = make([][]byte, 64)
+	for i := range keep {
+		keep[i] = make([]byte, 64<<10)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, cum := range []bool{false, true} {
+		top, err := pprofTop(context.Background(), file, cum, 3, "-sample_index=inuse_space")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(top) == 0 || len(top) > 3 {
+			t.Fatalf("cum=%v: %d rows, want 1 to 3: %q", cum, len(top), top)
+		}
+		for _, row := range top {
+			if v, fn, ok := strings.Cut(row, " "); !ok || fn == "" || !strings.ContainsAny(v[len(v)-1:], "BkMG") {
+				t.Errorf("cum=%v: row %q is not \"<size> <function>\"", cum, row)
+			}
+		}
+	}
+}
+
+// keep holds the allocations the heap profile of TestPprofTopReadsTheTable shows.
+var keep [][]byte

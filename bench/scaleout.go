@@ -190,23 +190,22 @@ func profileMem(ctx context.Context, pid int, port, save string) (procMem, error
 	if err := os.WriteFile(save, []byte(proto), 0o644); err != nil {
 		return m, err
 	}
-	m.top, err = pprofTop(ctx, save, "-sample_index=inuse_space", "-nodecount=8")
+	m.top, err = pprofTop(ctx, save, false, 8, "-sample_index=inuse_space")
 	return m, err
 }
 
 // pprofTop is the table of `go tool pprof -top` of a saved profile, one
-// "<flat> <function>" per line (with -cum: "<cum> <function>").
-func pprofTop(ctx context.Context, file string, flags ...string) ([]string, error) {
-	args := append(append([]string{"tool", "pprof", "-top"}, flags...), file)
-	out, err := exec.CommandContext(ctx, "go", args...).Output()
+// "<value> <function>" per row, nodes at most: by flat value, or by
+// cumulative value when cum is set.
+func pprofTop(ctx context.Context, file string, cum bool, nodes int, flags ...string) ([]string, error) {
+	args := append([]string{"tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", nodes)}, flags...)
+	col := 0 // flat
+	if cum {
+		args, col = append(args, "-cum"), 3
+	}
+	out, err := exec.CommandContext(ctx, "go", append(args, file)...).Output()
 	if err != nil {
 		return nil, fmt.Errorf("go tool pprof %s: %w", file, err)
-	}
-	col := 0
-	for _, f := range flags {
-		if f == "-cum" {
-			col = 3
-		}
 	}
 	var top []string
 	inTable := false
@@ -242,7 +241,7 @@ func profileCPU(ctx context.Context, port string, seconds int, save string) <-ch
 			p.err = os.WriteFile(save, []byte(proto), 0o644)
 		}
 		if p.err == nil {
-			p.top, p.err = pprofTop(ctx, save, "-cum", "-nodecount=25")
+			p.top, p.err = pprofTop(ctx, save, true, 25)
 		}
 		ch <- p
 	}()
