@@ -12,34 +12,17 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
-	"gopkg.in/yaml.v3"
-)
 
-// file is the part of config.yaml and secrets.yaml a --get needs.
-type file struct {
-	Cicdstatemgr struct {
-		Datasources struct {
-			Redis struct {
-				Host, Port, Username, Password string
-			}
-		}
-	}
-}
+	"github.com/cicdstatemgr/cicdstatemgr/bench/testdata/clifloor/conf"
+)
 
 func main() {
 	a := os.Args[1:]
-	var cfg, sec file
-	for i, into := range []*file{&cfg, &sec} {
-		b, err := os.ReadFile(a[i])
-		if err != nil {
-			fail(err)
-		}
-		if err := yaml.Unmarshal(b, into); err != nil {
-			fail(err)
-		}
+	addr, user, password, err := conf.Redis(a[0], a[1])
+	if err != nil {
+		fail(err)
 	}
-	r, s := cfg.Cicdstatemgr.Datasources.Redis, sec.Cicdstatemgr.Datasources.Redis
-	rdb := redis.NewClient(&redis.Options{Addr: r.Host + ":" + r.Port, Username: s.Username, Password: s.Password})
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Username: user, Password: password})
 	defer rdb.Close()
 	vals, err := rdb.HMGet(context.Background(), a[2], a[3:]...).Result()
 	if err != nil {

@@ -7,7 +7,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/cicdstatemgr/cicdstatemgr/bench/testdata/clifloor/resp"
@@ -17,17 +16,8 @@ func main() {
 	a := os.Args[1:]
 	for _, f := range a[:2] {
 		if _, err := os.ReadFile(f); err != nil {
-			fail(err)
+			resp.Print("", err)
 		}
 	}
-	v, err := resp.LastField(a[2], a[3], a[4], a[5], a[6:]...)
-	if err != nil {
-		fail(err)
-	}
-	fmt.Println(v)
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, err)
-	os.Exit(1)
+	resp.Print(resp.LastField(a[2], a[3], a[4], a[5], a[6:]...))
 }
