@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cicdstatemgr/cicdstatemgr/internal/redistest"
+	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
 )
 
 // The CLI benchmarks: one `cicdstatemgr --get` end to end (a fresh process,
@@ -114,7 +115,10 @@ func BenchmarkCLIGet(b *testing.B) {
 	if _, err := cli("--init-new", "bench-ctx", "--init-app-config-file", "app.yaml", "--set", "state.key1=value1"); err != nil {
 		b.Fatal(err)
 	}
-	floor := floorCommands(srv, dir, "bench-ctx", "state.key1")
+	floor, err := floorCommands(srv, dir, "bench-ctx", "state.key1")
+	if err != nil {
+		b.Fatal(err)
+	}
 	floorTotal := map[string]time.Duration{}
 	var trueTotal, helloTotal time.Duration
 	b.ResetTimer()
@@ -184,8 +188,13 @@ func buildFloors(dir string) (map[string]string, error) {
 // floor, which parses no YAML, is given the address and credentials, and the
 // floors with their own Redis client the key and hash fields (docs/design.md,
 // "Redis keys") that the CLI's HMGET reads.
-func floorCommands(srv *redistest.Server, dir, id, path string) map[string]func() *exec.Cmd {
-	key := "cicdstatemgr:{default/" + id + "}:ctx"
+func floorCommands(srv *redistest.Server, dir, id, path string) (map[string]func() *exec.Cmd, error) {
+	st, err := store.New(store.Options{Addr: srv.Addr}) // only to name the key: it never connects
+	if err != nil {
+		return nil, err
+	}
+	key := st.DocKey(store.Ref("default", id))
+	st.Close()
 	fields := []string{"order", "t:macros", "t:state", "s:" + strings.TrimPrefix(path, "state.")}
 	args := map[string][]string{
 		"store":   {"default", id, path},
@@ -203,7 +212,7 @@ func floorCommands(srv *redistest.Server, dir, id, path string) map[string]func(
 			return cmd
 		}
 	}
-	return cmds
+	return cmds, nil
 }
 
 // buildHello builds a Go hello world (package main, fmt.Println) in dir: the

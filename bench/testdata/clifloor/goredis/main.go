@@ -7,32 +7,27 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cicdstatemgr/cicdstatemgr/bench/testdata/clifloor/conf"
+	"github.com/cicdstatemgr/cicdstatemgr/bench/testdata/clifloor/resp"
 )
 
 func main() {
 	a := os.Args[1:]
 	addr, user, password, err := conf.Redis(a[0], a[1])
 	if err != nil {
-		fail(err)
+		resp.Print("", err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: addr, Username: user, Password: password})
 	defer rdb.Close()
 	vals, err := rdb.HMGet(context.Background(), a[2], a[3:]...).Result()
 	if err != nil {
-		fail(err)
+		resp.Print("", err)
 	}
 	v, _ := vals[len(vals)-1].(string)
-	fmt.Println(strings.Trim(v, `"`))
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, err)
-	os.Exit(1)
+	resp.Print(strings.Trim(v, `"`), nil)
 }

@@ -8,9 +8,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 
+	"github.com/cicdstatemgr/cicdstatemgr/bench/testdata/clifloor/resp"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/config"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/document"
 	"github.com/cicdstatemgr/cicdstatemgr/pkg/store"
@@ -20,26 +20,21 @@ func main() {
 	a := os.Args[1:]
 	cfg, err := config.Load(a[0], a[1])
 	if err != nil {
-		fail(err)
+		resp.Print("", err)
 	}
 	rc, err := cfg.Redis()
 	if err != nil {
-		fail(err)
+		resp.Print("", err)
 	}
 	st, err := store.New(rc.StoreOptions())
 	if err != nil {
-		fail(err)
+		resp.Print("", err)
 	}
 	defer st.Close()
 	doc, err := st.GetPaths(context.Background(), store.Ref(a[2], a[3]), []string{a[4]})
 	if err != nil {
-		fail(err)
+		resp.Print("", err)
 	}
 	v, _, _ := document.Lookup(doc, a[4])
-	fmt.Println(v)
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, err)
-	os.Exit(1)
+	resp.Print(v, nil)
 }
